@@ -1,0 +1,176 @@
+//! The claim line of contract section 2: what the rules produce, and exactly
+//! what goes on the `claim-lines` topics and into the `claim_lines` table.
+
+use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitMethod {
+    /// CMS: pool the minutes of all timed codes of the day, then hand out units.
+    CmsTotalTime,
+    /// Each code on its own: 8 minutes for its first unit.
+    PerCode,
+}
+
+impl UnitMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitMethod::CmsTotalTime => "cms_total_time",
+            UnitMethod::PerCode => "per_code",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Validated,
+    NeedsReview,
+    Void,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Validated => "validated",
+            Status::NeedsReview => "needs_review",
+            Status::Void => "void",
+        }
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    /// Holds the line for review.
+    Error,
+}
+
+/// The contract's flag codes (section 3) plus claimline's own extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FlagCode {
+    NotOneOnOne,
+    #[serde(rename = "BELOW_8_MINUTES")]
+    Below8Minutes,
+    #[serde(rename = "OVERLAP_97535")]
+    Overlap97535,
+    #[serde(rename = "OVERLAP_97110")]
+    Overlap97110,
+    NcciPtp,
+    #[serde(rename = "MODIFIER_59_MISUSE")]
+    Modifier59Misuse,
+    UnitsOverLimit,
+    MissingDiagnosis,
+    MissingTimeDocumentation,
+    MinutesMismatch,
+    PlanOfCareExpired,
+    NoFunctionalActivity,
+    AssistantModifier,
+    /// Extension: the plan requires a plan of care and the event has none.
+    MissingPlanOfCare,
+    /// Extension: the code is not in the catalogue, so its units are unknown.
+    UnknownCode,
+}
+
+impl FlagCode {
+    pub const ALL: [FlagCode; 15] = [
+        FlagCode::NotOneOnOne,
+        FlagCode::Below8Minutes,
+        FlagCode::Overlap97535,
+        FlagCode::Overlap97110,
+        FlagCode::NcciPtp,
+        FlagCode::Modifier59Misuse,
+        FlagCode::UnitsOverLimit,
+        FlagCode::MissingDiagnosis,
+        FlagCode::MissingTimeDocumentation,
+        FlagCode::MinutesMismatch,
+        FlagCode::PlanOfCareExpired,
+        FlagCode::NoFunctionalActivity,
+        FlagCode::AssistantModifier,
+        FlagCode::MissingPlanOfCare,
+        FlagCode::UnknownCode,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagCode::NotOneOnOne => "NOT_ONE_ON_ONE",
+            FlagCode::Below8Minutes => "BELOW_8_MINUTES",
+            FlagCode::Overlap97535 => "OVERLAP_97535",
+            FlagCode::Overlap97110 => "OVERLAP_97110",
+            FlagCode::NcciPtp => "NCCI_PTP",
+            FlagCode::Modifier59Misuse => "MODIFIER_59_MISUSE",
+            FlagCode::UnitsOverLimit => "UNITS_OVER_LIMIT",
+            FlagCode::MissingDiagnosis => "MISSING_DIAGNOSIS",
+            FlagCode::MissingTimeDocumentation => "MISSING_TIME_DOCUMENTATION",
+            FlagCode::MinutesMismatch => "MINUTES_MISMATCH",
+            FlagCode::PlanOfCareExpired => "PLAN_OF_CARE_EXPIRED",
+            FlagCode::NoFunctionalActivity => "NO_FUNCTIONAL_ACTIVITY",
+            FlagCode::AssistantModifier => "ASSISTANT_MODIFIER",
+            FlagCode::MissingPlanOfCare => "MISSING_PLAN_OF_CARE",
+            FlagCode::UnknownCode => "UNKNOWN_CODE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Flag {
+    pub code: FlagCode,
+    pub severity: Severity,
+    /// The plain-language reason, and what a biller does about it.
+    pub message: String,
+    pub related_codes: Vec<String>,
+}
+
+/// One claim line (contract section 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "ClaimLine")]
+pub struct ClaimLine {
+    /// `{encounter_id}:{version}:{line_no}`
+    pub claim_line_id: String,
+    pub encounter_id: String,
+    pub encounter_version: u32,
+    pub event_id: String,
+    pub date_of_service: NaiveDate,
+    pub patient_id: String,
+    pub provider_npi: String,
+    pub payer_id: String,
+    #[schemars(range(min = 1))]
+    pub line_no: u32,
+    pub code: String,
+    pub units: u32,
+    pub minutes: u32,
+    /// In billing order.
+    pub modifiers: Vec<String>,
+    pub unit_method: UnitMethod,
+    pub status: Status,
+    pub flags: Vec<Flag>,
+    pub diagnoses: Vec<String>,
+    /// An estimate, never a promise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_payment_cents: Option<i64>,
+    pub rules_version: String,
+}
+
+impl ClaimLine {
+    pub fn id(encounter_id: &str, version: u32, line_no: u32) -> String {
+        format!("{encounter_id}:{version}:{line_no}")
+    }
+
+    /// The `void` line that cancels this one downstream: the same line,
+    /// same id, status `void`, carrying the id of the event that voided it.
+    /// Readers dedupe on (`claim_line_id`, `status`).
+    pub fn voided(&self, event_id: &str) -> ClaimLine {
+        ClaimLine {
+            event_id: event_id.to_owned(),
+            status: Status::Void,
+            ..self.clone()
+        }
+    }
+}

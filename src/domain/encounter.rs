@@ -1,0 +1,473 @@
+//! Parse, don't validate: the wire event becomes a domain [`Encounter`] here,
+//! or a [`EventError`] that names the field and the reason. Nothing past this
+//! module checks the contract's table again.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use std::collections::HashSet;
+use std::fmt;
+
+use super::wire::{self, Credential, Discipline, EventType, Plan};
+
+/// The contract's size limit for one event value (section 1).
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// The largest minute count the contract allows for one service.
+pub const MAX_MINUTES: u32 = 1440;
+
+/// Why an event is bad. `reason_code` is the stable code of the contract's
+/// `error.reason` dead-letter header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("event is {size} bytes, over the {max} byte limit")]
+    TooLarge { size: usize, max: usize },
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("{field}: {reason}")]
+    Schema { field: String, reason: String },
+}
+
+impl EventError {
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            EventError::TooLarge { .. } => "too_large",
+            EventError::InvalidJson(_) => "invalid_json",
+            EventError::Schema { .. } => "schema_violation",
+        }
+    }
+
+    fn schema(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        EventError::Schema {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A national provider identifier whose check digit holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Npi(String);
+
+impl Npi {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        if s.len() != 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("must be exactly 10 digits");
+        }
+        // Luhn over "80840" + the first nine digits; 80840 contributes 24.
+        let digits: Vec<u32> = s.bytes().map(|b| u32::from(b - b'0')).collect();
+        let mut sum = 24;
+        for (i, d) in digits[..9].iter().rev().enumerate() {
+            sum += if i % 2 == 0 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                *d
+            };
+        }
+        let check = (10 - sum % 10) % 10;
+        if check != digits[9] {
+            return Err("check digit does not match (Luhn with prefix 80840)");
+        }
+        Ok(Npi(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A 5-character CPT/HCPCS code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Code(String);
+
+impl Code {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        if s.len() == 5
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        {
+            Ok(Code(s.to_owned()))
+        } else {
+            Err("must be a 5-character CPT/HCPCS code (digits and capital letters)")
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A 2-character billing modifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Modifier(String);
+
+impl Modifier {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        if s.len() == 2
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        {
+            Ok(Modifier(s.to_owned()))
+        } else {
+            Err("must be a 2-character modifier (digits and capital letters)")
+        }
+    }
+
+    pub fn new_static(s: &'static str) -> Self {
+        Modifier(s.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// 59 or one of its X{EPSU} subsets: "this service was distinct".
+    pub fn is_distinct_service(&self) -> bool {
+        matches!(self.0.as_str(), "59" | "XE" | "XS" | "XP" | "XU")
+    }
+}
+
+/// An ICD-10-CM code in its usual shape: letter, digit, letter or digit,
+/// then up to four more characters after an optional dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis(String);
+
+impl Diagnosis {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        let b = s.as_bytes();
+        let head_ok = b.len() >= 3
+            && b[0].is_ascii_uppercase()
+            && b[1].is_ascii_digit()
+            && (b[2].is_ascii_digit() || b[2].is_ascii_uppercase());
+        let rest = &b[3.min(b.len())..];
+        let rest = rest.strip_prefix(b".").unwrap_or(rest);
+        let rest_ok = rest.len() <= 4
+            && rest
+                .iter()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+        let dot_ok = !(b.len() == 4 && b[3] == b'.');
+        if head_ok && rest_ok && dot_ok {
+            Ok(Diagnosis(s.to_owned()))
+        } else {
+            Err("is not an ICD-10-CM code (e.g. S72.001D)")
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The patient reference. PHI: its `Debug` prints nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PatientId(String);
+
+impl PatientId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PatientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PatientId(<redacted>)")
+    }
+}
+
+/// Documented start and stop times of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Interval {
+    pub fn minutes(&self) -> u32 {
+        u32::try_from((self.end - self.start).num_seconds() / 60).unwrap_or(u32::MAX)
+    }
+
+    /// Whole minutes both intervals cover.
+    pub fn overlap_minutes(&self, other: &Interval) -> u32 {
+        let start = self.start.max(other.start);
+        let end = self.end.min(other.end);
+        if end <= start {
+            0
+        } else {
+            Interval { start, end }.minutes().max(1)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanOfCare {
+    pub certified_from: NaiveDate,
+    pub certified_through: NaiveDate,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub line_id: String,
+    pub code: Code,
+    /// The minutes that count: from the documented times when present.
+    pub minutes: u32,
+    /// The minutes as the clinician typed them, if any.
+    pub documented_minutes: Option<u32>,
+    pub interval: Option<Interval>,
+    pub one_on_one: bool,
+    pub group_size: Option<u32>,
+    pub modifiers: Vec<Modifier>,
+    /// Minutes furnished by an assistant, never more than `minutes`.
+    pub assistant_minutes: u32,
+    pub activities: Vec<String>,
+}
+
+impl Service {
+    /// Minutes and times disagree by more than one minute.
+    pub fn minutes_mismatch(&self) -> bool {
+        matches!((self.documented_minutes, self.interval), (Some(m), Some(_)) if m.abs_diff(self.minutes) > 1)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Encounter {
+    pub event_id: String,
+    pub event_type: EventType,
+    pub occurred_at: DateTime<FixedOffset>,
+    pub encounter_id: String,
+    pub version: u32,
+    pub date_of_service: NaiveDate,
+    pub patient_id: PatientId,
+    pub npi: Npi,
+    pub discipline: Discipline,
+    pub credential: Credential,
+    pub payer_id: String,
+    pub plan: Plan,
+    pub diagnoses: Vec<Diagnosis>,
+    pub plan_of_care: Option<PlanOfCare>,
+    pub services: Vec<Service>,
+}
+
+/// Bytes from the wire to a domain encounter. Never panics.
+pub fn decode(bytes: &[u8]) -> Result<Encounter, EventError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge {
+            size: bytes.len(),
+            max: MAX_EVENT_BYTES,
+        });
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let event: wire::EncounterEvent = match serde_path_to_error::deserialize(&mut de) {
+        Ok(event) => event,
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            return Err(match inner.classify() {
+                serde_json::error::Category::Data => {
+                    EventError::schema(path.clone(), redact_if_phi(&path, inner.to_string()))
+                }
+                _ => EventError::InvalidJson(inner.to_string()),
+            });
+        }
+    };
+    de.end()
+        .map_err(|e| EventError::InvalidJson(e.to_string()))?;
+    Encounter::try_from(event)
+}
+
+/// serde may quote the offending value; under `encounter.patient` that
+/// value is PHI and must not travel into logs or headers.
+fn redact_if_phi(path: &str, message: String) -> String {
+    if path.starts_with("encounter.patient") {
+        "invalid value (not shown: patient data)".to_owned()
+    } else {
+        message
+    }
+}
+
+fn check_len(field: &str, s: &str, min: usize, max: usize) -> Result<(), EventError> {
+    let n = s.chars().count();
+    if n < min || n > max {
+        Err(EventError::schema(
+            field,
+            format!("must be {min}-{max} characters, got {n}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+impl TryFrom<wire::EncounterEvent> for Encounter {
+    type Error = EventError;
+
+    fn try_from(ev: wire::EncounterEvent) -> Result<Self, Self::Error> {
+        check_len("event_id", &ev.event_id, 1, 128)?;
+        let enc = ev.encounter;
+        check_len("encounter.encounter_id", &enc.encounter_id, 1, 64)?;
+        if enc.version < 1 {
+            return Err(EventError::schema(
+                "encounter.version",
+                "must be at least 1",
+            ));
+        }
+        if enc.patient.id.is_empty() {
+            return Err(EventError::schema(
+                "encounter.patient.id",
+                "must not be empty",
+            ));
+        }
+        let npi = Npi::parse(&enc.provider.npi)
+            .map_err(|r| EventError::schema("encounter.provider.npi", r))?;
+        if enc.payer.id.is_empty() {
+            return Err(EventError::schema(
+                "encounter.payer.id",
+                "must not be empty",
+            ));
+        }
+        let diagnoses = enc
+            .diagnoses
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                Diagnosis::parse(d)
+                    .map_err(|r| EventError::schema(format!("encounter.diagnoses[{i}]"), r))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let plan_of_care = match enc.plan_of_care {
+            Some(p) if p.certified_through < p.certified_from => {
+                return Err(EventError::schema(
+                    "encounter.plan_of_care.certified_through",
+                    "is before certified_from",
+                ))
+            }
+            Some(p) => Some(PlanOfCare {
+                certified_from: p.certified_from,
+                certified_through: p.certified_through,
+            }),
+            None => None,
+        };
+        if enc.services.is_empty() && ev.event_type != EventType::Voided {
+            return Err(EventError::schema(
+                "encounter.services",
+                "must not be empty unless the event is voided",
+            ));
+        }
+        let mut line_ids = HashSet::with_capacity(enc.services.len());
+        let services = enc
+            .services
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if !line_ids.insert(s.line_id.clone()) {
+                    return Err(EventError::schema(
+                        format!("encounter.services[{i}].line_id"),
+                        "is not unique within the encounter",
+                    ));
+                }
+                parse_service(i, s, enc.provider.credential)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Encounter {
+            event_id: ev.event_id,
+            event_type: ev.event_type,
+            occurred_at: ev.occurred_at,
+            encounter_id: enc.encounter_id,
+            version: enc.version,
+            date_of_service: enc.date_of_service,
+            patient_id: PatientId(enc.patient.id),
+            npi,
+            discipline: enc.provider.discipline,
+            credential: enc.provider.credential,
+            payer_id: enc.payer.id,
+            plan: enc.payer.plan,
+            diagnoses,
+            plan_of_care,
+            services,
+        })
+    }
+}
+
+fn parse_service(
+    i: usize,
+    s: wire::Service,
+    credential: Credential,
+) -> Result<Service, EventError> {
+    let field = |name: &str| format!("encounter.services[{i}].{name}");
+    if s.line_id.is_empty() {
+        return Err(EventError::schema(field("line_id"), "must not be empty"));
+    }
+    let code = Code::parse(&s.code).map_err(|r| EventError::schema(field("code"), r))?;
+    let modifiers = s
+        .modifiers
+        .iter()
+        .enumerate()
+        .map(|(j, m)| {
+            Modifier::parse(m).map_err(|r| EventError::schema(field(&format!("modifiers[{j}]")), r))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (name, value) in [
+        ("minutes", s.minutes),
+        ("assistant_minutes", s.assistant_minutes),
+    ] {
+        if let Some(m) = value.filter(|m| *m > MAX_MINUTES) {
+            return Err(EventError::schema(
+                field(name),
+                format!("{m} is out of range 0-{MAX_MINUTES}"),
+            ));
+        }
+    }
+    let interval = match (s.start, s.end) {
+        (Some(start), Some(end)) => {
+            let iv = Interval {
+                start: start.with_timezone(&Utc),
+                end: end.with_timezone(&Utc),
+            };
+            if iv.end < iv.start {
+                return Err(EventError::schema(field("end"), "is before start"));
+            }
+            if iv.minutes() > MAX_MINUTES {
+                return Err(EventError::schema(
+                    field("end"),
+                    format!("start to end spans more than {MAX_MINUTES} minutes"),
+                ));
+            }
+            Some(iv)
+        }
+        _ => None,
+    };
+    let minutes = match (interval, s.minutes) {
+        (Some(iv), _) => iv.minutes(),
+        (None, Some(m)) => m,
+        (None, None) => {
+            return Err(EventError::schema(
+                field("minutes"),
+                "a service needs minutes or both start and end",
+            ))
+        }
+    };
+    Ok(Service {
+        line_id: s.line_id,
+        code,
+        minutes,
+        documented_minutes: s.minutes,
+        interval,
+        one_on_one: s.one_on_one,
+        group_size: s.group_size,
+        modifiers,
+        // An assistant who documents the visit furnished all of it unless
+        // the event says otherwise.
+        assistant_minutes: match (s.assistant_minutes, credential) {
+            (Some(m), _) => m.min(minutes),
+            (None, Credential::Assistant) => minutes,
+            (None, Credential::Therapist) => 0,
+        },
+        activities: s.activities,
+    })
+}

@@ -1,0 +1,199 @@
+//! The rule data: code catalogue, payer policies and edit table. They are
+//! data files under `data/`, compiled in so the binary carries the exact
+//! rule set its `rules_version` names, and parsed once at start-up.
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use super::claim::{FlagCode, UnitMethod};
+use super::encounter::Code;
+use super::wire::Plan;
+
+/// Names the rule set (code + data) that produced a line.
+pub const RULES_VERSION: &str = "claimline-rules-2026.11.1";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Rvu {
+    pub work: f64,
+    pub pe_nonfacility: f64,
+    pub mp: f64,
+}
+
+impl Rvu {
+    pub fn total(&self) -> f64 {
+        self.work + self.pe_nonfacility + self.mp
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CodeInfo {
+    pub code: String,
+    /// A 15-minute timed code; otherwise one unit a day.
+    pub timed: bool,
+    pub description: String,
+    pub rvu: Option<Rvu>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Catalogue {
+    /// Dollars per RVU.
+    pub conversion_factor: f64,
+    codes: Vec<CodeInfo>,
+    #[serde(skip)]
+    index: HashMap<String, usize>,
+}
+
+impl Catalogue {
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        let mut c: Catalogue = serde_json::from_str(json)?;
+        c.index = c
+            .codes
+            .iter()
+            .enumerate()
+            .map(|(i, info)| (info.code.clone(), i))
+            .collect();
+        Ok(c)
+    }
+
+    pub fn get(&self, code: &str) -> Option<&CodeInfo> {
+        self.index.get(code).map(|&i| &self.codes[i])
+    }
+
+    pub fn codes(&self) -> &[CodeInfo] {
+        &self.codes
+    }
+
+    /// The national non-facility payment for one full unit, in cents.
+    pub fn unit_payment_cents(&self, code: &str) -> Option<i64> {
+        let rvu = self.get(code)?.rvu.as_ref()?;
+        Some((rvu.total() * self.conversion_factor * 100.0).round() as i64)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PayerPolicy {
+    pub unit_method: UnitMethod,
+    #[serde(default)]
+    pub daily_unit_limits: HashMap<String, u32>,
+    #[serde(default)]
+    pub mppr: bool,
+    #[serde(default = "hundred")]
+    pub assistant_payment_percent: u32,
+    #[serde(default)]
+    pub require_plan_of_care: bool,
+}
+
+fn hundred() -> u32 {
+    100
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PayerPolicies {
+    plans: HashMap<Plan, PayerPolicy>,
+    #[serde(default)]
+    payers: HashMap<String, PayerPolicy>,
+}
+
+impl PayerPolicies {
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        let p: PayerPolicies = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        for plan in [
+            Plan::Medicare,
+            Plan::Medicaid,
+            Plan::Commercial,
+            Plan::Other,
+        ] {
+            if !p.plans.contains_key(&plan) {
+                return Err(format!("payer policies: no policy for plan {plan:?}"));
+            }
+        }
+        Ok(p)
+    }
+
+    /// The payer's own policy where one is listed, else its plan's.
+    pub fn for_payer(&self, payer_id: &str, plan: Plan) -> &PayerPolicy {
+        self.payers
+            .get(payer_id)
+            .unwrap_or_else(|| &self.plans[&plan])
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PtpEdit {
+    pub column1: String,
+    pub column2: String,
+    /// 0: never together; 1: allowed with a distinct-service modifier.
+    pub modifier_indicator: u8,
+    pub effective: NaiveDate,
+    pub deleted: Option<NaiveDate>,
+}
+
+impl PtpEdit {
+    pub fn in_effect(&self, date: NaiveDate) -> bool {
+        self.effective <= date && self.deleted.is_none_or(|d| date < d)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NoSharedMinutes {
+    pub code: String,
+    pub other: String,
+    pub flag: FlagCode,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EditTable {
+    pub ptp: Vec<PtpEdit>,
+    pub no_shared_minutes: Vec<NoSharedMinutes>,
+}
+
+impl EditTable {
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    /// Edits in effect on `date` whose two codes are both in `codes`.
+    pub fn ptp_for<'a>(
+        &'a self,
+        date: NaiveDate,
+        codes: &'a [&'a Code],
+    ) -> impl Iterator<Item = &'a PtpEdit> + 'a {
+        let has = move |c: &str| codes.iter().any(|x| x.as_str() == c);
+        self.ptp
+            .iter()
+            .filter(move |e| e.in_effect(date) && has(&e.column1) && has(&e.column2))
+    }
+}
+
+/// Everything the evaluation needs besides the encounter.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub catalogue: Catalogue,
+    pub policies: PayerPolicies,
+    pub edits: EditTable,
+}
+
+impl Rules {
+    /// The rule set shipped in `data/`.
+    pub fn builtin() -> &'static Rules {
+        static RULES: OnceLock<Rules> = OnceLock::new();
+        RULES.get_or_init(|| {
+            Rules::from_json(
+                include_str!("../../data/catalogue.json"),
+                include_str!("../../data/payers.json"),
+                include_str!("../../data/edits.json"),
+            )
+            .expect("the data files shipped in data/ are valid (tested)")
+        })
+    }
+
+    pub fn from_json(catalogue: &str, payers: &str, edits: &str) -> Result<Rules, String> {
+        Ok(Rules {
+            catalogue: Catalogue::from_json(catalogue).map_err(|e| format!("catalogue: {e}"))?,
+            policies: PayerPolicies::from_json(payers)?,
+            edits: EditTable::from_json(edits).map_err(|e| format!("edit table: {e}"))?,
+        })
+    }
+}
