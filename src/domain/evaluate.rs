@@ -372,20 +372,22 @@ fn expected_payments(drafts: &[Draft], rules: &Rules, policy: &PayerPolicy) -> V
         .enumerate()
         .map(|(i, d)| {
             let rvu = d.info?.rvu.as_ref()?;
-            let full = rvu.total();
-            let dollars = if policy.mppr {
-                let reduced = rvu.work + rvu.pe_nonfacility * 0.5 + rvu.mp;
-                let full_units = u32::from(full_unit_line == Some(i)).min(d.units);
-                f64::from(full_units) * full + f64::from(d.units - full_units) * reduced
+            // Fee schedules are quoted per unit in cents: round there.
+            let cents = |rvus: f64| (rvus * cf * 100.0).round() as i64;
+            let full = cents(rvu.total());
+            let base = if policy.mppr {
+                let reduced = cents(rvu.work + rvu.pe_nonfacility * 0.5 + rvu.mp);
+                let full_units = i64::from(full_unit_line == Some(i)).min(i64::from(d.units));
+                full_units * full + (i64::from(d.units) - full_units) * reduced
             } else {
-                f64::from(d.units) * full
-            } * cf;
+                i64::from(d.units) * full
+            };
             let percent = if d.modifiers.iter().any(|m| m == "CQ" || m == "CO") {
                 f64::from(policy.assistant_payment_percent)
             } else {
                 100.0
             };
-            Some((dollars * percent).round() as i64)
+            Some((base as f64 * percent / 100.0).round() as i64)
         })
         .collect()
 }

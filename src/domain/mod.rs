@@ -19,3 +19,5 @@ pub use claim::{ClaimLine, Flag, FlagCode, Severity, Status, UnitMethod};
 pub use encounter::{decode, Encounter, EventError, MAX_EVENT_BYTES};
 pub use evaluate::evaluate;
 pub use rules::{Rules, RULES_VERSION};
+#[cfg(test)]
+mod tests;
