@@ -1,1 +1,73 @@
-fn main() {}
+//! Decode + evaluate + encode throughput on one core, for an event with 4
+//! services. `cargo bench --bench evaluate` prints events per second.
+//! Target: at least 200,000 events/s.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use claimline::domain::{decode, evaluate, Rules};
+
+const EVENT: &str = r#"{"event_id":"3f7c2a1e-5b4d-4c8e-9a0f-1d2e3f4a5b6c","event_type":"finalized","occurred_at":"2026-03-02T15:10:00Z","encounter":{"encounter_id":"ENC-000101","version":1,"date_of_service":"2026-03-02","patient":{"id":"PAT-77812","birth_date":"1948-06-14"},"provider":{"npi":"1234567893","discipline":"PT","credential":"therapist"},"payer":{"id":"MEDICARE-B","plan":"medicare"},"diagnoses":["S72.001D","R26.81"],"plan_of_care":{"id":"POC-551","certified_from":"2026-02-20","certified_through":"2026-05-20"},"services":[{"line_id":"1","code":"97530","start":"2026-03-02T14:00:00Z","end":"2026-03-02T14:24:00Z","minutes":24,"one_on_one":true,"activities":["standing balance on uneven surfaces","step-ups for stair climbing","car transfer simulation"]},{"line_id":"2","code":"97110","start":"2026-03-02T14:24:00Z","end":"2026-03-02T14:47:00Z","minutes":23,"one_on_one":true,"activities":["hip abduction strengthening"]},{"line_id":"3","code":"97140","start":"2026-03-02T14:47:00Z","end":"2026-03-02T14:58:00Z","minutes":11,"modifiers":["59"],"activities":["soft tissue mobilization"]},{"line_id":"4","code":"97116","start":"2026-03-02T14:58:00Z","end":"2026-03-02T15:08:00Z","minutes":10,"activities":["gait training with walker"]}]}}"#;
+
+fn one(rules: &Rules, out: &mut Vec<u8>) -> usize {
+    let enc = decode(EVENT.as_bytes()).expect("bench event is valid");
+    let lines = evaluate(&enc, rules);
+    out.clear();
+    for l in &lines {
+        serde_json::to_writer(&mut *out, l).expect("encode");
+    }
+    lines.len()
+}
+
+fn main() {
+    let rules = Rules::builtin();
+    let mut out = Vec::with_capacity(8192);
+    assert_eq!(one(rules, &mut out), 4);
+    // Warm up, then measure for a few seconds; report the best of 5 rounds.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        black_box(one(rules, &mut out));
+    }
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        let n = 100_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(one(rules, &mut out));
+        }
+        best = best.max(n as f64 / t.elapsed().as_secs_f64());
+    }
+    let enc = decode(EVENT.as_bytes()).unwrap();
+    let lines = evaluate(&enc, rules);
+    let per = |f: &mut dyn FnMut()| {
+        let n = 50_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    };
+    let d = per(&mut || {
+        black_box(decode(black_box(EVENT.as_bytes())).unwrap());
+    });
+    let e = per(&mut || {
+        black_box(evaluate(black_box(&enc), rules));
+    });
+    let w = per(&mut || {
+        out.clear();
+        for l in &lines {
+            serde_json::to_writer(&mut out, l).unwrap();
+        }
+        black_box(&out);
+    });
+    let raw = per(&mut || {
+        black_box(serde_json::from_str::<serde_json::Value>(black_box(EVENT)).unwrap());
+    });
+    println!("  (for scale: serde_json to an untyped Value {raw:.2} us)");
+    println!("  decode {d:.2} us, evaluate {e:.2} us, encode {w:.2} us");
+    println!(
+        "decode+evaluate+encode, 4 services, 1 core: {:.0} events/s ({:.2} us/event); target 200000",
+        best,
+        1e6 / best
+    );
+}

@@ -263,23 +263,34 @@ pub fn decode(bytes: &[u8]) -> Result<Encounter, EventError> {
             max: MAX_EVENT_BYTES,
         });
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let event: wire::EncounterEvent = match serde_path_to_error::deserialize(&mut de) {
+    // Fast path without path tracking; on failure, decode again with it
+    // so the error names the field.
+    let event: wire::EncounterEvent = match serde_json::from_slice(bytes) {
         Ok(event) => event,
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            return Err(match inner.classify() {
-                serde_json::error::Category::Data => {
-                    EventError::schema(path.clone(), redact_if_phi(&path, inner.to_string()))
-                }
-                _ => EventError::InvalidJson(inner.to_string()),
-            });
-        }
+        Err(_) => return Err(explain_decode_error(bytes)),
     };
-    de.end()
-        .map_err(|e| EventError::InvalidJson(e.to_string()))?;
     Encounter::try_from(event)
+}
+
+fn explain_decode_error(bytes: &[u8]) -> EventError {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result: Result<wire::EncounterEvent, _> = serde_path_to_error::deserialize(&mut de);
+    let err = match result {
+        Ok(_) => match de.end() {
+            Ok(()) => return EventError::InvalidJson("undecodable event".to_owned()),
+            Err(e) => return EventError::InvalidJson(e.to_string()),
+        },
+        Err(err) => err,
+    };
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            let message = redact_if_phi(&path, inner.to_string());
+            EventError::schema(path, message)
+        }
+        _ => EventError::InvalidJson(inner.to_string()),
+    }
 }
 
 /// serde may quote the offending value; under `encounter.patient` that

@@ -51,10 +51,13 @@ fn reject(ev: &Value) -> EventError {
 }
 
 fn line<'a>(lines: &'a [ClaimLine], code: &str) -> &'a ClaimLine {
-    lines.iter().find(|l| l.code == code).unwrap_or_else(|| panic!("no {code} line in {lines:?}"))
+    lines
+        .iter()
+        .find(|l| l.code == code)
+        .unwrap_or_else(|| panic!("no {code} line in {lines:?}"))
 }
 
-fn flag<'a>(l: &'a ClaimLine, code: FlagCode) -> Option<&'a Flag> {
+fn flag(l: &ClaimLine, code: FlagCode) -> Option<&Flag> {
     l.flags.iter().find(|f| f.code == code)
 }
 
@@ -74,50 +77,169 @@ fn field_of(err: &EventError) -> &str {
 #[test]
 fn rejects_what_breaks_the_contract_and_names_the_field() {
     let base = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
-        ("missing npi", Box::new(|v| { v["encounter"]["provider"].as_object_mut().unwrap().remove("npi"); }), "encounter.provider"),
-        ("bad date", Box::new(|v| v["encounter"]["date_of_service"] = json!("2026-02-30")), "encounter.date_of_service"),
-        ("bad timestamp", Box::new(|v| v["occurred_at"] = json!("yesterday")), "occurred_at"),
-        ("npi check digit", Box::new(|v| v["encounter"]["provider"]["npi"] = json!("1234567890")), "encounter.provider.npi"),
-        ("npi length", Box::new(|v| v["encounter"]["provider"]["npi"] = json!("12345")), "encounter.provider.npi"),
-        ("unknown discipline", Box::new(|v| v["encounter"]["provider"]["discipline"] = json!("RN")), "encounter.provider.discipline"),
-        ("unknown plan", Box::new(|v| v["encounter"]["payer"]["plan"] = json!("cash")), "encounter.payer.plan"),
-        ("unknown event type", Box::new(|v| v["event_type"] = json!("deleted")), "event_type"),
-        ("version 0", Box::new(|v| v["encounter"]["version"] = json!(0)), "encounter.version"),
-        ("empty event id", Box::new(|v| v["event_id"] = json!("")), "event_id"),
-        ("event id too long", Box::new(|v| v["event_id"] = json!("x".repeat(129))), "event_id"),
-        ("encounter id too long", Box::new(|v| v["encounter"]["encounter_id"] = json!("x".repeat(65))), "encounter.encounter_id"),
-        ("minutes over 1440", Box::new(|v| v["encounter"]["services"][0]["minutes"] = json!(1441)), "encounter.services[0].minutes"),
-        ("negative minutes", Box::new(|v| v["encounter"]["services"][0]["minutes"] = json!(-5)), "encounter.services[0].minutes"),
-        ("no services", Box::new(|v| v["encounter"]["services"] = json!([])), "encounter.services"),
-        ("neither minutes nor times", Box::new(|v| v["encounter"]["services"] = json!([{"line_id": "1", "code": "97530"}])), "encounter.services[0].minutes"),
-        ("only a start time", Box::new(|v| v["encounter"]["services"] = json!([{"line_id": "1", "code": "97530", "start": "2026-03-02T14:00:00Z"}])), "encounter.services[0].minutes"),
-        ("end before start", Box::new(|v| v["encounter"]["services"][0]["end"] = json!("2026-03-02T13:00:00Z")), "encounter.services[0].end"),
-        ("bad code", Box::new(|v| v["encounter"]["services"][0]["code"] = json!("9753")), "encounter.services[0].code"),
-        ("bad modifier", Box::new(|v| v["encounter"]["services"][0]["modifiers"] = json!(["GPX"])), "encounter.services[0].modifiers[0]"),
-        ("bad diagnosis", Box::new(|v| v["encounter"]["diagnoses"] = json!(["hip"])), "encounter.diagnoses[0]"),
-        ("duplicate line id", Box::new(|v| v["encounter"]["services"] = json!([minutes_svc("1", "97530", 10), minutes_svc("1", "97110", 10)])), "encounter.services[1].line_id"),
-        ("plan of care backwards", Box::new(|v| v["encounter"]["plan_of_care"]["certified_through"] = json!("2026-01-01")), "encounter.plan_of_care.certified_through"),
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        (
+            "missing npi",
+            Box::new(|v| {
+                v["encounter"]["provider"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("npi");
+            }),
+            "encounter.provider",
+        ),
+        (
+            "bad date",
+            Box::new(|v| v["encounter"]["date_of_service"] = json!("2026-02-30")),
+            "encounter.date_of_service",
+        ),
+        (
+            "bad timestamp",
+            Box::new(|v| v["occurred_at"] = json!("yesterday")),
+            "occurred_at",
+        ),
+        (
+            "npi check digit",
+            Box::new(|v| v["encounter"]["provider"]["npi"] = json!("1234567890")),
+            "encounter.provider.npi",
+        ),
+        (
+            "npi length",
+            Box::new(|v| v["encounter"]["provider"]["npi"] = json!("12345")),
+            "encounter.provider.npi",
+        ),
+        (
+            "unknown discipline",
+            Box::new(|v| v["encounter"]["provider"]["discipline"] = json!("RN")),
+            "encounter.provider.discipline",
+        ),
+        (
+            "unknown plan",
+            Box::new(|v| v["encounter"]["payer"]["plan"] = json!("cash")),
+            "encounter.payer.plan",
+        ),
+        (
+            "unknown event type",
+            Box::new(|v| v["event_type"] = json!("deleted")),
+            "event_type",
+        ),
+        (
+            "version 0",
+            Box::new(|v| v["encounter"]["version"] = json!(0)),
+            "encounter.version",
+        ),
+        (
+            "empty event id",
+            Box::new(|v| v["event_id"] = json!("")),
+            "event_id",
+        ),
+        (
+            "event id too long",
+            Box::new(|v| v["event_id"] = json!("x".repeat(129))),
+            "event_id",
+        ),
+        (
+            "encounter id too long",
+            Box::new(|v| v["encounter"]["encounter_id"] = json!("x".repeat(65))),
+            "encounter.encounter_id",
+        ),
+        (
+            "minutes over 1440",
+            Box::new(|v| v["encounter"]["services"][0]["minutes"] = json!(1441)),
+            "encounter.services[0].minutes",
+        ),
+        (
+            "negative minutes",
+            Box::new(|v| v["encounter"]["services"][0]["minutes"] = json!(-5)),
+            "encounter.services[0].minutes",
+        ),
+        (
+            "no services",
+            Box::new(|v| v["encounter"]["services"] = json!([])),
+            "encounter.services",
+        ),
+        (
+            "neither minutes nor times",
+            Box::new(|v| v["encounter"]["services"] = json!([{"line_id": "1", "code": "97530"}])),
+            "encounter.services[0].minutes",
+        ),
+        (
+            "only a start time",
+            Box::new(|v| {
+                v["encounter"]["services"] =
+                    json!([{"line_id": "1", "code": "97530", "start": "2026-03-02T14:00:00Z"}])
+            }),
+            "encounter.services[0].minutes",
+        ),
+        (
+            "end before start",
+            Box::new(|v| v["encounter"]["services"][0]["end"] = json!("2026-03-02T13:00:00Z")),
+            "encounter.services[0].end",
+        ),
+        (
+            "bad code",
+            Box::new(|v| v["encounter"]["services"][0]["code"] = json!("9753")),
+            "encounter.services[0].code",
+        ),
+        (
+            "bad modifier",
+            Box::new(|v| v["encounter"]["services"][0]["modifiers"] = json!(["GPX"])),
+            "encounter.services[0].modifiers[0]",
+        ),
+        (
+            "bad diagnosis",
+            Box::new(|v| v["encounter"]["diagnoses"] = json!(["hip"])),
+            "encounter.diagnoses[0]",
+        ),
+        (
+            "duplicate line id",
+            Box::new(|v| {
+                v["encounter"]["services"] =
+                    json!([minutes_svc("1", "97530", 10), minutes_svc("1", "97110", 10)])
+            }),
+            "encounter.services[1].line_id",
+        ),
+        (
+            "plan of care backwards",
+            Box::new(|v| v["encounter"]["plan_of_care"]["certified_through"] = json!("2026-01-01")),
+            "encounter.plan_of_care.certified_through",
+        ),
     ];
     for (name, mutate, expected) in cases {
         let mut ev = base.clone();
         mutate(&mut ev);
         let err = reject(&ev);
         assert_eq!(err.reason_code(), "schema_violation", "{name}: {err}");
-        assert!(field_of(&err).starts_with(expected), "{name}: got field {:?} ({err})", field_of(&err));
+        assert!(
+            field_of(&err).starts_with(expected),
+            "{name}: got field {:?} ({err})",
+            field_of(&err)
+        );
         assert!(!err.to_string().is_empty());
     }
 }
 
 #[test]
 fn bad_json_and_oversized_events_have_their_own_reason() {
-    assert_eq!(decode(b"{not json").unwrap_err().reason_code(), "invalid_json");
+    assert_eq!(
+        decode(b"{not json").unwrap_err().reason_code(),
+        "invalid_json"
+    );
     assert_eq!(decode(b"").unwrap_err().reason_code(), "invalid_json");
     let good = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]).to_string();
-    assert_eq!(decode(format!("{good} trailing").as_bytes()).unwrap_err().reason_code(), "invalid_json");
+    assert_eq!(
+        decode(format!("{good} trailing").as_bytes())
+            .unwrap_err()
+            .reason_code(),
+        "invalid_json"
+    );
     let big = vec![b' '; MAX_EVENT_BYTES + 1];
     assert_eq!(decode(&big).unwrap_err().reason_code(), "too_large");
-    assert_eq!(decode(b"[1,2]").unwrap_err().reason_code(), "schema_violation");
+    assert_eq!(
+        decode(b"[1,2]").unwrap_err().reason_code(),
+        "schema_violation"
+    );
 }
 
 #[test]
@@ -157,9 +279,19 @@ fn the_seed_case_hip_fracture_on_medicare() {
     let ev: Value = serde_json::from_str(include_str!("../../examples/hip-fracture.json")).unwrap();
     let lines = run(&ev);
     // 24 + 23 = 47 minutes: 3 units, the extra one to 97530 (9 min left vs 8).
-    assert_eq!(units(&lines), vec![("97530".into(), 2), ("97110".into(), 1)]);
-    assert!(lines.iter().all(|l| l.status == Status::Validated && l.flags.is_empty()), "{lines:#?}");
-    assert!(lines.iter().all(|l| l.modifiers == ["GP"] && l.unit_method == UnitMethod::CmsTotalTime));
+    assert_eq!(
+        units(&lines),
+        vec![("97530".into(), 2), ("97110".into(), 1)]
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.status == Status::Validated && l.flags.is_empty()),
+        "{lines:#?}"
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l.modifiers == ["GP"] && l.unit_method == UnitMethod::CmsTotalTime));
     assert_eq!(lines[0].claim_line_id, "ENC-000101:1:1");
     assert_eq!(lines[1].claim_line_id, "ENC-000101:1:2");
 }
@@ -172,8 +304,13 @@ fn the_unit_method_follows_the_payer_plan() {
     let medicaid = run(&event("medicaid", services.clone()));
     assert_eq!(units(&medicaid), units(&cms));
     let per_code = run(&event("commercial", services.clone()));
-    assert_eq!(units(&per_code), vec![("97110".into(), 2), ("97140".into(), 0)]);
-    assert!(per_code.iter().all(|l| l.unit_method == UnitMethod::PerCode));
+    assert_eq!(
+        units(&per_code),
+        vec![("97110".into(), 2), ("97140".into(), 0)]
+    );
+    assert!(per_code
+        .iter()
+        .all(|l| l.unit_method == UnitMethod::PerCode));
     assert_eq!(units(&run(&event("other", services))), units(&per_code));
 }
 
@@ -189,11 +326,18 @@ fn rules_with_payers(payers: &str) -> Rules {
 #[test]
 fn a_payer_of_its_own_overrides_its_plan() {
     let mut payers: Value = serde_json::from_str(include_str!("../../data/payers.json")).unwrap();
-    payers["payers"]["PAYER-1"] = json!({ "unit_method": "cms_total_time", "daily_unit_limits": { "97530": 2 } });
+    payers["payers"]["PAYER-1"] =
+        json!({ "unit_method": "cms_total_time", "daily_unit_limits": { "97530": 2 } });
     let rules = rules_with_payers(&payers.to_string());
-    let ev = event("commercial", vec![minutes_svc("1", "97530", 40), minutes_svc("2", "97140", 7)]);
+    let ev = event(
+        "commercial",
+        vec![minutes_svc("1", "97530", 40), minutes_svc("2", "97140", 7)],
+    );
     let lines = run_with(&ev, &rules);
-    assert_eq!(units(&lines), vec![("97530".into(), 3), ("97140".into(), 0)]);
+    assert_eq!(
+        units(&lines),
+        vec![("97530".into(), 3), ("97140".into(), 0)]
+    );
     assert!(flag(&lines[0], FlagCode::UnitsOverLimit).is_some());
     assert_eq!(lines[0].unit_method, UnitMethod::CmsTotalTime);
 }
@@ -212,13 +356,26 @@ fn same_code_services_are_one_line_and_untimed_codes_are_not_pooled() {
     let lines = run(&ev);
     assert_eq!(
         units(&lines),
-        vec![("97530".into(), 1), ("97161".into(), 1), ("97010".into(), 1)]
+        vec![
+            ("97530".into(), 1),
+            ("97161".into(), 1),
+            ("97010".into(), 1)
+        ]
     );
     assert_eq!(line(&lines, "97530").minutes, 15);
-    assert_eq!(lines.iter().map(|l| l.line_no).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        lines.iter().map(|l| l.line_no).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     // 97530 with 7 minutes next to a 45-minute evaluation: no pooling with untimed codes.
-    let lines = run(&event("medicare", vec![minutes_svc("1", "97530", 7), minutes_svc("2", "97161", 45)]));
-    assert_eq!(units(&lines), vec![("97530".into(), 0), ("97161".into(), 1)]);
+    let lines = run(&event(
+        "medicare",
+        vec![minutes_svc("1", "97530", 7), minutes_svc("2", "97161", 45)],
+    ));
+    assert_eq!(
+        units(&lines),
+        vec![("97530".into(), 0), ("97161".into(), 1)]
+    );
     assert!(flag(line(&lines, "97530"), FlagCode::Below8Minutes).is_some());
 }
 
@@ -232,12 +389,19 @@ fn times_win_over_minutes_that_disagree() {
     assert_eq!(f.severity, Severity::Warning);
     // One minute apart is rounding, not a mismatch.
     s["minutes"] = json!(31);
-    assert!(flag(&run(&event("commercial", vec![s]))[0], FlagCode::MinutesMismatch).is_none());
+    assert!(flag(
+        &run(&event("commercial", vec![s]))[0],
+        FlagCode::MinutesMismatch
+    )
+    .is_none());
 }
 
 #[test]
 fn a_code_under_8_minutes_can_still_earn_a_unit_under_cms() {
-    let lines = run(&event("medicare", vec![minutes_svc("1", "97110", 33), minutes_svc("2", "97140", 7)]));
+    let lines = run(&event(
+        "medicare",
+        vec![minutes_svc("1", "97110", 33), minutes_svc("2", "97140", 7)],
+    ));
     let f = flag(line(&lines, "97140"), FlagCode::Below8Minutes).expect("flagged");
     assert_eq!(f.severity, Severity::Warning);
     assert!(f.message.contains("1 unit"), "{}", f.message);
@@ -254,7 +418,10 @@ fn group_or_not_one_on_one_97530_is_held() {
             s[k] = v.clone();
         }
         let l = &run(&event("medicare", vec![s]))[0];
-        assert_eq!(flag(l, FlagCode::NotOneOnOne).unwrap().severity, Severity::Error);
+        assert_eq!(
+            flag(l, FlagCode::NotOneOnOne).unwrap().severity,
+            Severity::Error
+        );
         assert_eq!(l.status, Status::NeedsReview);
     }
     let mut s = svc("1", "97530", "14:00", "14:30");
@@ -264,10 +431,16 @@ fn group_or_not_one_on_one_97530_is_held() {
 
 #[test]
 fn overlapping_minutes_with_97535_and_97110_are_flagged_on_both_lines() {
-    for (other, code) in [("97535", FlagCode::Overlap97535), ("97110", FlagCode::Overlap97110)] {
+    for (other, code) in [
+        ("97535", FlagCode::Overlap97535),
+        ("97110", FlagCode::Overlap97110),
+    ] {
         let lines = run(&event(
             "medicare",
-            vec![svc("1", "97530", "10:00", "10:30"), svc("2", other, "10:20", "10:40")],
+            vec![
+                svc("1", "97530", "10:00", "10:30"),
+                svc("2", other, "10:20", "10:40"),
+            ],
         ));
         for l in &lines {
             let f = flag(l, code).unwrap_or_else(|| panic!("{other}: {l:?}"));
@@ -275,11 +448,17 @@ fn overlapping_minutes_with_97535_and_97110_are_flagged_on_both_lines() {
             assert!(f.message.contains("10 documented minute"), "{}", f.message);
             assert_eq!(l.status, Status::NeedsReview);
         }
-        assert_eq!(flag(&lines[0], code).unwrap().related_codes, vec![other.to_string()]);
+        assert_eq!(
+            flag(&lines[0], code).unwrap().related_codes,
+            vec![other.to_string()]
+        );
         // Back to back is not an overlap.
         let lines = run(&event(
             "medicare",
-            vec![svc("1", "97530", "10:00", "10:30"), svc("2", other, "10:30", "10:50")],
+            vec![
+                svc("1", "97530", "10:00", "10:30"),
+                svc("2", other, "10:30", "10:50"),
+            ],
         ));
         assert!(lines.iter().all(|l| flag(l, code).is_none()), "{lines:?}");
     }
@@ -288,13 +467,25 @@ fn overlapping_minutes_with_97535_and_97110_are_flagged_on_both_lines() {
 #[test]
 fn edit_pair_with_modifier_indicator_1() {
     // No modifier: the column 2 code is held.
-    let lines = run(&event("medicare", vec![svc("1", "97530", "10:00", "10:30"), svc("2", "97140", "10:30", "10:45")]));
+    let lines = run(&event(
+        "medicare",
+        vec![
+            svc("1", "97530", "10:00", "10:30"),
+            svc("2", "97140", "10:30", "10:45"),
+        ],
+    ));
     let f = flag(line(&lines, "97140"), FlagCode::NcciPtp).expect("edit applies");
-    assert_eq!((f.severity, f.related_codes.clone()), (Severity::Error, vec!["97530".to_string()]));
+    assert_eq!(
+        (f.severity, f.related_codes.clone()),
+        (Severity::Error, vec!["97530".to_string()])
+    );
     // Distinct times and 59 on the column 2 code: allowed, noted.
     let mut manual = svc("2", "97140", "10:30", "10:45");
     manual["modifiers"] = json!(["59"]);
-    let lines = run(&event("medicare", vec![svc("1", "97530", "10:00", "10:30"), manual.clone()]));
+    let lines = run(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "10:30"), manual.clone()],
+    ));
     let l = line(&lines, "97140");
     assert_eq!(flag(l, FlagCode::NcciPtp).unwrap().severity, Severity::Info);
     assert!(flag(l, FlagCode::Modifier59Misuse).is_none());
@@ -303,9 +494,15 @@ fn edit_pair_with_modifier_indicator_1() {
     // XU on a service whose minutes overlap: the modifier is misused.
     manual["modifiers"] = json!(["XU"]);
     manual["start"] = json!("2026-03-02T10:20:00Z");
-    let lines = run(&event("medicare", vec![svc("1", "97530", "10:00", "10:30"), manual]));
+    let lines = run(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "10:30"), manual],
+    ));
     let l = line(&lines, "97140");
-    assert_eq!(flag(l, FlagCode::Modifier59Misuse).unwrap().severity, Severity::Error);
+    assert_eq!(
+        flag(l, FlagCode::Modifier59Misuse).unwrap().severity,
+        Severity::Error
+    );
     assert_eq!(l.status, Status::NeedsReview);
 }
 
@@ -313,10 +510,16 @@ fn edit_pair_with_modifier_indicator_1() {
 fn modifier_59_on_an_overlapping_97110_is_misuse() {
     let mut ex = svc("2", "97110", "10:15", "10:40");
     ex["modifiers"] = json!(["59"]);
-    let lines = run(&event("medicare", vec![svc("1", "97530", "10:00", "10:30"), ex]));
+    let lines = run(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "10:30"), ex],
+    ));
     let l = line(&lines, "97110");
     assert!(flag(l, FlagCode::Overlap97110).is_some());
-    assert_eq!(flag(l, FlagCode::Modifier59Misuse).unwrap().related_codes, vec!["97530"]);
+    assert_eq!(
+        flag(l, FlagCode::Modifier59Misuse).unwrap().related_codes,
+        vec!["97530"]
+    );
     assert!(flag(line(&lines, "97530"), FlagCode::Modifier59Misuse).is_none());
 }
 
@@ -324,8 +527,16 @@ fn modifier_59_on_an_overlapping_97110_is_misuse() {
 fn edits_apply_only_between_their_effective_and_deletion_dates() {
     let mut edits: Value = serde_json::from_str(include_str!("../../data/edits.json")).unwrap();
     // The shipped evaluation edits were deleted, so a 2026 visit is clean.
-    let ev = event("medicare", vec![minutes_svc("1", "97161", 45), svc("2", "97530", "10:00", "10:30")]);
-    assert!(run(&ev).iter().all(|l| flag(l, FlagCode::NcciPtp).is_none()));
+    let ev = event(
+        "medicare",
+        vec![
+            minutes_svc("1", "97161", 45),
+            svc("2", "97530", "10:00", "10:30"),
+        ],
+    );
+    assert!(run(&ev)
+        .iter()
+        .all(|l| flag(l, FlagCode::NcciPtp).is_none()));
     // The same edit with a later deletion date applies before it, not after.
     for e in edits["ptp"].as_array_mut().unwrap() {
         if e["column1"] == "97161" && e["column2"] == "97530" {
@@ -347,16 +558,32 @@ fn edits_apply_only_between_their_effective_and_deletion_dates() {
     let mut with_mod = before.clone();
     with_mod["encounter"]["services"][1]["modifiers"] = json!(["59"]);
     let lines = run_with(&with_mod, &rules);
-    assert_eq!(flag(line(&lines, "97530"), FlagCode::NcciPtp).unwrap().severity, Severity::Error);
-    assert!(run_with(&ev, &rules).iter().all(|l| flag(l, FlagCode::NcciPtp).is_none()));
+    assert_eq!(
+        flag(line(&lines, "97530"), FlagCode::NcciPtp)
+            .unwrap()
+            .severity,
+        Severity::Error
+    );
+    assert!(run_with(&ev, &rules)
+        .iter()
+        .all(|l| flag(l, FlagCode::NcciPtp).is_none()));
 }
 
 #[test]
 fn units_over_the_daily_limit_are_held() {
-    let lines = run(&event("medicare", vec![svc("1", "97530", "10:00", "11:10")]));
+    let lines = run(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "11:10")],
+    ));
     assert_eq!(lines[0].units, 5);
-    assert_eq!(flag(&lines[0], FlagCode::UnitsOverLimit).unwrap().severity, Severity::Error);
-    let lines = run(&event("medicare", vec![svc("1", "97530", "10:00", "10:53")]));
+    assert_eq!(
+        flag(&lines[0], FlagCode::UnitsOverLimit).unwrap().severity,
+        Severity::Error
+    );
+    let lines = run(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "10:53")],
+    ));
     assert_eq!(lines[0].units, 4);
     assert!(flag(&lines[0], FlagCode::UnitsOverLimit).is_none());
 }
@@ -368,17 +595,48 @@ fn documentation_flags() {
     ev["encounter"]["services"][0]["activities"] = json!([]);
     ev["encounter"]["date_of_service"] = json!("2026-06-01");
     let l = &run(&ev)[0];
-    assert_eq!(flag(l, FlagCode::MissingDiagnosis).unwrap().severity, Severity::Error);
-    assert_eq!(flag(l, FlagCode::MissingTimeDocumentation).unwrap().severity, Severity::Warning);
-    assert_eq!(flag(l, FlagCode::PlanOfCareExpired).unwrap().severity, Severity::Error);
-    assert_eq!(flag(l, FlagCode::NoFunctionalActivity).unwrap().severity, Severity::Warning);
+    assert_eq!(
+        flag(l, FlagCode::MissingDiagnosis).unwrap().severity,
+        Severity::Error
+    );
+    assert_eq!(
+        flag(l, FlagCode::MissingTimeDocumentation)
+            .unwrap()
+            .severity,
+        Severity::Warning
+    );
+    assert_eq!(
+        flag(l, FlagCode::PlanOfCareExpired).unwrap().severity,
+        Severity::Error
+    );
+    assert_eq!(
+        flag(l, FlagCode::NoFunctionalActivity).unwrap().severity,
+        Severity::Warning
+    );
     assert_eq!(l.status, Status::NeedsReview);
-    assert!(l.flags.iter().all(|f| f.message.len() > 40), "every flag explains itself: {l:?}");
+    assert!(
+        l.flags.iter().all(|f| f.message.len() > 40),
+        "every flag explains itself: {l:?}"
+    );
 
-    ev["encounter"].as_object_mut().unwrap().remove("plan_of_care");
+    ev["encounter"]
+        .as_object_mut()
+        .unwrap()
+        .remove("plan_of_care");
     let l = &run(&ev)[0];
-    assert_eq!(flag(l, FlagCode::MissingPlanOfCare).unwrap().severity, Severity::Warning);
-    assert!(flag(&run(&{ let mut c = ev.clone(); c["encounter"]["payer"]["plan"] = json!("commercial"); c })[0], FlagCode::MissingPlanOfCare).is_none());
+    assert_eq!(
+        flag(l, FlagCode::MissingPlanOfCare).unwrap().severity,
+        Severity::Warning
+    );
+    assert!(flag(
+        &run(&{
+            let mut c = ev.clone();
+            c["encounter"]["payer"]["plan"] = json!("commercial");
+            c
+        })[0],
+        FlagCode::MissingPlanOfCare
+    )
+    .is_none());
 }
 
 #[test]
@@ -392,7 +650,10 @@ fn warnings_alone_do_not_hold_a_line() {
 fn unknown_codes_are_held_with_no_units() {
     let l = &run(&event("medicare", vec![minutes_svc("1", "99999", 30)]))[0];
     assert_eq!(l.units, 0);
-    assert_eq!(flag(l, FlagCode::UnknownCode).unwrap().severity, Severity::Error);
+    assert_eq!(
+        flag(l, FlagCode::UnknownCode).unwrap().severity,
+        Severity::Error
+    );
 }
 
 // ---- modifiers -------------------------------------------------------------
@@ -404,10 +665,16 @@ fn modifiers_in_billing_order() {
     s["modifiers"] = json!(["KX", "GP"]);
     let l = &run(&event("medicare", vec![s.clone()]))[0];
     assert_eq!(l.modifiers, vec!["GP", "CQ", "KX"]);
-    assert_eq!(flag(l, FlagCode::AssistantModifier).unwrap().severity, Severity::Info);
+    assert_eq!(
+        flag(l, FlagCode::AssistantModifier).unwrap().severity,
+        Severity::Info
+    );
     // Exactly 10% is de minimis: no CQ.
     s["assistant_minutes"] = json!(3);
-    assert_eq!(run(&event("medicare", vec![s.clone()]))[0].modifiers, vec!["GP", "KX"]);
+    assert_eq!(
+        run(&event("medicare", vec![s.clone()]))[0].modifiers,
+        vec!["GP", "KX"]
+    );
 
     let mut ot = event("medicare", vec![svc("1", "97530", "10:00", "10:30")]);
     ot["encounter"]["provider"]["discipline"] = json!("OT");
@@ -423,7 +690,10 @@ fn modifiers_in_billing_order() {
 
 #[test]
 fn one_unit_of_97530_pays_what_medicare_pays() {
-    let l = &run(&event("medicare", vec![svc("1", "97530", "10:00", "10:15")]))[0];
+    let l = &run(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "10:15")],
+    ))[0];
     let cents = l.expected_payment_cents.unwrap();
     assert!((3200..=4500).contains(&cents), "{cents}");
 }
@@ -432,7 +702,10 @@ fn one_unit_of_97530_pays_what_medicare_pays() {
 fn mppr_reduces_every_unit_after_the_first_of_the_day() {
     let rules = Rules::builtin();
     let full = rules.catalogue.unit_payment_cents("97530").unwrap();
-    let medicare = &run(&event("medicare", vec![svc("1", "97530", "10:00", "10:45")]))[0];
+    let medicare = &run(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "10:45")],
+    ))[0];
     assert_eq!(medicare.units, 3);
     let paid = medicare.expected_payment_cents.unwrap();
     assert!(paid > full && paid < 3 * full, "{paid} vs {full}");
@@ -440,14 +713,30 @@ fn mppr_reduces_every_unit_after_the_first_of_the_day() {
     let cf = rules.catalogue.conversion_factor;
     let reduced = rvu.work + rvu.pe_nonfacility / 2.0 + rvu.mp;
     assert_eq!(paid, full + 2 * (reduced * cf * 100.0).round() as i64);
-    let commercial = &run(&event("commercial", vec![svc("1", "97530", "10:00", "10:45")]))[0];
+    let commercial = &run(&event(
+        "commercial",
+        vec![svc("1", "97530", "10:00", "10:45")],
+    ))[0];
     assert_eq!(commercial.expected_payment_cents, Some(3 * full));
     // Two lines on Medicare: only one unit of the day is paid in full.
-    let lines = run(&event("medicare", vec![svc("1", "97530", "10:00", "10:15"), svc("2", "97110", "10:15", "10:30")]));
-    let sum: i64 = lines.iter().map(|l| l.expected_payment_cents.unwrap()).sum();
+    let lines = run(&event(
+        "medicare",
+        vec![
+            svc("1", "97530", "10:00", "10:15"),
+            svc("2", "97110", "10:15", "10:30"),
+        ],
+    ));
+    let sum: i64 = lines
+        .iter()
+        .map(|l| l.expected_payment_cents.unwrap())
+        .sum();
     let unreduced = full + rules.catalogue.unit_payment_cents("97110").unwrap();
     assert!(sum < unreduced, "{sum} < {unreduced}");
-    assert_eq!(line(&lines, "97530").expected_payment_cents, Some(full), "97530 has the higher practice expense");
+    assert_eq!(
+        line(&lines, "97530").expected_payment_cents,
+        Some(full),
+        "97530 has the higher practice expense"
+    );
 }
 
 #[test]
@@ -455,16 +744,35 @@ fn assistant_lines_are_paid_85_percent() {
     let mut s = svc("1", "97530", "10:00", "10:15");
     s["assistant_minutes"] = json!(15);
     let l = &run(&event("medicare", vec![s]))[0];
-    let full = Rules::builtin().catalogue.unit_payment_cents("97530").unwrap();
-    assert_eq!(l.expected_payment_cents, Some((full as f64 * 0.85).round() as i64));
+    let full = Rules::builtin()
+        .catalogue
+        .unit_payment_cents("97530")
+        .unwrap();
+    assert_eq!(
+        l.expected_payment_cents,
+        Some((full as f64 * 0.85).round() as i64)
+    );
 }
 
 #[test]
 fn every_line_names_its_rules_and_the_event() {
-    let lines = run(&event("medicare", vec![svc("1", "97530", "10:00", "10:30"), svc("2", "97110", "10:30", "10:40")]));
+    let lines = run(&event(
+        "medicare",
+        vec![
+            svc("1", "97530", "10:00", "10:30"),
+            svc("2", "97110", "10:30", "10:40"),
+        ],
+    ));
     for l in &lines {
         assert_eq!(l.rules_version, RULES_VERSION);
-        assert_eq!((l.event_id.as_str(), l.patient_id.as_str(), l.provider_npi.as_str()), ("evt-1", "PAT-SECRET-1", "1234567893"));
+        assert_eq!(
+            (
+                l.event_id.as_str(),
+                l.patient_id.as_str(),
+                l.provider_npi.as_str()
+            ),
+            ("evt-1", "PAT-SECRET-1", "1234567893")
+        );
         assert_eq!(l.diagnoses, vec!["S72.001D"]);
     }
 }
@@ -474,8 +782,15 @@ fn every_line_names_its_rules_and_the_event() {
 #[test]
 fn the_catalogue_covers_the_common_therapy_codes() {
     let c = &Rules::builtin().catalogue;
-    let timed = ["97110", "97112", "97113", "97116", "97140", "97530", "97533", "97535", "97537", "97542", "97750", "97755", "97760", "97761", "97763", "97032", "97033", "97034", "97035", "97036"];
-    let untimed = ["97010", "97012", "97014", "97016", "97018", "97022", "97024", "97026", "97028", "97150", "97161", "97162", "97163", "97164", "97165", "97166", "97167", "97168", "97169", "97170", "97171", "97172", "G0283"];
+    let timed = [
+        "97110", "97112", "97113", "97116", "97140", "97530", "97533", "97535", "97537", "97542",
+        "97750", "97755", "97760", "97761", "97763", "97032", "97033", "97034", "97035", "97036",
+    ];
+    let untimed = [
+        "97010", "97012", "97014", "97016", "97018", "97022", "97024", "97026", "97028", "97150",
+        "97161", "97162", "97163", "97164", "97165", "97166", "97167", "97168", "97169", "97170",
+        "97171", "97172", "G0283",
+    ];
     for code in timed {
         assert!(c.get(code).is_some_and(|i| i.timed), "{code} timed");
     }
@@ -488,10 +803,20 @@ fn the_catalogue_covers_the_common_therapy_codes() {
 // ---- properties ------------------------------------------------------------
 
 fn arb_service() -> impl Strategy<Value = Value> {
-    let codes = prop::sample::select(vec!["97530", "97110", "97112", "97140", "97535", "97150", "97161", "G0283"]);
-    (codes, 0u32..600, 0u32..90, prop::option::of(0u32..100), any::<bool>(), prop::option::of(prop::sample::select(vec!["59", "XU", "KX"])))
+    let codes = prop::sample::select(vec![
+        "97530", "97110", "97112", "97140", "97535", "97150", "97161", "G0283",
+    ]);
+    (
+        codes,
+        0u32..600,
+        0u32..90,
+        prop::option::of(0u32..100),
+        any::<bool>(),
+        prop::option::of(prop::sample::select(vec!["59", "XU", "KX"])),
+    )
         .prop_map(|(code, start, minutes, documented, one_on_one, modifier)| {
-            let start_t = chrono::DateTime::parse_from_rfc3339("2026-03-02T08:00:00Z").unwrap() + chrono::Duration::minutes(start.into());
+            let start_t = chrono::DateTime::parse_from_rfc3339("2026-03-02T08:00:00Z").unwrap()
+                + chrono::Duration::minutes(start.into());
             let mut s = json!({
                 "code": code,
                 "start": start_t.to_rfc3339(),
@@ -499,16 +824,30 @@ fn arb_service() -> impl Strategy<Value = Value> {
                 "one_on_one": one_on_one,
                 "activities": ["transfers"]
             });
-            if let Some(d) = documented { s["minutes"] = json!(d); }
-            if let Some(m) = modifier { s["modifiers"] = json!([m]); }
+            if let Some(d) = documented {
+                s["minutes"] = json!(d);
+            }
+            if let Some(m) = modifier {
+                s["modifiers"] = json!([m]);
+            }
             s
         })
 }
 
 fn arb_event() -> impl Strategy<Value = Value> {
-    (prop::sample::select(vec!["medicare", "medicaid", "commercial", "other"]), prop::collection::vec(arb_service(), 1..6))
+    (
+        prop::sample::select(vec!["medicare", "medicaid", "commercial", "other"]),
+        prop::collection::vec(arb_service(), 1..6),
+    )
         .prop_map(|(plan, services)| {
-            let services = services.into_iter().enumerate().map(|(i, mut s)| { s["line_id"] = json!(i.to_string()); s }).collect();
+            let services = services
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut s)| {
+                    s["line_id"] = json!(i.to_string());
+                    s
+                })
+                .collect();
             event(plan, services)
         })
 }

@@ -20,6 +20,7 @@ pub struct EncounterEvent {
     pub event_id: String,
     pub event_type: EventType,
     /// RFC 3339 timestamp.
+    #[serde(deserialize_with = "rfc3339::required")]
     pub occurred_at: DateTime<FixedOffset>,
     pub encounter: Encounter,
 }
@@ -132,10 +133,18 @@ pub struct Service {
     #[schemars(pattern(r"^[0-9A-Z]{5}$"))]
     pub code: String,
     /// Documented start time (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "rfc3339::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub start: Option<DateTime<FixedOffset>>,
     /// Documented stop time (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "rfc3339::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub end: Option<DateTime<FixedOffset>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1440))]
@@ -161,4 +170,29 @@ pub struct Service {
 
 fn default_true() -> bool {
     true
+}
+
+/// RFC 3339 timestamps through chrono's dedicated parser, which is several
+/// times faster than the general one its serde support uses.
+mod rfc3339 {
+    use chrono::{DateTime, FixedOffset};
+    use serde::{de::Error, Deserialize, Deserializer};
+    use std::borrow::Cow;
+
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
+        let s = Cow::<str>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map_err(|e| D::Error::custom(format!("not an RFC 3339 timestamp: {e}")))
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
+        match Option::<Cow<str>>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => DateTime::parse_from_rfc3339(&s)
+                .map(Some)
+                .map_err(|e| D::Error::custom(format!("not an RFC 3339 timestamp: {e}"))),
+        }
+    }
 }
