@@ -11,6 +11,7 @@
 pub mod claim;
 pub mod encounter;
 pub mod evaluate;
+pub mod ledger;
 pub mod rules;
 pub mod units;
 pub mod wire;

@@ -1,0 +1,32 @@
+# One command each: `make test` sets up Postgres and the Tansu broker (installing
+# them where missing) and runs every test; `make demo` runs the service on the
+# shipped examples. See README.md.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+
+.PHONY: test demo bench lint stop schemas
+
+test:
+	@set -euo pipefail; \
+	export CLAIMLINE_TEST_DATABASE_URL="$$(scripts/ensure-postgres.sh)"; \
+	export CLAIMLINE_TEST_KAFKA="$$(scripts/start-broker.sh)"; \
+	$(CARGO) fmt --all -- --check; \
+	$(CARGO) clippy --all-targets -- -D warnings; \
+	$(CARGO) test
+
+demo:
+	@scripts/demo.sh
+
+bench:
+	$(CARGO) bench --bench evaluate
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+schemas:
+	UPDATE_SCHEMAS=1 $(CARGO) test --test it schemas
+
+stop:
+	@scripts/stop.sh

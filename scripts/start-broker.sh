@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Starts a Tansu broker with in-memory storage on 127.0.0.1:$PORT (default
+# 19092) unless one already answers there, and waits until it accepts
+# connections. Prints the bootstrap address.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+port="${BROKER_PORT:-19092}"
+mkdir -p .run
+up() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+if ! up; then
+  scripts/ensure-tansu.sh
+  echo "start-broker: starting tansu on 127.0.0.1:$port" >&2
+  nohup tansu broker --storage-engine memory://tansu/ \
+    --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" >.run/tansu.log 2>&1 &
+  echo $! >.run/tansu.pid
+  for _ in $(seq 1 100); do up && break; sleep 0.1; done
+  up || { echo "start-broker: tansu did not start; see .run/tansu.log" >&2; exit 1; }
+fi
+echo "127.0.0.1:$port"

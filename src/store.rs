@@ -1,0 +1,326 @@
+//! Postgres: migrations, the per-batch transaction, and the outbox.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row, Transaction};
+
+use crate::domain::ledger::{Ledger, Outcome};
+use crate::domain::ClaimLine;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(pool_size)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .context("Failed to connect to Postgres (DATABASE_URL)")
+}
+
+/// A pool that connects on first use, so the service can start while
+/// Postgres is still down and report not-ready instead of exiting.
+pub fn connect_lazy(url: &str, pool_size: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(pool_size)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy(url)
+        .context("DATABASE_URL is not a valid Postgres URL")
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("Failed to run database migrations")
+}
+
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}
+
+/// Where an event came from on the broker.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One decoded event's row in `encounter_events`.
+#[derive(Debug)]
+pub struct EventRow {
+    pub event_id: String,
+    pub encounter_id: String,
+    pub version: u32,
+    pub event_type: &'static str,
+    pub outcome: Outcome,
+    pub lines_produced: usize,
+    pub lines_voided: usize,
+    pub occurred_at: DateTime<Utc>,
+    pub source: Source,
+}
+
+#[derive(Debug)]
+pub struct DeadLetterRow {
+    pub source: Source,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// A message for a claim-line topic, before or after it got its outbox id.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub claim_line_id: String,
+    pub status: String,
+    pub topic: String,
+    pub key: String,
+    pub payload: String,
+}
+
+/// Everything one batch writes, in one transaction.
+#[derive(Debug, Default)]
+pub struct BatchWrite {
+    pub events: Vec<EventRow>,
+    pub new_lines: Vec<ClaimLine>,
+    /// (claim_line_id, voiding event_id)
+    pub voids: Vec<(String, String)>,
+    pub versions: HashMap<String, u32>,
+    /// In publishing order; ids are assigned on insert.
+    pub outbox: Vec<OutboxEntry>,
+    pub dead_letters: Vec<DeadLetterRow>,
+}
+
+/// Opens the batch transaction and locks the batch's encounters (in a fixed
+/// order, so two instances cannot deadlock), then loads what the ledger
+/// needs. The lock is what makes the idempotency check and the writes one
+/// atomic step even during a rebalance.
+pub async fn begin_batch(
+    pool: &PgPool,
+    encounter_ids: &[String],
+    event_ids: &[String],
+) -> anyhow::Result<(Transaction<'static, Postgres>, Ledger)> {
+    let mut tx = pool
+        .begin()
+        .await
+        .context("Failed to begin a transaction")?;
+    let mut ledger = Ledger::default();
+    if encounter_ids.is_empty() {
+        return Ok((tx, ledger));
+    }
+    sqlx::query(
+        "INSERT INTO encounters (encounter_id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
+    )
+    .bind(encounter_ids)
+    .execute(&mut *tx)
+    .await
+    .context("Failed to register encounters")?;
+    let rows = sqlx::query(
+        "SELECT encounter_id, current_version FROM encounters WHERE encounter_id = ANY($1) ORDER BY encounter_id FOR UPDATE",
+    )
+    .bind(encounter_ids)
+    .fetch_all(&mut *tx)
+    .await
+    .context("Failed to lock encounters")?;
+    for row in rows {
+        let version: i32 = row.get(1);
+        ledger.versions.insert(row.get(0), version as u32);
+    }
+    let seen = sqlx::query("SELECT event_id FROM encounter_events WHERE event_id = ANY($1)")
+        .bind(event_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .context("Failed to look up processed events")?;
+    ledger.seen = seen.into_iter().map(|r| r.get(0)).collect();
+    let active = sqlx::query(
+        "SELECT to_jsonb(c) FROM claim_lines c WHERE encounter_id = ANY($1) AND status <> 'void' ORDER BY encounter_id, line_no",
+    )
+    .bind(encounter_ids)
+    .fetch_all(&mut *tx)
+    .await
+    .context("Failed to load the lines in force")?;
+    for row in active {
+        let value: serde_json::Value = row.get(0);
+        let line: ClaimLine =
+            serde_json::from_value(value).context("A stored claim line does not decode")?;
+        ledger
+            .active
+            .entry(line.encounter_id.clone())
+            .or_default()
+            .push(line);
+    }
+    Ok((tx, ledger))
+}
+
+/// Writes the batch with one bulk statement per table and commits. Returns
+/// the outbox entries with their ids, in publishing order.
+pub async fn commit_batch(
+    mut tx: Transaction<'static, Postgres>,
+    batch: BatchWrite,
+) -> anyhow::Result<Vec<OutboxEntry>> {
+    if !batch.new_lines.is_empty() {
+        sqlx::query(
+            "INSERT INTO claim_lines (claim_line_id, encounter_id, encounter_version, event_id, date_of_service,
+                patient_id, provider_npi, payer_id, line_no, code, units, minutes, modifiers, unit_method, status,
+                flags, diagnoses, expected_payment_cents, rules_version)
+             SELECT claim_line_id, encounter_id, encounter_version, event_id, date_of_service,
+                patient_id, provider_npi, payer_id, line_no, code, units, minutes, modifiers, unit_method, status,
+                flags, diagnoses, expected_payment_cents, rules_version
+             FROM jsonb_populate_recordset(NULL::claim_lines, $1)",
+        )
+        .bind(sqlx::types::Json(&batch.new_lines))
+        .execute(&mut *tx)
+        .await
+        .context("Failed to insert claim lines")?;
+    }
+    if !batch.voids.is_empty() {
+        let (ids, events): (Vec<&str>, Vec<&str>) = batch
+            .voids
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .unzip();
+        sqlx::query(
+            "UPDATE claim_lines c SET status = 'void', voided_by_event_id = v.event_id, updated_at = now()
+             FROM unnest($1::text[], $2::text[]) AS v(claim_line_id, event_id)
+             WHERE c.claim_line_id = v.claim_line_id",
+        )
+        .bind(&ids)
+        .bind(&events)
+        .execute(&mut *tx)
+        .await
+        .context("Failed to void claim lines")?;
+    }
+    if !batch.events.is_empty() {
+        let e = &batch.events;
+        sqlx::query(
+            "INSERT INTO encounter_events (event_id, encounter_id, encounter_version, event_type, outcome,
+                lines_produced, lines_voided, occurred_at, source_topic, source_partition, source_offset)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::int4[],
+                $7::int4[], $8::timestamptz[], $9::text[], $10::int4[], $11::int8[])",
+        )
+        .bind(e.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.encounter_id.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.version as i32).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.event_type).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.lines_produced as i32).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.lines_voided as i32).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.source.topic.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.source.partition).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.source.offset).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .context("Failed to record events")?;
+    }
+    if !batch.versions.is_empty() {
+        let (ids, versions): (Vec<&str>, Vec<i32>) = batch
+            .versions
+            .iter()
+            .map(|(id, v)| (id.as_str(), *v as i32))
+            .unzip();
+        sqlx::query(
+            "UPDATE encounters e SET current_version = v.version, updated_at = now()
+             FROM unnest($1::text[], $2::int4[]) AS v(encounter_id, version)
+             WHERE e.encounter_id = v.encounter_id",
+        )
+        .bind(&ids)
+        .bind(&versions)
+        .execute(&mut *tx)
+        .await
+        .context("Failed to update encounter versions")?;
+    }
+    if !batch.dead_letters.is_empty() {
+        let d = &batch.dead_letters;
+        sqlx::query(
+            "INSERT INTO dead_letters (source_topic, source_partition, source_offset, reason, message)
+             SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[], $4::text[], $5::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(d.iter().map(|r| r.source.topic.as_str()).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.source.partition).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.source.offset).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.reason).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.message.as_str()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .context("Failed to record dead letters")?;
+    }
+    let mut outbox = batch.outbox;
+    if !outbox.is_empty() {
+        // unnest WITH ORDINALITY keeps the publishing order in the ids.
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO claim_line_outbox (claim_line_id, status, topic, message_key, payload)
+             SELECT claim_line_id, status, topic, message_key, payload
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                  WITH ORDINALITY AS o(claim_line_id, status, topic, message_key, payload, n)
+             ORDER BY n
+             RETURNING id",
+        )
+        .bind(
+            outbox
+                .iter()
+                .map(|o| o.claim_line_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(outbox.iter().map(|o| o.status.as_str()).collect::<Vec<_>>())
+        .bind(outbox.iter().map(|o| o.topic.as_str()).collect::<Vec<_>>())
+        .bind(outbox.iter().map(|o| o.key.as_str()).collect::<Vec<_>>())
+        .bind(
+            outbox
+                .iter()
+                .map(|o| o.payload.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .context("Failed to write the outbox")?;
+        let mut ids = ids;
+        ids.sort_unstable();
+        for (entry, id) in outbox.iter_mut().zip(ids) {
+            entry.id = id;
+        }
+    }
+    tx.commit().await.context("Failed to commit the batch")?;
+    Ok(outbox)
+}
+
+/// Outbox entries the broker has not acknowledged, oldest first.
+pub async fn unpublished(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<OutboxEntry>> {
+    let rows = sqlx::query(
+        "SELECT id, claim_line_id, status, topic, message_key, payload FROM claim_line_outbox
+         WHERE published_at IS NULL ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("Failed to read the outbox")?;
+    Ok(rows
+        .into_iter()
+        .map(|r| OutboxEntry {
+            id: r.get(0),
+            claim_line_id: r.get(1),
+            status: r.get(2),
+            topic: r.get(3),
+            key: r.get(4),
+            payload: r.get(5),
+        })
+        .collect())
+}
+
+pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE claim_line_outbox SET published_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(pool)
+        .await
+        .context("Failed to mark outbox entries published")?;
+    Ok(())
+}
