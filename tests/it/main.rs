@@ -1,6 +1,8 @@
 //! The one integration test binary: the published wire format, the
 //! `claimline evaluate` command, and the service against a real Postgres
-//! and a real Kafka-protocol broker.
+//! and a real Kafka-protocol broker (started by `make test`).
 
 mod evaluate_cli;
 mod schemas;
+mod service;
+mod support;

@@ -1,0 +1,298 @@
+//! `claimline run` against the real Postgres and the real broker.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{event, TestEnv};
+
+const T: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_in_rows_and_claim_lines_out_on_both_topics_and_redelivery_changes_nothing() {
+    let env = TestEnv::new("flow", 2).await;
+    let svc = env.service();
+    svc.wait_ready(T).await;
+    let mut review = event("e-review", "finalized", "ENC-R", 1);
+    review["encounter"]["diagnoses"] = json!([]);
+    let events = vec![
+        event("e-1", "finalized", "ENC-A", 1),
+        review,
+        event("e-2", "finalized", "ENC-B", 1),
+    ];
+    env.send_events(&events).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 3, T)
+        .await;
+
+    let lines = env.read(&env.output, 4, T).await;
+    assert_eq!(lines.len(), 4);
+    for l in &lines {
+        let v = l.json();
+        assert_eq!(v["status"], "validated");
+        assert_eq!(
+            l.key.as_deref(),
+            v["encounter_id"].as_str(),
+            "keyed by encounter id"
+        );
+    }
+    let held = env.read(&env.review, 2, T).await;
+    assert_eq!(held.len(), 2);
+    assert!(held
+        .iter()
+        .all(|l| l.json()["status"] == "needs_review" && l.key.as_deref() == Some("ENC-R")));
+    assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 6);
+    assert_eq!(env.count("SELECT count(*) FROM claim_lines WHERE status = 'needs_review' AND flags @> '[{\"code\":\"MISSING_DIAGNOSIS\"}]'").await, 2);
+    assert_eq!(
+        env.count("SELECT count(*) FROM claim_line_outbox WHERE published_at IS NULL")
+            .await,
+        0
+    );
+    let row: (i32, Vec<String>, i64) = sqlx::query_as(
+        "SELECT units, modifiers, expected_payment_cents FROM claim_lines WHERE claim_line_id = 'ENC-A:1:1'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!((row.0, row.1.clone()), (2, vec!["GP".to_string()]));
+
+    // The same events again: no new rows, no new claim lines.
+    env.send_events(&events).await;
+    env.wait_count("SELECT count(*)::int8 FROM encounter_events", 3, T)
+        .await;
+    let metrics_moved = async {
+        for _ in 0..100 {
+            if let Some((200, m)) = svc.get("/metrics").await {
+                if m.contains("claimline_events_processed_total{outcome=\"duplicate\"} 3") {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    };
+    assert!(
+        metrics_moved.await,
+        "the duplicates were consumed and counted:\n{}",
+        svc.log()
+    );
+    assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 6);
+    assert_eq!(env.count("SELECT count(*) FROM claim_line_outbox").await, 6);
+    assert_eq!(
+        env.read(&env.output, 5, Duration::from_secs(5)).await.len(),
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amendment_void_and_stale_version() {
+    let env = TestEnv::new("amend", 1).await;
+    let _svc = env.service();
+    env.send_events(&[event("v1", "finalized", "ENC-1", 1)])
+        .await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 1, T)
+        .await;
+    let mut amended = event("v2", "amended", "ENC-1", 2);
+    amended["encounter"]["services"][1]["end"] = json!("2026-03-02T14:40:00Z");
+    amended["encounter"]["services"][1]["minutes"] = json!(16);
+    env.send_events(&[
+        amended,
+        event("v1-late", "amended", "ENC-1", 1),
+        event("v3", "voided", "ENC-1", 3),
+    ])
+    .await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 4, T)
+        .await;
+
+    let outcomes: Vec<(String, String)> =
+        sqlx::query_as("SELECT event_id, outcome FROM encounter_events ORDER BY source_offset")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    let outcomes: Vec<(&str, &str)> = outcomes
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("v1", "processed"),
+            ("v2", "processed"),
+            ("v1-late", "stale"),
+            ("v3", "voided")
+        ]
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM claim_lines WHERE status <> 'void'")
+            .await,
+        0
+    );
+    assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 4);
+
+    // v1 lines, their voids, v2 lines, their voids: in that order on one key.
+    let msgs = env.read(&env.output, 8, T).await;
+    let seen: Vec<(String, String)> = msgs
+        .iter()
+        .map(|m| {
+            let v = m.json();
+            (
+                v["claim_line_id"].as_str().unwrap().to_owned(),
+                v["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("ENC-1:1:1", "validated"),
+        ("ENC-1:1:2", "validated"),
+        ("ENC-1:1:1", "void"),
+        ("ENC-1:1:2", "void"),
+        ("ENC-1:2:1", "validated"),
+        ("ENC-1:2:2", "validated"),
+        ("ENC-1:2:1", "void"),
+        ("ENC-1:2:2", "void"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_messages_go_to_the_dead_letter_topic_and_good_ones_still_flow() {
+    let env = TestEnv::new("dlq", 1).await;
+    let svc = env.service();
+    let mut wrong = event("bad-npi", "finalized", "ENC-W", 1);
+    wrong["encounter"]["provider"]["npi"] = json!("1234567890");
+    let oversized = format!("{{\"pad\":\"{}\"}}", "x".repeat(1024 * 1024 + 10));
+    let messages = vec![
+        (
+            Some("ENC-G1".to_string()),
+            event("g1", "finalized", "ENC-G1", 1)
+                .to_string()
+                .into_bytes(),
+        ),
+        (Some("k-garbage".to_string()), b"\x00\xffnot json".to_vec()),
+        (Some("ENC-W".to_string()), wrong.to_string().into_bytes()),
+        (
+            Some("ENC-G2".to_string()),
+            event("g2", "finalized", "ENC-G2", 1)
+                .to_string()
+                .into_bytes(),
+        ),
+        (None, oversized.clone().into_bytes()),
+        (
+            Some("ENC-G3".to_string()),
+            event("g3", "finalized", "ENC-G3", 1)
+                .to_string()
+                .into_bytes(),
+        ),
+    ];
+    env.send(&messages).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 3, T)
+        .await;
+    env.wait_count("SELECT count(*) FROM dead_letters", 3, T)
+        .await;
+
+    let dead = env.read(&env.dlq, 3, T).await;
+    assert_eq!(dead.len(), 3);
+    assert_eq!(dead[0].key.as_deref(), Some("k-garbage"));
+    assert_eq!(
+        dead[0].value,
+        b"\x00\xffnot json".to_vec(),
+        "value unchanged"
+    );
+    assert_eq!(dead[0].header("error.reason"), Some("invalid_json"));
+    assert_eq!(dead[1].header("error.reason"), Some("schema_violation"));
+    assert!(dead[1]
+        .header("error.message")
+        .unwrap()
+        .contains("encounter.provider.npi"));
+    assert_eq!(dead[1].header("source.offset"), Some("2"));
+    assert_eq!(dead[2].header("error.reason"), Some("too_large"));
+    assert_eq!(dead[2].value.len(), oversized.len());
+    for d in &dead {
+        assert_eq!(d.header("source.topic"), Some(env.input.as_str()));
+        assert_eq!(d.header("source.partition"), Some("0"));
+    }
+    // Still running and still consuming.
+    env.send_events(&[event("g4", "finalized", "ENC-G4", 1)])
+        .await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 4, T)
+        .await;
+    assert_eq!(svc.get("/healthz").await.map(|r| r.0), Some(200));
+    // No PHI in the log, even at debug level.
+    let log = svc.log();
+    for phi in ["PAT-77812", "1948-06-14", "1234567893"] {
+        assert!(!log.contains(phi), "{phi} in the log:\n{log}");
+    }
+}
+
+fn stream(n: usize, tag: &str) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            event(
+                &format!("{tag}-{i}"),
+                "finalized",
+                &format!("ENC-{tag}-{i}"),
+                1,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_mid_stream_and_restarted_loses_nothing_and_duplicates_nothing() {
+    let env = TestEnv::new("kill", 3).await;
+    let mut svc = env.service_with(&env.db_url, &[("CLAIMLINE_BATCH_SIZE", "50")]);
+    let events = stream(3000, "k");
+    env.send_events(&events).await;
+    // Kill it once part of the stream is in Postgres.
+    let start = std::time::Instant::now();
+    loop {
+        let n = env.count("SELECT count(*) FROM encounter_events").await;
+        if n >= 300 {
+            break;
+        }
+        assert!(start.elapsed() < T, "only {n} processed:\n{}", svc.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    svc.kill();
+    let at_kill = env.count("SELECT count(*) FROM encounter_events").await;
+    assert!(at_kill < 3000, "killed before the end ({at_kill})");
+    let _svc = env.service();
+    env.wait_count(
+        "SELECT count(*) FROM encounter_events",
+        3000,
+        Duration::from_secs(180),
+    )
+    .await;
+    assert_eq!(
+        env.count("SELECT count(DISTINCT event_id) FROM encounter_events")
+            .await,
+        3000
+    );
+    assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 6000);
+    env.wait_count(
+        "SELECT count(*) FROM claim_line_outbox WHERE published_at IS NULL",
+        0,
+        T,
+    )
+    .await;
+    let published = env.read(&env.output, 7000, Duration::from_secs(20)).await;
+    let ids: std::collections::HashSet<String> = published
+        .iter()
+        .map(|m| m.json()["claim_line_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 6000, "every claim line reached the topic");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_and_exits_zero() {
+    let env = TestEnv::new("term", 1).await;
+    let mut svc = env.service();
+    svc.wait_ready(T).await;
+    env.send_events(&stream(200, "t")).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 200, T)
+        .await;
+    assert_eq!(svc.terminate(Duration::from_secs(30)), Some(0));
+}

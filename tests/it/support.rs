@@ -1,0 +1,377 @@
+//! A real Postgres database and real broker topics per test, and the real
+//! `claimline run` binary driven as a process.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+use sqlx::PgPool;
+
+pub fn admin_url() -> String {
+    std::env::var("CLAIMLINE_TEST_DATABASE_URL")
+        .expect("CLAIMLINE_TEST_DATABASE_URL is set by `make test`")
+}
+
+pub fn bootstrap() -> String {
+    std::env::var("CLAIMLINE_TEST_KAFKA").expect("CLAIMLINE_TEST_KAFKA is set by `make test`")
+}
+
+fn unique(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{name}_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 1_000_000
+    )
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Received {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.value).unwrap()
+    }
+    pub fn header(&self, k: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(h, _)| h == k)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One test's world: its own database, topics and consumer group.
+pub struct TestEnv {
+    pub db_url: String,
+    pub pool: PgPool,
+    pub input: String,
+    pub output: String,
+    pub review: String,
+    pub dlq: String,
+    pub group: String,
+}
+
+impl TestEnv {
+    pub async fn new(name: &str, partitions: i32) -> TestEnv {
+        let name = unique(name);
+        let admin = PgPool::connect(&admin_url()).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let url = url_with_db(&admin_url(), &name);
+        let pool = PgPool::connect(&url).await.unwrap();
+        let env = TestEnv {
+            input: format!("{name}.encounters"),
+            output: format!("{name}.claim-lines"),
+            review: format!("{name}.claim-lines.review"),
+            dlq: format!("{name}.encounters.dlq"),
+            group: format!("{name}.group"),
+            db_url: url,
+            pool,
+        };
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .unwrap();
+        let topics: Vec<NewTopic> = [&env.input, &env.output, &env.review, &env.dlq]
+            .iter()
+            .map(|t| {
+                NewTopic::new(
+                    t,
+                    if *t == &env.input { partitions } else { 1 },
+                    TopicReplication::Fixed(1),
+                )
+            })
+            .collect();
+        for r in admin
+            .create_topics(&topics, &AdminOptions::new())
+            .await
+            .unwrap()
+        {
+            r.unwrap();
+        }
+        env
+    }
+
+    pub fn service(&self) -> Service {
+        self.service_with(&self.db_url, &[])
+    }
+
+    pub fn service_with(&self, db_url: &str, extra: &[(&str, &str)]) -> Service {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_claimline"));
+        cmd.arg("run")
+            .env("DATABASE_URL", db_url)
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap())
+            .env("CLAIMLINE_GROUP_ID", &self.group)
+            .env("CLAIMLINE_INPUT_TOPIC", &self.input)
+            .env("CLAIMLINE_OUTPUT_TOPIC", &self.output)
+            .env("CLAIMLINE_REVIEW_TOPIC", &self.review)
+            .env("CLAIMLINE_DLQ_TOPIC", &self.dlq)
+            .env("CLAIMLINE_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .env("CLAIMLINE_LOG", "debug")
+            .env("KAFKA_SESSION_TIMEOUT_MS", "6000")
+            .env("KAFKA_MAX_POLL_INTERVAL_MS", "10000")
+            .env("KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS", "1000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("claimline starts");
+        Service {
+            child: Some(child),
+            port,
+            log: std::sync::Arc::default(),
+        }
+        .with_log_reader()
+    }
+
+    pub async fn send(&self, messages: &[(Option<String>, Vec<u8>)]) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("message.max.bytes", "8388608")
+            .create()
+            .unwrap();
+        let mut futures = Vec::new();
+        for (key, value) in messages {
+            let mut r = FutureRecord::to(&self.input).payload(value);
+            if let Some(k) = key {
+                r = r.key(k);
+            }
+            futures.push(producer.send_result(r).map_err(|(e, _)| e).unwrap());
+        }
+        for f in futures {
+            f.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    }
+
+    pub async fn send_events(&self, events: &[serde_json::Value]) {
+        let messages: Vec<_> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["encounter"]["encounter_id"].as_str().map(str::to_owned),
+                    e.to_string().into_bytes(),
+                )
+            })
+            .collect();
+        self.send(&messages).await;
+    }
+
+    /// Reads a topic from the start until `n` messages or the timeout.
+    pub async fn read(&self, topic: &str, n: usize, timeout: Duration) -> Vec<Received> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("group.id", unique("reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while out.len() < n {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(m)) => out.push(Received {
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| {
+                                    (
+                                        h.key.to_owned(),
+                                        String::from_utf8_lossy(h.value.unwrap_or_default())
+                                            .into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }),
+                Ok(Err(_)) => {}
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+
+    /// Waits until `sql` counts `expected`, or fails the test.
+    pub async fn wait_count(&self, sql: &str, expected: i64, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let n: i64 = sqlx::query_scalar(sql)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap_or(-1);
+            if n == expected {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{sql}: {n} after {timeout:?}, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The admin URL with its database replaced by `db`.
+fn url_with_db(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a postgres://host/db URL");
+    format!("{base}/{db}")
+}
+
+/// A running `claimline run`; killed on drop. Its stderr is collected.
+pub struct Service {
+    child: Option<Child>,
+    pub port: u16,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Service {
+    fn with_log_reader(mut self) -> Self {
+        let stderr = self.child.as_mut().unwrap().stderr.take().unwrap();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        self
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// GET a path on the metrics address: (status, body).
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .ok()?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some((200, _)) = self.get("/readyz").await {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "not ready after {timeout:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let mut c = self.child.take()?;
+        unsafe_sigterm(c.id());
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.code();
+            }
+            if start.elapsed() > timeout {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An event for encounter `enc` (version `version`), valid unless changed.
+pub fn event(event_id: &str, event_type: &str, enc: &str, version: u32) -> serde_json::Value {
+    let mut ev: serde_json::Value =
+        serde_json::from_str(include_str!("../../examples/hip-fracture.json")).unwrap();
+    ev["event_id"] = event_id.into();
+    ev["event_type"] = event_type.into();
+    ev["encounter"]["encounter_id"] = enc.into();
+    ev["encounter"]["version"] = version.into();
+    if event_type == "voided" {
+        ev["encounter"]["services"] = serde_json::json!([]);
+    }
+    ev
+}
