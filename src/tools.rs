@@ -1,7 +1,7 @@
 //! `claimline send` and `claimline read`: small Kafka tools for demos and
 //! integration engineers, so nothing else (kcat) needs installing.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -55,14 +55,19 @@ pub fn read(bootstrap: &str, topic: &str, max: usize, idle: Duration) -> anyhow:
         .subscribe(&[topic])
         .context("Failed to subscribe")?;
     let mut n = 0;
+    let mut out = std::io::stdout().lock();
     let mut last = std::time::Instant::now();
     while n < max && last.elapsed() < idle {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                println!(
-                    "{}",
-                    String::from_utf8_lossy(m.payload().unwrap_or_default())
-                );
+                let line = [m.payload().unwrap_or_default(), b"\n"].concat();
+                if let Err(e) = out.write_all(&line) {
+                    // A closed pipe (e.g. `| head`) just ends the read.
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        return Ok(n);
+                    }
+                    return Err(e).context("Failed to write to stdout");
+                }
                 n += 1;
                 last = std::time::Instant::now();
             }
