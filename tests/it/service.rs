@@ -296,3 +296,82 @@ async fn sigterm_drains_and_exits_zero() {
         .await;
     assert_eq!(svc.terminate(Duration::from_secs(30)), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_unreachable_mid_stream_drops_readiness_and_loses_nothing() {
+    let env = TestEnv::new("pgcut", 1).await;
+    let mut proxy = crate::support::Proxy::start(&crate::support::host_port(&env.db_url)).await;
+    let svc = env.service_with(&proxy.url(&env.db_url), &[("CLAIMLINE_BATCH_SIZE", "20")]);
+    svc.wait_ready(T).await;
+    env.send_events(&stream(200, "a")).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 200, T)
+        .await;
+
+    proxy.cut();
+    env.send_events(&stream(200, "b")).await;
+    let start = std::time::Instant::now();
+    loop {
+        if let Some((503, body)) = svc.get("/readyz").await {
+            assert!(body.contains("database"), "{body}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "readiness never dropped:\n{}",
+            svc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore().await;
+
+    env.wait_count("SELECT count(*) FROM encounter_events", 400, T)
+        .await;
+    svc.wait_ready(T).await;
+    assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 800);
+    env.wait_count(
+        "SELECT count(*) FROM claim_line_outbox WHERE published_at IS NULL",
+        0,
+        T,
+    )
+    .await;
+    let ids: std::collections::HashSet<String> = env
+        .read(&env.output, 900, Duration::from_secs(15))
+        .await
+        .iter()
+        .map(|m| m.json()["claim_line_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 800);
+    let scrape = svc.get("/metrics").await.unwrap().1;
+    assert!(
+        crate::support::metric(&scrape, "claimline_retries_total{step=\"write_batch\"}")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_split_the_partitions_and_process_nothing_twice() {
+    let env = TestEnv::new("group", 4).await;
+    let a = env.service();
+    let b = env.service();
+    a.wait_ready(T).await;
+    b.wait_ready(T).await;
+    env.send_events(&stream(1000, "g")).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 1000, T)
+        .await;
+    assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 2000);
+    let processed = |s: String| {
+        crate::support::metric(
+            &s,
+            "claimline_events_processed_total{outcome=\"processed\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let (pa, pb) = (
+        processed(a.get("/metrics").await.unwrap().1),
+        processed(b.get("/metrics").await.unwrap().1),
+    );
+    assert!(pa > 0.0 && pb > 0.0, "both instances worked: {pa} and {pb}");
+    assert_eq!(pa + pb, 1000.0, "nothing processed twice");
+}

@@ -375,3 +375,92 @@ pub fn event(event_id: &str, event_type: &str, enc: &str, version: u32) -> serde
     }
     ev
 }
+
+/// A TCP proxy in front of Postgres that a test can cut and restore, so
+/// the shared server keeps running while the service loses it.
+pub struct Proxy {
+    pub port: u16,
+    upstream: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: &str) -> Proxy {
+        let mut p = Proxy {
+            port: free_port(),
+            upstream: upstream.to_owned(),
+            task: None,
+        };
+        p.restore().await;
+        p
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub fn cut(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
+    pub async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let upstream = self.upstream.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                let upstream = upstream.clone();
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// `db_url` with its host and port replaced by the proxy's.
+    pub fn url(&self, db_url: &str) -> String {
+        let (scheme, rest) = db_url.split_once("://").unwrap();
+        let (authority, path) = rest.split_once('/').unwrap();
+        let user = authority
+            .rsplit_once('@')
+            .map(|(u, _)| format!("{u}@"))
+            .unwrap_or_default();
+        format!("{scheme}://{user}127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// host:port of a postgres:// URL.
+pub fn host_port(db_url: &str) -> String {
+    let rest = db_url.split_once("://").unwrap().1;
+    let authority = rest.split_once('/').map(|(a, _)| a).unwrap_or(rest);
+    let hp = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
+    if hp.contains(':') {
+        hp.to_owned()
+    } else {
+        format!("{hp}:5432")
+    }
+}
+
+/// The value of one metric line (exact name with labels) in a scrape.
+pub fn metric(scrape: &str, name: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|v| v.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
