@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { echo "ensure-postgres: $*" >&2; }
 
-if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null \
+# FORCE_PRIVATE_PG=1 skips the shared server (to exercise the private path).
+if [ -z "${FORCE_PRIVATE_PG:-}" ] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null \
    && psql "postgres://postgres@127.0.0.1:5432/postgres" -qAtc 'select 1' >/dev/null 2>&1; then
   echo "postgres://postgres@127.0.0.1:5432/postgres"
   exit 0
