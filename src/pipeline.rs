@@ -219,9 +219,9 @@ impl Pipeline {
                 Ok(v) => return Some(v),
                 Err(e) => {
                     self.metrics.retries.with_label_values(&[name]).inc();
-                    if name != "publish_outbox" && name != "publish_dlq" {
+                    if matches!(name, "migrate" | "write_batch") {
                         self.health.database.store(false, Ordering::Relaxed);
-                    } else {
+                    } else if matches!(name, "publish_outbox" | "publish_dlq") {
                         self.health.producer.store(false, Ordering::Relaxed);
                     }
                     let since = *failing_since.get_or_insert_with(Instant::now);
@@ -444,11 +444,6 @@ impl Pipeline {
             }
             for v in d.voided {
                 w.voids.push((v.claim_line_id, v.event_id));
-            }
-            for l in &d.lines {
-                self.metrics
-                    .units_billed
-                    .with_label_values(&[l.code.as_str()]);
             }
             w.new_lines.extend(d.lines);
         }
