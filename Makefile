@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: test demo bench lint stop schemas
+.PHONY: test demo bench bench-e2e lint stop schemas
 
 test:
 	@set -euo pipefail; \
@@ -18,8 +18,15 @@ test:
 demo:
 	@scripts/demo.sh
 
-bench:
+bench: bench-e2e
 	$(CARGO) bench --bench evaluate
+
+# BENCH_EVENTS=N to change the default 100,000.
+bench-e2e:
+	@set -euo pipefail; \
+	export CLAIMLINE_TEST_DATABASE_URL="$$(scripts/ensure-postgres.sh)"; \
+	export CLAIMLINE_TEST_KAFKA="$$(scripts/start-broker.sh)"; \
+	$(CARGO) bench --bench e2e
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use claimline::domain::{decode, evaluate, Rules};
 
-const EVENT: &str = r#"{"event_id":"3f7c2a1e-5b4d-4c8e-9a0f-1d2e3f4a5b6c","event_type":"finalized","occurred_at":"2026-03-02T15:10:00Z","encounter":{"encounter_id":"ENC-000101","version":1,"date_of_service":"2026-03-02","patient":{"id":"PAT-77812","birth_date":"1948-06-14"},"provider":{"npi":"1234567893","discipline":"PT","credential":"therapist"},"payer":{"id":"MEDICARE-B","plan":"medicare"},"diagnoses":["S72.001D","R26.81"],"plan_of_care":{"id":"POC-551","certified_from":"2026-02-20","certified_through":"2026-05-20"},"services":[{"line_id":"1","code":"97530","start":"2026-03-02T14:00:00Z","end":"2026-03-02T14:24:00Z","minutes":24,"one_on_one":true,"activities":["standing balance on uneven surfaces","step-ups for stair climbing","car transfer simulation"]},{"line_id":"2","code":"97110","start":"2026-03-02T14:24:00Z","end":"2026-03-02T14:47:00Z","minutes":23,"one_on_one":true,"activities":["hip abduction strengthening"]},{"line_id":"3","code":"97140","start":"2026-03-02T14:47:00Z","end":"2026-03-02T14:58:00Z","minutes":11,"modifiers":["59"],"activities":["soft tissue mobilization"]},{"line_id":"4","code":"97116","start":"2026-03-02T14:58:00Z","end":"2026-03-02T15:08:00Z","minutes":10,"activities":["gait training with walker"]}]}}"#;
+const EVENT: &str = include_str!("event-4-services.json");
 
 fn one(rules: &Rules, out: &mut Vec<u8>) -> usize {
     let enc = decode(EVENT.as_bytes()).expect("bench event is valid");

@@ -53,20 +53,19 @@ CREATE TABLE claim_lines (
 CREATE INDEX claim_lines_active ON claim_lines (encounter_id) WHERE status <> 'void';
 CREATE INDEX claim_lines_day ON claim_lines (date_of_service);
 
--- The transactional outbox: every message for the claim-line topics is
--- written here in the same transaction as the rows, and marked published
--- once the broker acknowledged it. Unpublished rows are sent again at start.
+-- The transactional outbox: one row per message for the claim-line topics
+-- not yet acknowledged by the broker, written in the same transaction as
+-- the lines and deleted once the broker acknowledged the message (so a
+-- line's "published" mark is that it has no row here). The message itself
+-- is the claim_lines row with this status; a void carries
+-- voided_by_event_id. Rows left after a crash are sent again at start-up.
 CREATE TABLE claim_line_outbox (
     id             bigserial PRIMARY KEY,
     claim_line_id  text NOT NULL,
-    status         text NOT NULL,
+    status         text NOT NULL CHECK (status IN ('validated', 'needs_review', 'void')),
     topic          text NOT NULL,
-    message_key    text NOT NULL,
-    payload        text NOT NULL,
-    created_at     timestamptz NOT NULL DEFAULT now(),
-    published_at   timestamptz
+    created_at     timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX claim_line_outbox_unpublished ON claim_line_outbox (id) WHERE published_at IS NULL;
 
 -- Every dead-lettered message, once per source position.
 CREATE TABLE dead_letters (

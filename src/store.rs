@@ -73,6 +73,7 @@ pub struct DeadLetterRow {
 }
 
 /// A message for a claim-line topic, before or after it got its outbox id.
+/// Key and payload live only in memory: the row holds the line itself.
 #[derive(Debug, Clone)]
 pub struct OutboxEntry {
     pub id: i64,
@@ -164,19 +165,7 @@ pub async fn commit_batch(
     batch: BatchWrite,
 ) -> anyhow::Result<Vec<OutboxEntry>> {
     if !batch.new_lines.is_empty() {
-        sqlx::query(
-            "INSERT INTO claim_lines (claim_line_id, encounter_id, encounter_version, event_id, date_of_service,
-                patient_id, provider_npi, payer_id, line_no, code, units, minutes, modifiers, unit_method, status,
-                flags, diagnoses, expected_payment_cents, rules_version)
-             SELECT claim_line_id, encounter_id, encounter_version, event_id, date_of_service,
-                patient_id, provider_npi, payer_id, line_no, code, units, minutes, modifiers, unit_method, status,
-                flags, diagnoses, expected_payment_cents, rules_version
-             FROM jsonb_populate_recordset(NULL::claim_lines, $1)",
-        )
-        .bind(sqlx::types::Json(&batch.new_lines))
-        .execute(&mut *tx)
-        .await
-        .context("Failed to insert claim lines")?;
+        copy_claim_lines(&mut tx, &batch.new_lines).await?;
     }
     if !batch.voids.is_empty() {
         let (ids, events): (Vec<&str>, Vec<&str>) = batch
@@ -255,10 +244,10 @@ pub async fn commit_batch(
     if !outbox.is_empty() {
         // unnest WITH ORDINALITY keeps the publishing order in the ids.
         let ids: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO claim_line_outbox (claim_line_id, status, topic, message_key, payload)
-             SELECT claim_line_id, status, topic, message_key, payload
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-                  WITH ORDINALITY AS o(claim_line_id, status, topic, message_key, payload, n)
+            "INSERT INTO claim_line_outbox (claim_line_id, status, topic)
+             SELECT claim_line_id, status, topic
+             FROM unnest($1::text[], $2::text[], $3::text[])
+                  WITH ORDINALITY AS o(claim_line_id, status, topic, n)
              ORDER BY n
              RETURNING id",
         )
@@ -270,13 +259,6 @@ pub async fn commit_batch(
         )
         .bind(outbox.iter().map(|o| o.status.as_str()).collect::<Vec<_>>())
         .bind(outbox.iter().map(|o| o.topic.as_str()).collect::<Vec<_>>())
-        .bind(outbox.iter().map(|o| o.key.as_str()).collect::<Vec<_>>())
-        .bind(
-            outbox
-                .iter()
-                .map(|o| o.payload.as_str())
-                .collect::<Vec<_>>(),
-        )
         .fetch_all(&mut *tx)
         .await
         .context("Failed to write the outbox")?;
@@ -290,37 +272,151 @@ pub async fn commit_batch(
     Ok(outbox)
 }
 
-/// Outbox entries the broker has not acknowledged, oldest first.
+/// Outbox entries the broker has not acknowledged, oldest first, with
+/// their messages rebuilt from the stored claim lines.
 pub async fn unpublished(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<OutboxEntry>> {
     let rows = sqlx::query(
-        "SELECT id, claim_line_id, status, topic, message_key, payload FROM claim_line_outbox
-         WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        "SELECT o.id, o.status, o.topic, to_jsonb(c), c.voided_by_event_id
+         FROM claim_line_outbox o JOIN claim_lines c USING (claim_line_id)
+         ORDER BY o.id LIMIT $1",
     )
     .bind(limit)
     .fetch_all(pool)
     .await
     .context("Failed to read the outbox")?;
-    Ok(rows
-        .into_iter()
-        .map(|r| OutboxEntry {
-            id: r.get(0),
-            claim_line_id: r.get(1),
-            status: r.get(2),
-            topic: r.get(3),
-            key: r.get(4),
-            payload: r.get(5),
+    rows.into_iter()
+        .map(|r| {
+            let status: String = r.get(1);
+            let mut line: ClaimLine = serde_json::from_value(r.get::<serde_json::Value, _>(3))
+                .context("A stored claim line does not decode")?;
+            if status == "void" {
+                let by: Option<String> = r.get(4);
+                line = line.voided(by.as_deref().unwrap_or(&line.event_id));
+            } else {
+                // The row may have been voided since; this message is the original.
+                line.status = serde_json::from_value(serde_json::Value::String(status.clone()))
+                    .context("bad outbox status")?;
+            }
+            Ok(OutboxEntry {
+                id: r.get(0),
+                claim_line_id: line.claim_line_id.clone(),
+                key: line.encounter_id.clone(),
+                payload: serde_json::to_string(&line)?,
+                status,
+                topic: r.get(2),
+            })
         })
-        .collect())
+        .collect()
 }
 
 pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("UPDATE claim_line_outbox SET published_at = now() WHERE id = ANY($1)")
+    sqlx::query("DELETE FROM claim_line_outbox WHERE id = ANY($1)")
         .bind(ids)
         .execute(pool)
         .await
         .context("Failed to mark outbox entries published")?;
     Ok(())
+}
+
+/// The claim lines' columns, in COPY order.
+const CLAIM_LINE_COLUMNS: &str = "claim_line_id, encounter_id, encounter_version, event_id, date_of_service, \
+    patient_id, provider_npi, payer_id, line_no, code, units, minutes, modifiers, unit_method, status, \
+    flags, diagnoses, expected_payment_cents, rules_version";
+
+/// Bulk-inserts claim lines with COPY (text format), the fastest path.
+async fn copy_claim_lines(
+    tx: &mut Transaction<'static, Postgres>,
+    lines: &[ClaimLine],
+) -> anyhow::Result<()> {
+    let mut buf = String::with_capacity(lines.len() * 1024);
+    for l in lines {
+        copy_row(&mut buf, l)?;
+    }
+    let mut copy = tx
+        .copy_in_raw(&format!(
+            "COPY claim_lines ({CLAIM_LINE_COLUMNS}) FROM STDIN"
+        ))
+        .await
+        .context("Failed to start COPY into claim_lines")?;
+    copy.send(buf.into_bytes())
+        .await
+        .context("Failed to send claim lines")?;
+    copy.finish()
+        .await
+        .context("Failed to insert claim lines")?;
+    Ok(())
+}
+
+fn copy_row(out: &mut String, l: &ClaimLine) -> anyhow::Result<()> {
+    use std::fmt::Write;
+    let field = |out: &mut String, v: &str| {
+        copy_escape(out, v);
+        out.push('\t');
+    };
+    field(out, &l.claim_line_id);
+    field(out, &l.encounter_id);
+    field(out, &l.encounter_version.to_string());
+    field(out, &l.event_id);
+    field(out, &l.date_of_service.to_string());
+    field(out, &l.patient_id);
+    field(out, &l.provider_npi);
+    field(out, &l.payer_id);
+    field(out, &l.line_no.to_string());
+    field(out, &l.code);
+    field(out, &l.units.to_string());
+    field(out, &l.minutes.to_string());
+    field(out, &array_literal(&l.modifiers));
+    field(out, l.unit_method.as_str());
+    field(out, l.status.as_str());
+    field(out, &serde_json::to_string(&l.flags)?);
+    field(out, &array_literal(&l.diagnoses));
+    match l.expected_payment_cents {
+        Some(c) => write!(out, "{c}\t")?,
+        None => out.push_str("\\N\t"),
+    }
+    copy_escape(out, &l.rules_version);
+    out.push('\n');
+    Ok(())
+}
+
+/// COPY text format: backslash, tab, newline and carriage return escaped.
+fn copy_escape(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A Postgres array literal with every element quoted.
+fn array_literal(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|i| format!("\"{}\"", i.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{{{}}}", quoted.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_and_array_escaping() {
+        let mut s = String::new();
+        copy_escape(&mut s, "a\tb\\c\nd");
+        assert_eq!(s, "a\\tb\\\\c\\nd");
+        assert_eq!(array_literal(&[]), "{}");
+        assert_eq!(
+            array_literal(&["GP".into(), "a\"b".into()]),
+            "{\"GP\",\"a\\\"b\"}"
+        );
+    }
 }

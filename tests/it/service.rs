@@ -42,11 +42,7 @@ async fn events_in_rows_and_claim_lines_out_on_both_topics_and_redelivery_change
         .all(|l| l.json()["status"] == "needs_review" && l.key.as_deref() == Some("ENC-R")));
     assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 6);
     assert_eq!(env.count("SELECT count(*) FROM claim_lines WHERE status = 'needs_review' AND flags @> '[{\"code\":\"MISSING_DIAGNOSIS\"}]'").await, 2);
-    assert_eq!(
-        env.count("SELECT count(*) FROM claim_line_outbox WHERE published_at IS NULL")
-            .await,
-        0
-    );
+    assert_eq!(env.count("SELECT count(*) FROM claim_line_outbox").await, 0);
     let row: (i32, Vec<String>, i64) = sqlx::query_as(
         "SELECT units, modifiers, expected_payment_cents FROM claim_lines WHERE claim_line_id = 'ENC-A:1:1'",
     )
@@ -76,7 +72,7 @@ async fn events_in_rows_and_claim_lines_out_on_both_topics_and_redelivery_change
         svc.log()
     );
     assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 6);
-    assert_eq!(env.count("SELECT count(*) FROM claim_line_outbox").await, 6);
+    assert_eq!(env.count("SELECT count(*) FROM claim_line_outbox").await, 0);
     assert_eq!(
         env.read(&env.output, 5, Duration::from_secs(5)).await.len(),
         4
@@ -272,12 +268,8 @@ async fn killed_mid_stream_and_restarted_loses_nothing_and_duplicates_nothing() 
         3000
     );
     assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 6000);
-    env.wait_count(
-        "SELECT count(*) FROM claim_line_outbox WHERE published_at IS NULL",
-        0,
-        T,
-    )
-    .await;
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
     let published = env.read(&env.output, 7000, Duration::from_secs(20)).await;
     let ids: std::collections::HashSet<String> = published
         .iter()
@@ -329,12 +321,8 @@ async fn postgres_unreachable_mid_stream_drops_readiness_and_loses_nothing() {
         .await;
     svc.wait_ready(T).await;
     assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 800);
-    env.wait_count(
-        "SELECT count(*) FROM claim_line_outbox WHERE published_at IS NULL",
-        0,
-        T,
-    )
-    .await;
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
     let ids: std::collections::HashSet<String> = env
         .read(&env.output, 900, Duration::from_secs(15))
         .await
@@ -374,4 +362,58 @@ async fn two_instances_split_the_partitions_and_process_nothing_twice() {
     );
     assert!(pa > 0.0 && pb > 0.0, "both instances worked: {pa} and {pb}");
     assert_eq!(pa + pb, 1000.0, "nothing processed twice");
+}
+
+/// The crash window: rows committed, broker acknowledgement lost. Rebuild
+/// that state (outbox rows for lines already written) and restart: every
+/// message goes out again, byte for byte what was published first.
+#[tokio::test(flavor = "multi_thread")]
+async fn lines_committed_but_unacknowledged_are_published_after_restart() {
+    let env = TestEnv::new("outbox", 1).await;
+    let mut svc = env.service();
+    let mut held = event("o2", "amended", "ENC-O", 2);
+    held["encounter"]["diagnoses"] = json!([]);
+    env.send_events(&[event("o1", "finalized", "ENC-O", 1), held])
+        .await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 2, T)
+        .await;
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
+    let first_main = env.read(&env.output, 4, T).await;
+    let first_review = env.read(&env.review, 2, T).await;
+    assert_eq!((first_main.len(), first_review.len()), (4, 2));
+    svc.kill();
+
+    // As if the process died after the commit, before the acks: the outbox
+    // still holds every message of both events, in order.
+    sqlx::query(
+        "INSERT INTO claim_line_outbox (claim_line_id, status, topic) VALUES
+         ('ENC-O:1:1', 'validated', $1), ('ENC-O:1:2', 'validated', $1),
+         ('ENC-O:1:1', 'void', $1), ('ENC-O:1:2', 'void', $1),
+         ('ENC-O:2:1', 'needs_review', $2), ('ENC-O:2:2', 'needs_review', $2)",
+    )
+    .bind(&env.output)
+    .bind(&env.review)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let _svc = env.service();
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
+    let main = env.read(&env.output, 8, T).await;
+    let review = env.read(&env.review, 4, T).await;
+    assert_eq!((main.len(), review.len()), (8, 4));
+    let values = |v: &[crate::support::Received]| v.iter().map(|m| m.json()).collect::<Vec<_>>();
+    assert_eq!(
+        values(&main[4..]),
+        values(&first_main),
+        "republished validated and void lines are the same messages"
+    );
+    assert_eq!(values(&review[2..]), values(&first_review));
+    assert_eq!(
+        main[6].json()["event_id"],
+        "o2",
+        "a void carries the event that voided it"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM encounter_events").await, 2);
 }

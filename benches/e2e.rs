@@ -1,0 +1,311 @@
+//! End-to-end throughput of `claimline run` against the real broker and
+//! Postgres, next to a bare passthrough consumer on the same messages.
+//!
+//! `make bench-e2e` (or `cargo bench --bench e2e` with
+//! CLAIMLINE_TEST_DATABASE_URL and CLAIMLINE_TEST_KAFKA set): loads
+//! BENCH_EVENTS events (default 100,000, 4 services each) into a fresh
+//! topic, runs the release service until every event's claim lines are on
+//! `claim-lines`, and prints events/s, p50/p99 latency from the event's
+//! broker timestamp to its claim line's, the service's peak memory, and the
+//! ratio to an rdkafka consumer that copies the same messages to another
+//! topic without parsing them. Targets: ratio >= 0.5, peak RSS < 200 MiB.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+
+const PARTITIONS: i32 = 4;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `make bench-e2e`"))
+}
+
+fn config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c
+}
+
+async fn create_topics(bootstrap: &str, topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> = config(bootstrap).create().unwrap();
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
+    for r in admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+}
+
+async fn load(bootstrap: &str, topic: &str, n: usize) {
+    let template: serde_json::Value =
+        serde_json::from_str(include_str!("event-4-services.json")).unwrap();
+    let producer: FutureProducer = config(bootstrap)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .create()
+        .unwrap();
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let mut ev = template.clone();
+        let enc = format!("ENC-B-{i}");
+        ev["event_id"] = format!("bench-{i}").into();
+        ev["encounter"]["encounter_id"] = enc.clone().into();
+        let payload = ev.to_string();
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(&enc).payload(&payload)) {
+                Ok(f) => {
+                    pending.push(f);
+                    break;
+                }
+                Err((_, _)) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+        if pending.len() >= 20_000 {
+            for f in pending.drain(..) {
+                f.await.unwrap().map_err(|(e, _)| e).unwrap();
+            }
+        }
+    }
+    for f in pending {
+        f.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+}
+
+/// Reads `n` messages from `topic`: key and broker timestamp of each.
+async fn drain(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> Vec<(String, i64)> {
+    let consumer: StreamConsumer = config(bootstrap)
+        .set("group.id", format!("bench-reader-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::with_capacity(n);
+    let deadline = tokio::time::Instant::now() + timeout;
+    while out.len() < n {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(m)) => out.push((
+                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                m.timestamp().to_millis().unwrap_or(0),
+            )),
+            Ok(Err(_)) => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// The baseline: consume and copy every message to `to`, no parsing.
+async fn passthrough(bootstrap: &str, from: &str, to: &str, n: usize) -> Duration {
+    let consumer: StreamConsumer = config(bootstrap)
+        .set("group.id", format!("bench-passthrough-{from}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .create()
+        .unwrap();
+    let producer: FutureProducer = config(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[from]).unwrap();
+    let start = Instant::now();
+    let mut done = 0;
+    let mut pending = Vec::new();
+    while done < n {
+        let m = consumer.recv().await.unwrap();
+        let f = producer
+            .send_result(
+                FutureRecord::to(to)
+                    .key(m.key().unwrap_or_default())
+                    .payload(m.payload().unwrap_or_default()),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+        pending.push(f);
+        consumer.store_offset_from_message(&m).unwrap();
+        done += 1;
+        if pending.len() >= 500 {
+            for f in pending.drain(..) {
+                f.await.unwrap().map_err(|(e, _)| e).unwrap();
+            }
+        }
+    }
+    for f in pending {
+        f.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+    start.elapsed()
+}
+
+async fn scrape(port: u16) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await?;
+    Ok(out)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let bootstrap = env("CLAIMLINE_TEST_KAFKA");
+    let admin_url = env("CLAIMLINE_TEST_DATABASE_URL");
+    let tag = format!("bench{}", std::process::id());
+    let (input, output, review, dlq, copy) = (
+        format!("{tag}.encounters"),
+        format!("{tag}.claim-lines"),
+        format!("{tag}.review"),
+        format!("{tag}.dlq"),
+        format!("{tag}.copy"),
+    );
+    create_topics(&bootstrap, &[&input, &output, &review, &dlq, &copy]).await;
+    let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{tag}\""))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let db_url = format!("{}/{tag}", admin_url.rsplit_once('/').unwrap().0);
+
+    println!("loading {n} events (4 services each) into {input} ({PARTITIONS} partitions)...");
+    let t = Instant::now();
+    load(&bootstrap, &input, n).await;
+    println!("  loaded in {:.1}s", t.elapsed().as_secs_f64());
+
+    let base = passthrough(&bootstrap, &input, &copy, n).await;
+    let base_eps = n as f64 / base.as_secs_f64();
+    println!("passthrough (consume + produce, no parsing): {base_eps:.0} events/s");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .arg("run")
+        .env("DATABASE_URL", &db_url)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+        .env("CLAIMLINE_GROUP_ID", format!("{tag}.service"))
+        .env("CLAIMLINE_INPUT_TOPIC", &input)
+        .env("CLAIMLINE_OUTPUT_TOPIC", &output)
+        .env("CLAIMLINE_REVIEW_TOPIC", &review)
+        .env("CLAIMLINE_DLQ_TOPIC", &dlq)
+        .env("CLAIMLINE_METRICS_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "CLAIMLINE_LOG",
+            std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("claimline starts");
+    let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+    let mut rss = 0.0f64;
+    loop {
+        rss = rss.max(peak_rss_mib(child.id()));
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM encounter_events")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(0);
+        let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM claim_line_outbox")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(1);
+        if done as usize >= n && unpublished == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the service did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let service = started.elapsed();
+    rss = rss.max(peak_rss_mib(child.id()));
+    if let Ok(scrape) = scrape(port).await {
+        let v = |name: &str| {
+            scrape
+                .lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+                .and_then(|x| x.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let batches = v("claimline_batch_size_events_count");
+        println!(
+            "  {batches} batches, {:.0} events each; database {:.1} ms a batch",
+            v("claimline_batch_size_events_sum") / batches,
+            1000.0 * v("claimline_db_batch_duration_seconds_sum")
+                / v("claimline_db_batch_duration_seconds_count")
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let eps = n as f64 / service.as_secs_f64();
+
+    // Latency: input broker timestamp to the last claim line of that event.
+    let inputs: HashMap<String, i64> = drain(&bootstrap, &input, n, Duration::from_secs(120))
+        .await
+        .into_iter()
+        .collect();
+    let mut last_line: HashMap<String, i64> = HashMap::with_capacity(n);
+    for (key, ts) in drain(&bootstrap, &output, 4 * n, Duration::from_secs(300)).await {
+        let e = last_line.entry(key).or_insert(ts);
+        *e = (*e).max(ts);
+    }
+    let mut latencies: Vec<i64> = last_line
+        .iter()
+        .filter_map(|(k, out)| Some(out - inputs.get(k)?))
+        .collect();
+    latencies.sort_unstable();
+    println!(
+        "claimline run: {eps:.0} events/s end to end ({n} events in {:.1}s, from process start)",
+        service.as_secs_f64()
+    );
+    if !latencies.is_empty() {
+        println!(
+            "  latency event -> claim line (events preloaded, so it includes the backlog): p50 {} ms, p99 {} ms ({} events)",
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            latencies.len()
+        );
+    }
+    println!("  peak memory (VmHWM): {rss:.1} MiB; target < 200 MiB");
+    println!(
+        "ratio service / passthrough: {:.2}; target >= 0.5",
+        eps / base_eps
+    );
+}
