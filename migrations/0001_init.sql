@@ -1,13 +1,5 @@
 -- Contract tables (section 4) and claimline's own bookkeeping.
 
--- The newest version processed per encounter; its row lock serialises work
--- on one encounter across instances.
-CREATE TABLE encounters (
-    encounter_id     text PRIMARY KEY,
-    current_version  integer NOT NULL DEFAULT 0,
-    updated_at       timestamptz NOT NULL DEFAULT now()
-);
-
 -- One row per processed event_id: the idempotency record.
 CREATE TABLE encounter_events (
     event_id           text PRIMARY KEY,
@@ -23,7 +15,8 @@ CREATE TABLE encounter_events (
     source_partition   integer NOT NULL,
     source_offset      bigint NOT NULL
 );
-CREATE INDEX encounter_events_encounter ON encounter_events (encounter_id);
+-- The newest version of an encounter is the highest of its events.
+CREATE INDEX encounter_events_encounter ON encounter_events (encounter_id, encounter_version);
 
 -- One row per produced line; a void sets status to 'void'.
 CREATE TABLE claim_lines (
@@ -51,20 +44,20 @@ CREATE TABLE claim_lines (
     updated_at              timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX claim_lines_active ON claim_lines (encounter_id) WHERE status <> 'void';
-CREATE INDEX claim_lines_day ON claim_lines (date_of_service);
 
--- The transactional outbox: one row per message for the claim-line topics
--- not yet acknowledged by the broker, written in the same transaction as
--- the lines and deleted once the broker acknowledged the message (so a
--- line's "published" mark is that it has no row here). The message itself
--- is the claim_lines row with this status; a void carries
--- voided_by_event_id. Rows left after a crash are sent again at start-up.
+-- The transactional outbox: one row per batch listing, in publishing order,
+-- the messages for the claim-line topics that the broker has not yet
+-- acknowledged. It is written in the same transaction as the lines and
+-- deleted once every message of the batch was acknowledged, so a line is
+-- "published" when no row lists it. Each message is the claim_lines row
+-- with the listed status (a void carries voided_by_event_id). Rows left
+-- after a crash are sent again at start-up.
 CREATE TABLE claim_line_outbox (
-    id             bigserial PRIMARY KEY,
-    claim_line_id  text NOT NULL,
-    status         text NOT NULL CHECK (status IN ('validated', 'needs_review', 'void')),
-    topic          text NOT NULL,
-    created_at     timestamptz NOT NULL DEFAULT now()
+    id              bigserial PRIMARY KEY,
+    claim_line_ids  text[] NOT NULL,
+    statuses        text[] NOT NULL,
+    topics          text[] NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
 );
 
 -- Every dead-lettered message, once per source position.

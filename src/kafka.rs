@@ -184,43 +184,66 @@ pub struct Outgoing<'a> {
     pub headers: Option<OwnedHeaders>,
 }
 
-/// Sends all messages, then waits for every acknowledgement. Fails if any
-/// was not acknowledged; the caller retries the whole set (the idempotent
-/// producer and downstream dedupe on `claim_line_id` make that safe).
+pub use rdkafka::producer::future_producer::DeliveryFuture;
+
+/// Hands one message to the producer, waiting while its queue is full.
+/// `None` if the producer refused it (the caller sends it again later).
+pub async fn enqueue(producer: &FutureProducer, m: Outgoing<'_>) -> Option<DeliveryFuture> {
+    let mut record = FutureRecord::to(m.topic).payload(m.payload);
+    if let Some(k) = m.key {
+        record = record.key(k);
+    }
+    if let Some(h) = m.headers {
+        record = record.headers(h);
+    }
+    loop {
+        match producer.send_result(record) {
+            Ok(fut) => return Some(fut),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => {
+                tracing::warn!(error = %e, "the producer refused a message");
+                return None;
+            }
+        }
+    }
+}
+
+/// Waits for one delivery: true when the broker acknowledged it.
+pub async fn acknowledged(ack: Option<DeliveryFuture>) -> bool {
+    match ack {
+        Some(fut) => match fut.await {
+            Ok(Ok(_)) => true,
+            Ok(Err((e, _))) => {
+                tracing::warn!(error = %e, "the broker did not acknowledge a message");
+                false
+            }
+            Err(_) => false,
+        },
+        None => false,
+    }
+}
+
+/// Sends all messages, then waits for every acknowledgement; fails if any
+/// was not acknowledged (the caller sends the set again).
 pub async fn publish_all(
     producer: &FutureProducer,
     messages: Vec<Outgoing<'_>>,
 ) -> anyhow::Result<()> {
     let mut pending = Vec::with_capacity(messages.len());
     for m in messages {
-        let mut record = FutureRecord::to(m.topic).payload(m.payload);
-        if let Some(k) = m.key {
-            record = record.key(k);
-        }
-        if let Some(h) = m.headers {
-            record = record.headers(h);
-        }
-        let mut record = record;
-        loop {
-            match producer.send_result(record) {
-                Ok(fut) => {
-                    pending.push(fut);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err((e, _)) => return Err(e).context("Failed to enqueue a message"),
-            }
+        pending.push(enqueue(producer, m).await);
+    }
+    let mut failed = 0;
+    for ack in pending {
+        if !acknowledged(ack).await {
+            failed += 1;
         }
     }
-    for fut in pending {
-        match fut.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => return Err(e).context("The broker did not acknowledge a message"),
-            Err(_) => anyhow::bail!("The producer dropped a delivery"),
-        }
+    if failed > 0 {
+        anyhow::bail!("{failed} message(s) were not acknowledged by the broker");
     }
     Ok(())
 }

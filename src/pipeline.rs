@@ -21,6 +21,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::config::RunConfig;
 use crate::domain::ledger::Outcome;
@@ -250,55 +251,83 @@ impl Pipeline {
 
     async fn consume(&self, consumer: &EventConsumer) {
         let mut stop = self.stop.clone();
-        let max = self.cfg.batch_size as usize;
         let linger = Duration::from_millis(self.cfg.batch_linger_ms);
+        // The previous batch: committed, its messages sent, acks pending.
+        // Its acknowledgements are awaited while the next batch is written.
+        let mut in_flight: Option<Sent> = None;
         loop {
             let first = tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                m = consumer.recv() => m,
+                _ = stop.wait_for(|s| *s) => break,
+                m = consumer.recv() => Some(m),
+                // Nothing new: settle the batch in flight rather than wait.
+                _ = tokio::time::sleep(linger), if in_flight.is_some() => None,
             };
-            let mut batch = Vec::with_capacity(max);
-            match first {
-                Ok(m) => batch.push(Incoming::from_message(&m)),
-                Err(e) => {
+            let first = match first {
+                Some(Ok(m)) => Incoming::from_message(&m),
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
-            }
-            let deadline = tokio::time::Instant::now() + linger;
-            while batch.len() < max {
-                match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                    Ok(Ok(m)) => batch.push(Incoming::from_message(&m)),
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "consumer error");
-                        break;
+                None => {
+                    let prev = in_flight.take().expect("guarded by the select");
+                    if !self.settle(consumer, prev).await {
+                        return;
                     }
-                    Err(_) => break,
+                    continue;
+                }
+            };
+            let batch = self.fill_batch(consumer, first, linger).await;
+            let span = batch_span(&batch);
+            let sent = self.write_and_send(batch).instrument(span.clone()).await;
+            if let Some(prev) = in_flight.take() {
+                if !self.settle(consumer, prev).instrument(span).await {
+                    return;
                 }
             }
-            self.metrics.events_consumed.inc_by(batch.len() as u64);
-            self.metrics.batch_size.observe(batch.len() as f64);
-            let span = batch_span(&batch);
-            let done = {
-                let _enter = span.enter();
-                self.process(&batch).await
-            };
-            if done {
-                store_offsets(consumer, &batch);
-            } else {
-                // Stopping with the batch unfinished: its offsets stay
-                // unstored and it is redelivered.
-                return;
+            match sent {
+                Some(sent) => in_flight = Some(sent),
+                // Stopping with the batch unwritten: redelivered later.
+                None => return,
             }
             if self.stopping() {
-                return;
+                break;
             }
+        }
+        if let Some(prev) = in_flight.take() {
+            self.settle(consumer, prev).await;
         }
     }
 
-    /// Processes one batch; false if it was abandoned because of shutdown.
-    async fn process(&self, batch: &[Incoming]) -> bool {
+    async fn fill_batch(
+        &self,
+        consumer: &EventConsumer,
+        first: Incoming,
+        linger: Duration,
+    ) -> Vec<Incoming> {
+        let max = self.cfg.batch_size as usize;
+        let mut batch = Vec::with_capacity(max);
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(Incoming::from_message(&m)),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.metrics.events_consumed.inc_by(batch.len() as u64);
+        self.metrics.batch_size.observe(batch.len() as f64);
+        batch
+    }
+
+    /// Step 1 (retried until it holds) and the start of steps 2 and 3: the
+    /// batch's messages are handed to the producer, not yet acknowledged.
+    /// `None` if the service is stopping before the batch was written.
+    async fn write_and_send(&self, batch: Vec<Incoming>) -> Option<Sent> {
         let items: Vec<Item> = batch
             .iter()
             .map(|m| match decode(&m.payload) {
@@ -306,14 +335,11 @@ impl Pipeline {
                 Err(e) => Item::Bad(e),
             })
             .collect();
-
         let write_started = Instant::now();
-        let items = &items;
-        let Some((outbox, outcomes)) = self
-            .retry("write_batch", || Box::pin(self.write_batch(batch, items)))
-            .await
-        else {
-            return false;
+        let (outbox, outcomes) = {
+            let (batch, items) = (&batch, &items);
+            self.retry("write_batch", || Box::pin(self.write_batch(batch, items)))
+                .await?
         };
         self.health.database.store(true, Ordering::Relaxed);
         self.metrics
@@ -325,18 +351,78 @@ impl Pipeline {
                 .with_label_values(&[outcome.as_str()])
                 .inc_by(n);
         }
+        let mut outbox_acks = Vec::with_capacity(outbox.len());
+        for e in &outbox {
+            outbox_acks.push(kafka::enqueue(&self.producer, outbox_message(e)).await);
+        }
+        let dead: Vec<usize> = (0..batch.len())
+            .filter(|&i| matches!(items[i], Item::Bad(_)))
+            .collect();
+        let mut dead_acks = Vec::with_capacity(dead.len());
+        for &i in &dead {
+            let Item::Bad(e) = &items[i] else {
+                unreachable!()
+            };
+            dead_acks
+                .push(kafka::enqueue(&self.producer, self.dead_letter_message(&batch[i], e)).await);
+        }
+        Some(Sent {
+            batch,
+            items,
+            outbox,
+            outbox_acks,
+            dead,
+            dead_acks,
+        })
+    }
 
-        if !outbox.is_empty() {
-            let outbox = &outbox;
-            if self
-                .retry("publish_outbox", || Box::pin(self.publish_outbox(outbox)))
-                .await
-                .is_none()
-            {
+    /// Steps 2 and 3 completed: every message acknowledged (those that were
+    /// not are sent again, with backoff), the outbox rows removed, then the
+    /// batch's offsets stored. False if abandoned because of shutdown.
+    async fn settle(&self, consumer: &EventConsumer, sent: Sent) -> bool {
+        let Sent {
+            batch,
+            items,
+            outbox,
+            outbox_acks,
+            dead,
+            dead_acks,
+        } = sent;
+        let mut failed = Vec::new();
+        for (e, ack) in outbox.iter().zip(outbox_acks) {
+            if !kafka::acknowledged(ack).await {
+                failed.push(e.clone());
+            }
+        }
+        if !failed.is_empty() {
+            let failed = &failed;
+            self.health.producer.store(false, Ordering::Relaxed);
+            let resent = self
+                .retry("publish_outbox", || Box::pin(self.send_outbox(failed)))
+                .await;
+            if resent.is_none() {
                 return false;
             }
+        }
+        if !outbox.is_empty() {
+            let ids: Vec<i64> = outbox.iter().map(|e| e.id).collect();
+            let ids = &ids;
+            let marked = self
+                .retry("mark_published", || {
+                    Box::pin(store::mark_published(&self.pool, ids))
+                })
+                .await;
+            if marked.is_none() {
+                return false;
+            }
+            for e in &outbox {
+                self.metrics
+                    .claim_lines_published
+                    .with_label_values(&[e.status.as_str()])
+                    .inc();
+            }
             let now_ms = chrono::Utc::now().timestamp_millis();
-            for (m, item) in batch.iter().zip(items) {
+            for (m, item) in batch.iter().zip(&items) {
                 if let (Item::Good(_), Some(ts)) = (item, m.timestamp_ms) {
                     self.metrics
                         .processing_latency
@@ -344,25 +430,37 @@ impl Pipeline {
                 }
             }
         }
-
-        let bad: Vec<(&Incoming, &EventError)> = batch
-            .iter()
-            .zip(items)
-            .filter_map(|(m, i)| match i {
-                Item::Bad(e) => Some((m, e)),
-                Item::Good(_) => None,
-            })
-            .collect();
-        if !bad.is_empty() {
-            let bad = &bad;
-            if self
-                .retry("publish_dlq", || Box::pin(self.publish_dead_letters(bad)))
-                .await
-                .is_none()
-            {
+        let mut failed = Vec::new();
+        for (&i, ack) in dead.iter().zip(dead_acks) {
+            if !kafka::acknowledged(ack).await {
+                failed.push(i);
+            }
+        }
+        if !failed.is_empty() {
+            let (failed, batch, items) = (&failed, &batch, &items);
+            let resent = self
+                .retry("publish_dlq", || {
+                    Box::pin(async move {
+                        let messages = failed
+                            .iter()
+                            .map(|&i| match &items[i] {
+                                Item::Bad(e) => self.dead_letter_message(&batch[i], e),
+                                Item::Good(_) => {
+                                    unreachable!("only bad messages are dead-lettered")
+                                }
+                            })
+                            .collect();
+                        kafka::publish_all(&self.producer, messages).await
+                    })
+                })
+                .await;
+            if resent.is_none() {
                 return false;
             }
-            for (m, e) in bad {
+        }
+        for &i in &dead {
+            if let Item::Bad(e) = &items[i] {
+                let m = &batch[i];
                 self.metrics
                     .events_dead_lettered
                     .with_label_values(&[e.reason_code()])
@@ -371,6 +469,7 @@ impl Pipeline {
             }
         }
         self.health.producer.store(true, Ordering::Relaxed);
+        store_offsets(consumer, &batch);
         true
     }
 
@@ -424,9 +523,6 @@ impl Pipeline {
                 .1 += 1;
             if d.outcome == Outcome::Duplicate {
                 continue;
-            }
-            if d.outcome != Outcome::Stale {
-                w.versions.insert(enc.encounter_id.clone(), enc.version);
             }
             w.events.push(EventRow {
                 event_id: enc.event_id.clone(),
@@ -485,32 +581,15 @@ impl Pipeline {
         })
     }
 
-    /// Step 2: publish and mark.
-    async fn publish_outbox(&self, entries: &[OutboxEntry]) -> anyhow::Result<()> {
-        let messages = entries
-            .iter()
-            .map(|e| Outgoing {
-                topic: &e.topic,
-                key: Some(e.key.as_bytes()),
-                payload: e.payload.as_bytes(),
-                headers: None,
-            })
-            .collect();
-        kafka::publish_all(&self.producer, messages).await?;
-        let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
-        store::mark_published(&self.pool, &ids).await?;
-        for e in entries {
-            self.metrics
-                .claim_lines_published
-                .with_label_values(&[e.status.as_str()])
-                .inc();
-        }
-        Ok(())
+    /// Sends outbox entries and waits for every acknowledgement.
+    async fn send_outbox(&self, entries: &[OutboxEntry]) -> anyhow::Result<()> {
+        kafka::publish_all(&self.producer, entries.iter().map(outbox_message).collect()).await
     }
 
+    /// At start-up: whatever a crash left unacknowledged, sent and marked.
     async fn drain_outbox(&self) -> anyhow::Result<()> {
         loop {
-            let entries = store::unpublished(&self.pool, 1000).await?;
+            let entries = store::unpublished(&self.pool, 10).await?;
             if entries.is_empty() {
                 return Ok(());
             }
@@ -518,22 +597,46 @@ impl Pipeline {
                 lines = entries.len(),
                 "publishing claim lines left unacknowledged"
             );
-            self.publish_outbox(&entries).await?;
+            self.send_outbox(&entries).await?;
+            let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+            store::mark_published(&self.pool, &ids).await?;
+            for e in &entries {
+                self.metrics
+                    .claim_lines_published
+                    .with_label_values(&[e.status.as_str()])
+                    .inc();
+            }
         }
     }
 
-    /// Step 3: the original key and value, unchanged, with the contract's headers.
-    async fn publish_dead_letters(&self, bad: &[(&Incoming, &EventError)]) -> anyhow::Result<()> {
-        let messages = bad
-            .iter()
-            .map(|(m, e)| Outgoing {
-                topic: &self.cfg.dlq_topic,
-                key: m.key.as_deref(),
-                payload: &m.payload,
-                headers: Some(kafka::dlq_headers(e.reason_code(), &e.to_string(), m)),
-            })
-            .collect();
-        kafka::publish_all(&self.producer, messages).await
+    /// The original key and value, unchanged, with the contract's headers.
+    fn dead_letter_message<'a>(&'a self, m: &'a Incoming, e: &EventError) -> Outgoing<'a> {
+        Outgoing {
+            topic: &self.cfg.dlq_topic,
+            key: m.key.as_deref(),
+            payload: &m.payload,
+            headers: Some(kafka::dlq_headers(e.reason_code(), &e.to_string(), m)),
+        }
+    }
+}
+
+/// A written batch whose messages were handed to the producer.
+struct Sent {
+    batch: Vec<Incoming>,
+    items: Vec<Item>,
+    outbox: Vec<OutboxEntry>,
+    outbox_acks: Vec<Option<kafka::DeliveryFuture>>,
+    /// Indexes of the bad messages in `batch`.
+    dead: Vec<usize>,
+    dead_acks: Vec<Option<kafka::DeliveryFuture>>,
+}
+
+fn outbox_message(e: &OutboxEntry) -> Outgoing<'_> {
+    Outgoing {
+        topic: &e.topic,
+        key: Some(e.key.as_bytes()),
+        payload: e.payload.as_bytes(),
+        headers: None,
     }
 }
 

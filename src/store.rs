@@ -1,6 +1,5 @@
 //! Postgres: migrations, the per-batch transaction, and the outbox.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -72,8 +71,8 @@ pub struct DeadLetterRow {
     pub message: String,
 }
 
-/// A message for a claim-line topic, before or after it got its outbox id.
-/// Key and payload live only in memory: the row holds the line itself.
+/// A message for a claim-line topic; `id` is its batch's outbox row. Key
+/// and payload live only in memory: the database holds the line itself.
 #[derive(Debug, Clone)]
 pub struct OutboxEntry {
     pub id: i64,
@@ -91,7 +90,6 @@ pub struct BatchWrite {
     pub new_lines: Vec<ClaimLine>,
     /// (claim_line_id, voiding event_id)
     pub voids: Vec<(String, String)>,
-    pub versions: HashMap<String, u32>,
     /// In publishing order; ids are assigned on insert.
     pub outbox: Vec<OutboxEntry>,
     pub dead_letters: Vec<DeadLetterRow>,
@@ -114,20 +112,24 @@ pub async fn begin_batch(
     if encounter_ids.is_empty() {
         return Ok((tx, ledger));
     }
+    // Transaction-scoped advisory locks, taken in sorted id order so two
+    // instances cannot deadlock; a hash collision only serialises more.
     sqlx::query(
-        "INSERT INTO encounters (encounter_id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
+        "SELECT count(pg_advisory_xact_lock(k)) FROM
+           (SELECT hashtextextended(id, 0) AS k FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n) ORDER BY n) AS keys",
     )
     .bind(encounter_ids)
     .execute(&mut *tx)
     .await
-    .context("Failed to register encounters")?;
+    .context("Failed to lock encounters")?;
     let rows = sqlx::query(
-        "SELECT encounter_id, current_version FROM encounters WHERE encounter_id = ANY($1) ORDER BY encounter_id FOR UPDATE",
+        "SELECT encounter_id, max(encounter_version) FROM encounter_events
+         WHERE encounter_id = ANY($1) GROUP BY encounter_id",
     )
     .bind(encounter_ids)
     .fetch_all(&mut *tx)
     .await
-    .context("Failed to lock encounters")?;
+    .context("Failed to read encounter versions")?;
     for row in rows {
         let version: i32 = row.get(1);
         ledger.versions.insert(row.get(0), version as u32);
@@ -207,23 +209,6 @@ pub async fn commit_batch(
         .await
         .context("Failed to record events")?;
     }
-    if !batch.versions.is_empty() {
-        let (ids, versions): (Vec<&str>, Vec<i32>) = batch
-            .versions
-            .iter()
-            .map(|(id, v)| (id.as_str(), *v as i32))
-            .unzip();
-        sqlx::query(
-            "UPDATE encounters e SET current_version = v.version, updated_at = now()
-             FROM unnest($1::text[], $2::int4[]) AS v(encounter_id, version)
-             WHERE e.encounter_id = v.encounter_id",
-        )
-        .bind(&ids)
-        .bind(&versions)
-        .execute(&mut *tx)
-        .await
-        .context("Failed to update encounter versions")?;
-    }
     if !batch.dead_letters.is_empty() {
         let d = &batch.dead_letters;
         sqlx::query(
@@ -242,29 +227,16 @@ pub async fn commit_batch(
     }
     let mut outbox = batch.outbox;
     if !outbox.is_empty() {
-        // unnest WITH ORDINALITY keeps the publishing order in the ids.
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO claim_line_outbox (claim_line_id, status, topic)
-             SELECT claim_line_id, status, topic
-             FROM unnest($1::text[], $2::text[], $3::text[])
-                  WITH ORDINALITY AS o(claim_line_id, status, topic, n)
-             ORDER BY n
-             RETURNING id",
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO claim_line_outbox (claim_line_ids, statuses, topics) VALUES ($1, $2, $3) RETURNING id",
         )
-        .bind(
-            outbox
-                .iter()
-                .map(|o| o.claim_line_id.as_str())
-                .collect::<Vec<_>>(),
-        )
+        .bind(outbox.iter().map(|o| o.claim_line_id.as_str()).collect::<Vec<_>>())
         .bind(outbox.iter().map(|o| o.status.as_str()).collect::<Vec<_>>())
         .bind(outbox.iter().map(|o| o.topic.as_str()).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .context("Failed to write the outbox")?;
-        let mut ids = ids;
-        ids.sort_unstable();
-        for (entry, id) in outbox.iter_mut().zip(ids) {
+        for entry in &mut outbox {
             entry.id = id;
         }
     }
@@ -272,15 +244,17 @@ pub async fn commit_batch(
     Ok(outbox)
 }
 
-/// Outbox entries the broker has not acknowledged, oldest first, with
-/// their messages rebuilt from the stored claim lines.
-pub async fn unpublished(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<OutboxEntry>> {
+/// The messages of the oldest `batches` unacknowledged outbox rows, in
+/// publishing order, rebuilt from the stored claim lines.
+pub async fn unpublished(pool: &PgPool, batches: i64) -> anyhow::Result<Vec<OutboxEntry>> {
     let rows = sqlx::query(
-        "SELECT o.id, o.status, o.topic, to_jsonb(c), c.voided_by_event_id
-         FROM claim_line_outbox o JOIN claim_lines c USING (claim_line_id)
-         ORDER BY o.id LIMIT $1",
+        "SELECT o.id, u.status, u.topic, to_jsonb(c), c.voided_by_event_id
+         FROM (SELECT * FROM claim_line_outbox ORDER BY id LIMIT $1) AS o,
+              unnest(o.claim_line_ids, o.statuses, o.topics) WITH ORDINALITY AS u(claim_line_id, status, topic, n)
+              JOIN claim_lines c USING (claim_line_id)
+         ORDER BY o.id, u.n",
     )
-    .bind(limit)
+    .bind(batches)
     .fetch_all(pool)
     .await
     .context("Failed to read the outbox")?;
@@ -309,12 +283,16 @@ pub async fn unpublished(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Outbox
         .collect()
 }
 
+/// Removes the outbox rows whose messages were all acknowledged.
 pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
     if ids.is_empty() {
         return Ok(());
     }
     sqlx::query("DELETE FROM claim_line_outbox WHERE id = ANY($1)")
-        .bind(ids)
+        .bind(&ids)
         .execute(pool)
         .await
         .context("Failed to mark outbox entries published")?;

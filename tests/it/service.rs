@@ -387,10 +387,9 @@ async fn lines_committed_but_unacknowledged_are_published_after_restart() {
     // As if the process died after the commit, before the acks: the outbox
     // still holds every message of both events, in order.
     sqlx::query(
-        "INSERT INTO claim_line_outbox (claim_line_id, status, topic) VALUES
-         ('ENC-O:1:1', 'validated', $1), ('ENC-O:1:2', 'validated', $1),
-         ('ENC-O:1:1', 'void', $1), ('ENC-O:1:2', 'void', $1),
-         ('ENC-O:2:1', 'needs_review', $2), ('ENC-O:2:2', 'needs_review', $2)",
+        "INSERT INTO claim_line_outbox (claim_line_ids, statuses, topics) VALUES
+         ('{ENC-O:1:1,ENC-O:1:2}', '{validated,validated}', ARRAY[$1, $1]),
+         ('{ENC-O:1:1,ENC-O:1:2,ENC-O:2:1,ENC-O:2:2}', '{void,void,needs_review,needs_review}', ARRAY[$1, $1, $2, $2])",
     )
     .bind(&env.output)
     .bind(&env.review)
