@@ -21,11 +21,14 @@ demo:
 bench: bench-e2e
 	$(CARGO) bench --bench evaluate
 
-# BENCH_EVENTS=N to change the default 100,000.
+# BENCH_EVENTS=N to change the default 100,000. A fresh broker of its own
+# (port 19193, in-memory) so earlier runs' data does not skew the figures.
 bench-e2e:
 	@set -euo pipefail; \
 	export CLAIMLINE_TEST_DATABASE_URL="$$(scripts/ensure-postgres.sh)"; \
-	export CLAIMLINE_TEST_KAFKA="$$(scripts/start-broker.sh)"; \
+	BROKER_PORT=19193 scripts/stop.sh; \
+	export CLAIMLINE_TEST_KAFKA="$$(BROKER_PORT=19193 scripts/start-broker.sh)"; \
+	trap 'BROKER_PORT=19193 scripts/stop.sh' EXIT; \
 	$(CARGO) bench --bench e2e
 
 lint:

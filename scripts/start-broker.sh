@@ -13,9 +13,9 @@ if ! up; then
   echo "start-broker: starting tansu on 127.0.0.1:$port" >&2
   nohup tansu broker --storage-engine memory://tansu/ \
     --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$port" >.run/tansu.log 2>&1 &
-  echo $! >.run/tansu.pid
+    --advertised-listener-url "tcp://127.0.0.1:$port" >".run/tansu-$port.log" 2>&1 &
+  echo $! >".run/tansu-$port.pid"
   for _ in $(seq 1 100); do up && break; sleep 0.1; done
-  up || { echo "start-broker: tansu did not start; see .run/tansu.log" >&2; exit 1; }
+  up || { echo "start-broker: tansu did not start; see .run/tansu-$port.log" >&2; exit 1; }
 fi
 echo "127.0.0.1:$port"

@@ -123,8 +123,10 @@ pub async fn begin_batch(
     .await
     .context("Failed to lock encounters")?;
     let rows = sqlx::query(
-        "SELECT encounter_id, max(encounter_version) FROM encounter_events
-         WHERE encounter_id = ANY($1) GROUP BY encounter_id",
+        // One index probe per encounter, whatever the table's statistics say.
+        "SELECT u.id, v.version FROM unnest($1::text[]) AS u(id)
+         CROSS JOIN LATERAL (SELECT encounter_version AS version FROM encounter_events e
+                             WHERE e.encounter_id = u.id ORDER BY encounter_version DESC LIMIT 1) AS v",
     )
     .bind(encounter_ids)
     .fetch_all(&mut *tx)
@@ -309,6 +311,7 @@ async fn copy_claim_lines(
     tx: &mut Transaction<'static, Postgres>,
     lines: &[ClaimLine],
 ) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let mut buf = String::with_capacity(lines.len() * 1024);
     for l in lines {
         copy_row(&mut buf, l)?;
@@ -319,12 +322,19 @@ async fn copy_claim_lines(
         ))
         .await
         .context("Failed to start COPY into claim_lines")?;
+    let bytes = buf.len();
     copy.send(buf.into_bytes())
         .await
         .context("Failed to send claim lines")?;
     copy.finish()
         .await
         .context("Failed to insert claim lines")?;
+    tracing::debug!(
+        rows = lines.len(),
+        bytes,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "COPY claim_lines"
+    );
     Ok(())
 }
 
