@@ -299,6 +299,11 @@ async fn postgres_unreachable_mid_stream_drops_readiness_and_loses_nothing() {
     env.wait_count("SELECT count(*) FROM encounter_events", 200, T)
         .await;
 
+    // Every batch settled (acknowledged, outbox emptied) before the cut, so
+    // the next step to touch Postgres is writing the next batch.
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     proxy.cut();
     env.send_events(&stream(200, "b")).await;
     let start = std::time::Instant::now();
@@ -314,7 +319,24 @@ async fn postgres_unreachable_mid_stream_drops_readiness_and_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Keep it down until a batch write has failed and is being retried.
+    let start = std::time::Instant::now();
+    loop {
+        let scrape = svc.get("/metrics").await.map(|r| r.1).unwrap_or_default();
+        if crate::support::metric(&scrape, "claimline_retries_total{step=\"write_batch\"}")
+            .unwrap_or(0.0)
+            >= 1.0
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no failed write while Postgres was cut:\n{}",
+            svc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
     proxy.restore().await;
 
     env.wait_count("SELECT count(*) FROM encounter_events", 400, T)
@@ -330,12 +352,6 @@ async fn postgres_unreachable_mid_stream_drops_readiness_and_loses_nothing() {
         .map(|m| m.json()["claim_line_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids.len(), 800);
-    let scrape = svc.get("/metrics").await.unwrap().1;
-    assert!(
-        crate::support::metric(&scrape, "claimline_retries_total{step=\"write_batch\"}")
-            .unwrap_or(0.0)
-            >= 1.0
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
