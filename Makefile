@@ -9,10 +9,12 @@ CARGO ?= cargo
 
 test:
 	@set -euo pipefail; \
+	scripts/ensure-tools.sh; \
 	export CLAIMLINE_TEST_DATABASE_URL="$$(scripts/ensure-postgres.sh)"; \
 	export CLAIMLINE_TEST_KAFKA="$$(scripts/start-broker.sh)"; \
 	$(CARGO) fmt --all -- --check; \
 	$(CARGO) clippy --all-targets -- -D warnings; \
+	scripts/check-deploy.sh; \
 	$(CARGO) test
 
 demo:

@@ -3,6 +3,7 @@
 //! and a real Kafka-protocol broker (started by `make test`).
 
 mod evaluate_cli;
+mod operability;
 mod schemas;
 mod service;
 mod support;

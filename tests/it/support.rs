@@ -140,6 +140,7 @@ impl TestEnv {
             .env("KAFKA_SESSION_TIMEOUT_MS", "6000")
             .env("KAFKA_MAX_POLL_INTERVAL_MS", "10000")
             .env("KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS", "1000")
+            .env("KAFKA_STATISTICS_INTERVAL_MS", "500")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in extra {

@@ -1,0 +1,216 @@
+//! What SREs and revenue-cycle teams read: /metrics (exact counts, valid
+//! for promtool, no identifiers in labels) and the reporting views.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{event, metric, TestEnv};
+
+const T: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_and_views_count_exactly_what_was_processed() {
+    let env = TestEnv::new("metrics", 1).await;
+    let svc = env.service();
+    svc.wait_ready(T).await;
+    let good1 = event("m1", "finalized", "ENC-M1", 1);
+    let good2 = event("m2", "finalized", "ENC-M2", 1);
+    let mut held = event("m3", "finalized", "ENC-M3", 1);
+    held["encounter"]["diagnoses"] = json!([]);
+    let mut wrong = event("m4", "finalized", "ENC-M4", 1);
+    wrong["encounter"]["provider"]["discipline"] = json!("RN");
+    let mut messages: Vec<(Option<String>, Vec<u8>)> = [&good1, &good2, &held, &wrong, &good1]
+        .iter()
+        .map(|e| {
+            (
+                Some(e["encounter"]["encounter_id"].as_str().unwrap().to_owned()),
+                e.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    messages.insert(2, (None, b"not json".to_vec()));
+    env.send(&messages).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 3, T)
+        .await;
+    env.wait_count("SELECT count(*) FROM dead_letters", 2, T)
+        .await;
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
+
+    // Counters move after the broker's acks; wait for the last of them.
+    let mut scrape = String::new();
+    for _ in 0..100 {
+        scrape = svc.get("/metrics").await.unwrap().1;
+        if metric(
+            &scrape,
+            "claimline_events_dead_lettered_total{reason=\"invalid_json\"}",
+        ) == Some(1.0)
+            && metric(
+                &scrape,
+                "claimline_events_processed_total{outcome=\"duplicate\"}",
+            ) == Some(1.0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let expect = [
+        ("claimline_events_consumed_total", 6.0),
+        (
+            "claimline_events_processed_total{outcome=\"processed\"}",
+            3.0,
+        ),
+        (
+            "claimline_events_processed_total{outcome=\"duplicate\"}",
+            1.0,
+        ),
+        ("claimline_events_processed_total{outcome=\"stale\"}", 0.0),
+        (
+            "claimline_events_dead_lettered_total{reason=\"invalid_json\"}",
+            1.0,
+        ),
+        (
+            "claimline_events_dead_lettered_total{reason=\"schema_violation\"}",
+            1.0,
+        ),
+        (
+            "claimline_events_dead_lettered_total{reason=\"too_large\"}",
+            0.0,
+        ),
+        (
+            "claimline_claim_lines_published_total{status=\"validated\"}",
+            4.0,
+        ),
+        (
+            "claimline_claim_lines_published_total{status=\"needs_review\"}",
+            2.0,
+        ),
+        (
+            "claimline_claim_lines_published_total{status=\"void\"}",
+            0.0,
+        ),
+        ("claimline_units_billed_total{code=\"97530\"}", 6.0),
+        ("claimline_units_billed_total{code=\"97110\"}", 3.0),
+        (
+            "claimline_flags_raised_total{flag=\"MISSING_DIAGNOSIS\",severity=\"error\"}",
+            2.0,
+        ),
+        ("claimline_ready", 1.0),
+    ];
+    for (name, value) in expect {
+        assert_eq!(metric(&scrape, name), Some(value), "{name}\n{scrape}");
+    }
+    assert!(metric(&scrape, "claimline_processing_latency_seconds_count").unwrap() >= 3.0);
+    assert!(metric(&scrape, "claimline_db_batch_duration_seconds_count").unwrap() >= 1.0);
+    assert!(
+        scrape.contains("claimline_build_info{rules_version=\"claimline-rules-"),
+        "{scrape}"
+    );
+    // Lag from librdkafka's statistics: caught up, so zero.
+    let lag = format!(
+        "claimline_consumer_lag_messages{{partition=\"0\",topic=\"{}\"}}",
+        env.input
+    );
+    let mut seen = None;
+    for _ in 0..50 {
+        seen = metric(&svc.get("/metrics").await.unwrap().1, &lag);
+        if seen == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen, Some(0.0), "{lag}");
+    for id in ["ENC-M", "PAT-", "1234567893", "m1"] {
+        assert!(
+            !scrape.contains(&format!("\"{id}")),
+            "an identifier in a label: {id}"
+        );
+    }
+
+    // promtool (Debian's prometheus package) accepts the exposition.
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed by `make test` (scripts/ensure-tools.sh)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(scrape.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+
+    // The reporting views agree.
+    let (lines, units, cents, held_lines): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT lines, units, expected_payment_cents, lines_held FROM billing_by_code_provider_day
+         WHERE code = '97530' AND date_of_service = '2026-03-02' AND provider_npi = '1234567893'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!((lines, units, held_lines), (3, 6, 1));
+    let line_cents: i64 = env
+        .count("SELECT sum(expected_payment_cents)::int8 FROM claim_lines WHERE code = '97530'")
+        .await;
+    assert_eq!(cents, line_cents);
+    let held: Vec<(String, i64)> =
+        sqlx::query_as("SELECT flag, lines FROM lines_held_by_flag ORDER BY flag")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(held, vec![("MISSING_DIAGNOSIS".to_string(), 2)]);
+    let dead: Vec<(String, i64)> =
+        sqlx::query_as("SELECT reason, messages FROM dead_letters_by_reason ORDER BY reason")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        dead,
+        vec![
+            ("invalid_json".to_string(), 1),
+            ("schema_violation".to_string(), 1)
+        ]
+    );
+    let outcomes: i64 = env
+        .count("SELECT sum(events)::int8 FROM events_by_outcome_day WHERE outcome = 'processed'")
+        .await;
+    assert_eq!(outcomes, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pretty_logs_for_a_terminal_and_no_patient_data_at_debug() {
+    let env = TestEnv::new("logs", 1).await;
+    let mut svc = env.service_with(&env.db_url, &[("CLAIMLINE_LOG_FORMAT", "pretty")]);
+    svc.wait_ready(T).await;
+    let mut bad = event("l2", "finalized", "ENC-L2", 1);
+    bad["encounter"]["patient"]["id"] = json!(44556677);
+    env.send_events(&[event("l1", "finalized", "ENC-L1", 1), bad])
+        .await;
+    env.wait_count("SELECT count(*) FROM dead_letters", 1, T)
+        .await;
+    assert_eq!(svc.terminate(Duration::from_secs(30)), Some(0));
+    let log = svc.log();
+    assert!(log.contains("dead-lettered a bad event"), "{log}");
+    assert!(
+        !log.trim_start().starts_with('{'),
+        "pretty, not JSON:\n{log}"
+    );
+    for phi in ["PAT-77812", "1948-06-14", "1234567893", "44556677"] {
+        assert!(!log.contains(phi), "{phi} in the log");
+    }
+}
