@@ -63,6 +63,13 @@ fn main() {
     let raw = per(&mut || {
         black_box(serde_json::from_str::<serde_json::Value>(black_box(EVENT)).unwrap());
     });
+    let wire_only = per(&mut || {
+        black_box(
+            serde_json::from_str::<claimline::domain::wire::EncounterEvent>(black_box(EVENT))
+                .unwrap(),
+        );
+    });
+    println!("  (wire struct only {wire_only:.2} us)");
     println!("  (for scale: serde_json to an untyped Value {raw:.2} us)");
     println!("  decode {d:.2} us, evaluate {e:.2} us, encode {w:.2} us");
     println!(

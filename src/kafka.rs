@@ -128,8 +128,7 @@ pub fn create_consumer(cfg: &RunConfig, ctx: ConsumerCtx) -> anyhow::Result<Even
             c.set(k, v);
         }
     }
-    c.create_with_context(ctx)
-        .map_err(|e| anyhow::anyhow!("invalid Kafka consumer configuration: {e}"))
+    c.create_with_context(ctx).map_err(config_error)
 }
 
 /// The producer: idempotent, so retries never duplicate or reorder.
@@ -143,8 +142,27 @@ pub fn create_producer(cfg: &RunConfig) -> anyhow::Result<FutureProducer> {
         // Room for an oversized input to be dead-lettered unchanged.
         c.set("message.max.bytes", "8388608");
     }
-    c.create()
-        .map_err(|e| anyhow::anyhow!("invalid Kafka producer configuration: {e}"))
+    c.create().map_err(config_error)
+}
+
+/// One line naming the setting, never its value (it may be a secret).
+fn config_error(e: KafkaError) -> anyhow::Error {
+    match e {
+        KafkaError::ClientConfig(_, desc, key, value) => {
+            let desc = if value.is_empty() {
+                desc
+            } else {
+                desc.replace(&value, "<redacted>")
+            };
+            let var = if key == "bootstrap.servers" {
+                "KAFKA_BOOTSTRAP_SERVERS".to_owned()
+            } else {
+                format!("KAFKA_{}", key.to_ascii_uppercase().replace('.', "_"))
+            };
+            anyhow::anyhow!("invalid Kafka setting {var} ({key}): {desc}")
+        }
+        other => anyhow::anyhow!("invalid Kafka configuration: {other}"),
+    }
 }
 
 /// Creates the topics that are missing (demo and tests).

@@ -70,8 +70,8 @@ fn main() -> ExitCode {
                 match claimline::pipeline::run(cfg, shutdown_signal()).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
+                        // One line, through the configured log format.
                         tracing::error!(error = format!("{e:#}"), "claimline run failed");
-                        eprintln!("claimline run: {e:#}");
                         ExitCode::FAILURE
                     }
                 }

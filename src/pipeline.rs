@@ -220,7 +220,7 @@ impl Pipeline {
                 Ok(v) => return Some(v),
                 Err(e) => {
                     self.metrics.retries.with_label_values(&[name]).inc();
-                    if matches!(name, "migrate" | "write_batch") {
+                    if matches!(name, "migrate" | "write_batch" | "mark_published") {
                         self.health.database.store(false, Ordering::Relaxed);
                     } else if matches!(name, "publish_outbox" | "publish_dlq") {
                         self.health.producer.store(false, Ordering::Relaxed);

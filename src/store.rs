@@ -24,6 +24,9 @@ pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<PgPool> {
 /// A pool that connects on first use, so the service can start while
 /// Postgres is still down and report not-ready instead of exiting.
 pub fn connect_lazy(url: &str, pool_size: u32) -> anyhow::Result<PgPool> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        anyhow::bail!("DATABASE_URL must be a postgres:// or postgresql:// URL");
+    }
     PgPoolOptions::new()
         .max_connections(pool_size)
         .acquire_timeout(Duration::from_secs(3))

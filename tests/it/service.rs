@@ -432,3 +432,42 @@ async fn lines_committed_but_unacknowledged_are_published_after_restart() {
     );
     assert_eq!(env.count("SELECT count(*) FROM encounter_events").await, 2);
 }
+
+#[test]
+fn bad_configuration_fails_at_start_with_one_line_and_no_secret() {
+    let run = |vars: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_claimline"));
+        cmd.arg("run")
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .env("CLAIMLINE_METRICS_ADDR", "127.0.0.1:0")
+            .env("CLAIMLINE_LOG_FORMAT", "json");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&[
+        ("KAFKA_NOT_A_PROPERTY", "1"),
+        ("KAFKA_SASL_PASSWORD", "hunter2-secret"),
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("KAFKA_NOT_A_PROPERTY"), "{err}");
+    assert!(!err.contains("hunter2-secret"));
+    let (code, err) = run(&[("KAFKA_SECURITY_PROTOCOL", "not-a-protocol-secret")]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("KAFKA_SECURITY_PROTOCOL") && !err.contains("not-a-protocol-secret"),
+        "{err}"
+    );
+    let (code, err) = run(&[("DATABASE_URL", "mysql://nope")]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("DATABASE_URL"), "{err}");
+    let (code, err) = run(&[("CLAIMLINE_BATCH_SIZE", "0")]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--batch-size"), "{err}");
+}
