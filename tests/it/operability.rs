@@ -41,22 +41,19 @@ async fn metrics_and_views_count_exactly_what_was_processed() {
         .await;
 
     // Counters move after the broker's acks; wait for the last of them.
-    let mut scrape = String::new();
-    for _ in 0..100 {
-        scrape = svc.get("/metrics").await.unwrap().1;
-        if metric(
-            &scrape,
-            "claimline_events_dead_lettered_total{reason=\"invalid_json\"}",
-        ) == Some(1.0)
-            && metric(
-                &scrape,
-                "claimline_events_processed_total{outcome=\"duplicate\"}",
-            ) == Some(1.0)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    svc.wait_metric(
+        "claimline_events_dead_lettered_total{reason=\"invalid_json\"}",
+        |v| v == 1.0,
+        T,
+    )
+    .await;
+    let scrape = svc
+        .wait_metric(
+            "claimline_events_processed_total{outcome=\"duplicate\"}",
+            |v| v == 1.0,
+            T,
+        )
+        .await;
     let expect = [
         ("claimline_events_consumed_total", 6.0),
         (
@@ -114,15 +111,7 @@ async fn metrics_and_views_count_exactly_what_was_processed() {
         "claimline_consumer_lag_messages{{partition=\"0\",topic=\"{}\"}}",
         env.input
     );
-    let mut seen = None;
-    for _ in 0..50 {
-        seen = metric(&svc.get("/metrics").await.unwrap().1, &lag);
-        if seen == Some(0.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(seen, Some(0.0), "{lag}");
+    svc.wait_metric(&lag, |v| v == 0.0, T).await;
     for id in ["ENC-M", "PAT-", "1234567893", "m1"] {
         assert!(
             !scrape.contains(&format!("\"{id}")),

@@ -55,6 +55,28 @@ async fn events_in_rows_and_claim_lines_out_on_both_topics_and_redelivery_change
     env.send_events(&events).await;
     env.wait_count("SELECT count(*)::int8 FROM encounter_events", 3, T)
         .await;
+    // The duplicates were consumed and counted.
+    svc.wait_metric(
+        "claimline_events_processed_total{outcome=\"duplicate\"}",
+        |v| v == 3.0,
+        T,
+    )
+    .await;
+    assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 6);
+    assert_eq!(env.count("SELECT count(*) FROM claim_lines WHERE status = 'needs_review' AND flags @> '[{\"code\":\"MISSING_DIAGNOSIS\"}]'").await, 2);
+    assert_eq!(env.count("SELECT count(*) FROM claim_line_outbox").await, 0);
+    let row: (i32, Vec<String>, i64) = sqlx::query_as(
+        "SELECT units, modifiers, expected_payment_cents FROM claim_lines WHERE claim_line_id = 'ENC-A:1:1'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!((row.0, row.1.clone()), (2, vec!["GP".to_string()]));
+
+    // The same events again: no new rows, no new claim lines.
+    env.send_events(&events).await;
+    env.wait_count("SELECT count(*)::int8 FROM encounter_events", 3, T)
+        .await;
     let metrics_moved = async {
         for _ in 0..100 {
             if let Some((200, m)) = svc.get("/metrics").await {
@@ -320,22 +342,12 @@ async fn postgres_unreachable_mid_stream_drops_readiness_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Keep it down until a batch write has failed and is being retried.
-    let start = std::time::Instant::now();
-    loop {
-        let scrape = svc.get("/metrics").await.map(|r| r.1).unwrap_or_default();
-        if crate::support::metric(&scrape, "claimline_retries_total{step=\"write_batch\"}")
-            .unwrap_or(0.0)
-            >= 1.0
-        {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no failed write while Postgres was cut:\n{}",
-            svc.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    svc.wait_metric(
+        "claimline_retries_total{step=\"write_batch\"}",
+        |v| v >= 1.0,
+        Duration::from_secs(30),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     proxy.restore().await;
 

@@ -309,6 +309,30 @@ impl Service {
         Some((status, body))
     }
 
+    /// Scrapes /metrics until the metric `name` (with labels) satisfies
+    /// `ok`, or fails the test; returns the last scrape.
+    pub async fn wait_metric(
+        &self,
+        name: &str,
+        ok: impl Fn(f64) -> bool,
+        timeout: Duration,
+    ) -> String {
+        let start = Instant::now();
+        loop {
+            let scrape = self.get("/metrics").await.map(|r| r.1).unwrap_or_default();
+            if metric(&scrape, name).is_some_and(&ok) {
+                return scrape;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{name} = {:?} after {timeout:?}:\n{}",
+                metric(&scrape, name),
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn wait_ready(&self, timeout: Duration) {
         let start = Instant::now();
         loop {
