@@ -6,6 +6,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY data data
 COPY migrations migrations
+COPY build.rs build.rs
 COPY benches benches
 COPY examples examples
 RUN cargo build --release --locked --bin claimline
