@@ -13,7 +13,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
@@ -290,15 +290,6 @@ pub fn dlq_headers(reason: &str, message: &str, source: &Incoming) -> OwnedHeade
             key: "source.offset",
             value: Some(offset.as_str()),
         })
-}
-
-/// Reads a header as UTF-8, for tests and tools.
-pub fn header<'a>(headers: &'a impl Headers, key: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|h| h.key == key)
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
 }
 
 pub fn producer_queue_len(producer: &FutureProducer) -> i32 {

@@ -121,10 +121,6 @@ impl Modifier {
         }
     }
 
-    pub fn new_static(s: &'static str) -> Self {
-        Modifier(s.to_owned())
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -293,14 +289,30 @@ fn explain_decode_error(bytes: &[u8]) -> EventError {
     }
 }
 
-/// serde may quote the offending value; under `encounter.patient` that
-/// value is PHI and must not travel into logs or headers.
+/// serde quotes the offending value ("invalid type: string \"…\"",
+/// "invalid value: integer `…`"). That value may be patient data or an NPI,
+/// or a whole double-encoded event, and error messages travel into logs and
+/// dead-letter headers: never repeat it.
 fn redact_if_phi(path: &str, message: String) -> String {
     if path.starts_with("encounter.patient") {
-        "invalid value (not shown: patient data)".to_owned()
-    } else {
-        message
+        return "invalid value (not shown: patient data)".to_owned();
     }
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(i) = message.find(prefix) {
+            if let Some(j) = message[i..].find(", expected") {
+                let what = message[i + prefix.len()..i + j]
+                    .split([' ', '`', '"'])
+                    .next()
+                    .unwrap_or("");
+                return format!(
+                    "{}{prefix}{what} (value not shown){}",
+                    &message[..i],
+                    &message[i + j..]
+                );
+            }
+        }
+    }
+    message
 }
 
 fn check_len(field: &str, s: &str, min: usize, max: usize) -> Result<(), EventError> {

@@ -252,6 +252,28 @@ fn errors_about_the_patient_never_quote_the_patient() {
 }
 
 #[test]
+fn errors_never_repeat_the_offending_value() {
+    let mut ev = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]);
+    ev["encounter"]["provider"]["npi"] = json!(1234567893u64);
+    let err = reject(&ev).to_string();
+    assert!(
+        err.starts_with(
+            "encounter.provider.npi: invalid type: integer (value not shown), expected a string"
+        ),
+        "{err}"
+    );
+    // A double-encoded encounter must not echo the patient inside it.
+    let inner = ev["encounter"].to_string();
+    ev["encounter"] = json!(inner);
+    let err = reject(&ev).to_string();
+    assert!(
+        !err.contains("PAT-SECRET-1") && !err.contains("1948-06-14"),
+        "{err}"
+    );
+    assert!(err.contains("encounter"), "{err}");
+}
+
+#[test]
 fn unknown_fields_are_ignored_and_a_void_may_have_no_services() {
     let mut ev = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]);
     ev["encounter"]["facility"] = json!("north wing");
@@ -774,6 +796,36 @@ fn every_line_names_its_rules_and_the_event() {
             ("evt-1", "PAT-SECRET-1", "1234567893")
         );
         assert_eq!(l.diagnoses, vec!["S72.001D"]);
+    }
+}
+
+#[test]
+fn flag_codes_are_the_contracts_names() {
+    let contract = [
+        "NOT_ONE_ON_ONE",
+        "BELOW_8_MINUTES",
+        "OVERLAP_97535",
+        "OVERLAP_97110",
+        "NCCI_PTP",
+        "MODIFIER_59_MISUSE",
+        "UNITS_OVER_LIMIT",
+        "MISSING_DIAGNOSIS",
+        "MISSING_TIME_DOCUMENTATION",
+        "MINUTES_MISMATCH",
+        "PLAN_OF_CARE_EXPIRED",
+        "NO_FUNCTIONAL_ACTIVITY",
+        "ASSISTANT_MODIFIER",
+    ];
+    let names: Vec<&str> = FlagCode::ALL.iter().map(|f| f.as_str()).collect();
+    for c in contract {
+        assert!(names.contains(&c), "{c} missing");
+    }
+    for f in FlagCode::ALL {
+        assert_eq!(
+            serde_json::to_value(f).unwrap(),
+            json!(f.as_str()),
+            "metric label and wire name agree"
+        );
     }
 }
 
