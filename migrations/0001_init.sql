@@ -43,7 +43,6 @@ CREATE TABLE claim_lines (
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX claim_lines_active ON claim_lines (encounter_id) WHERE status <> 'void';
 
 -- The transactional outbox: one row per batch listing, in publishing order,
 -- the messages for the claim-line topics that the broker has not yet

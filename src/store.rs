@@ -146,7 +146,17 @@ pub async fn begin_batch(
         .context("Failed to look up processed events")?;
     ledger.seen = seen.into_iter().map(|r| r.get(0)).collect();
     let active = sqlx::query(
-        "SELECT to_jsonb(c) FROM claim_lines c WHERE encounter_id = ANY($1) AND status <> 'void' ORDER BY encounter_id, line_no",
+        // The lines in force are those of the encounter's newest event, if
+        // it produced lines: their ids follow from its version and count,
+        // so no index on claim_lines beyond the primary key is needed.
+        "SELECT to_jsonb(c) FROM unnest($1::text[]) AS u(id)
+         CROSS JOIN LATERAL (SELECT encounter_version, lines_produced FROM encounter_events e
+                             WHERE e.encounter_id = u.id AND e.outcome <> 'stale'
+                             ORDER BY encounter_version DESC LIMIT 1) AS v
+         CROSS JOIN LATERAL generate_series(1, v.lines_produced) AS n
+         JOIN claim_lines c ON c.claim_line_id = u.id || ':' || v.encounter_version || ':' || n
+         WHERE c.status <> 'void'
+         ORDER BY u.id, n",
     )
     .bind(encounter_ids)
     .fetch_all(&mut *tx)
