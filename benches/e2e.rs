@@ -170,6 +170,30 @@ async fn scrape(port: u16) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// Waits until `n` events are recorded and every claim line acknowledged,
+/// calling `each` on every poll.
+async fn wait_done(pool: &sqlx::PgPool, n: usize, started: Instant, mut each: impl FnMut()) {
+    loop {
+        each();
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM encounter_events")
+            .fetch_one(pool)
+            .await
+            .unwrap_or(0);
+        let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM claim_line_outbox")
+            .fetch_one(pool)
+            .await
+            .unwrap_or(1);
+        if done as usize >= n && unpublished == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the service did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Seconds from the first to the last of some broker timestamps (ms).
 fn span_secs(ts: impl Iterator<Item = i64>) -> f64 {
     let (lo, hi) = ts.fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
@@ -255,47 +279,15 @@ async fn main() {
         .expect("claimline starts");
     let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
     let mut rss = 0.0f64;
-    loop {
-        rss = rss.max(peak_rss_mib(child.id()));
-        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM encounter_events")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(0);
-        let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM claim_line_outbox")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(1);
-        if done as usize >= n && unpublished == 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1800),
-            "the service did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_done(&pool, n, started, || {
+        rss = rss.max(peak_rss_mib(child.id()))
+    })
+    .await;
     let service = started.elapsed();
     // Latency under load: with the backlog done, events at a steady rate.
     let (paced, rate) = (3_000usize, 1_000u32);
     load_with(&bootstrap, &input, paced, "P", Some(rate)).await;
-    loop {
-        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM encounter_events")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(0);
-        let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM claim_line_outbox")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(1);
-        if done as usize >= n + paced && unpublished == 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1800),
-            "the service did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_done(&pool, n + paced, started, || {}).await;
     rss = rss.max(peak_rss_mib(child.id()));
     if let Ok(scrape) = scrape(port).await {
         let v = |name: &str| {
