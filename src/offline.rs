@@ -22,6 +22,7 @@ pub fn evaluate_lines(
     rules: &Rules,
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
+    let mut buf = Vec::with_capacity(4096);
     for (i, line) in input.split(b'\n').enumerate() {
         let line = line?;
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -30,11 +31,13 @@ pub fn evaluate_lines(
         summary.events += 1;
         match decode(&line) {
             Ok(encounter) => {
+                buf.clear();
                 for claim_line in evaluate(&encounter, rules) {
-                    serde_json::to_writer(&mut output, &claim_line)?;
-                    output.write_all(b"\n")?;
+                    claim_line.write_json(&mut buf);
+                    buf.push(b'\n');
                     summary.lines += 1;
                 }
+                output.write_all(&buf)?;
             }
             Err(e) => {
                 summary.bad += 1;

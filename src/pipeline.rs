@@ -9,7 +9,7 @@
 //! batch: step 1 sees the events as duplicates, and unpublished outbox rows
 //! are sent at start-up.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -80,6 +80,8 @@ pub async fn run(
     );
 
     let p = Pipeline {
+        output_topic: cfg.output_topic.as_str().into(),
+        review_topic: cfg.review_topic.as_str().into(),
         cfg,
         rules: Rules::builtin(),
         pool,
@@ -188,6 +190,9 @@ type StepFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<T>
 
 struct Pipeline {
     cfg: RunConfig,
+    /// The claim-line topics, shared by every outbox entry.
+    output_topic: Arc<str>,
+    review_topic: Arc<str>,
     rules: &'static Rules,
     pool: PgPool,
     producer: FutureProducer,
@@ -479,20 +484,19 @@ impl Pipeline {
         batch: &[Incoming],
         items: &[Item],
     ) -> anyhow::Result<(Vec<OutboxEntry>, Vec<(Outcome, u64)>)> {
-        let mut encounter_ids: Vec<String> = items
+        let mut encounter_ids: Vec<&str> = items
             .iter()
             .filter_map(|i| match i {
-                Item::Good(e) => Some(e.encounter_id.clone()),
+                Item::Good(e) => Some(&*e.encounter_id),
                 Item::Bad(_) => None,
             })
-            .collect::<HashSet<_>>()
-            .into_iter()
             .collect();
-        encounter_ids.sort();
-        let event_ids: Vec<String> = items
+        encounter_ids.sort_unstable();
+        encounter_ids.dedup();
+        let event_ids: Vec<&str> = items
             .iter()
             .filter_map(|i| match i {
-                Item::Good(e) => Some(e.event_id.clone()),
+                Item::Good(e) => Some(&*e.event_id),
                 Item::Bad(_) => None,
             })
             .collect();
@@ -543,41 +547,35 @@ impl Pipeline {
             }
             w.new_lines.extend(d.lines);
         }
-        let new_lines: Vec<ClaimLine> = w.new_lines.clone();
-        let outbox = store::commit_batch(tx, w).await?;
+        store::commit_batch(tx, &mut w).await?;
         // Count billing metrics only once the transaction holds.
-        for l in &new_lines {
+        for l in &w.new_lines {
             self.metrics
                 .units_billed
                 .with_label_values(&[l.code.as_str()])
                 .inc_by(u64::from(l.units));
             for f in &l.flags {
-                let severity = serde_json::to_value(f.severity).ok();
-                let severity = severity
-                    .as_ref()
-                    .and_then(|s| s.as_str())
-                    .unwrap_or("unknown");
                 self.metrics
                     .flags_raised
-                    .with_label_values(&[f.code.as_str(), severity])
+                    .with_label_values(&[f.code.as_str(), f.severity.as_str()])
                     .inc();
             }
         }
-        Ok((outbox, outcomes.into_values().collect()))
+        Ok((w.outbox, outcomes.into_values().collect()))
     }
 
     fn outbox_entry(&self, line: &ClaimLine) -> anyhow::Result<OutboxEntry> {
         let topic = match line.status {
-            Status::NeedsReview => &self.cfg.review_topic,
-            Status::Validated | Status::Void => &self.cfg.output_topic,
+            Status::NeedsReview => &self.review_topic,
+            Status::Validated | Status::Void => &self.output_topic,
         };
         Ok(OutboxEntry {
             id: 0,
             claim_line_id: line.claim_line_id.clone(),
-            status: line.status.as_str().to_owned(),
+            status: line.status,
             topic: topic.clone(),
             key: line.encounter_id.clone(),
-            payload: serde_json::to_string(line).context("Failed to encode a claim line")?,
+            payload: line.to_json(),
         })
     }
 

@@ -1,5 +1,6 @@
 //! Postgres: migrations, the per-batch transaction, and the outbox.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -8,7 +9,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::domain::ledger::{Ledger, Outcome};
-use crate::domain::ClaimLine;
+use crate::domain::{ClaimLine, Status};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -56,8 +57,8 @@ pub struct Source {
 /// One decoded event's row in `encounter_events`.
 #[derive(Debug)]
 pub struct EventRow {
-    pub event_id: String,
-    pub encounter_id: String,
+    pub event_id: Arc<str>,
+    pub encounter_id: Arc<str>,
     pub version: u32,
     pub event_type: &'static str,
     pub outcome: Outcome,
@@ -80,9 +81,9 @@ pub struct DeadLetterRow {
 pub struct OutboxEntry {
     pub id: i64,
     pub claim_line_id: String,
-    pub status: String,
-    pub topic: String,
-    pub key: String,
+    pub status: Status,
+    pub topic: Arc<str>,
+    pub key: Arc<str>,
     pub payload: String,
 }
 
@@ -92,7 +93,7 @@ pub struct BatchWrite {
     pub events: Vec<EventRow>,
     pub new_lines: Vec<ClaimLine>,
     /// (claim_line_id, voiding event_id)
-    pub voids: Vec<(String, String)>,
+    pub voids: Vec<(String, Arc<str>)>,
     /// In publishing order; ids are assigned on insert.
     pub outbox: Vec<OutboxEntry>,
     pub dead_letters: Vec<DeadLetterRow>,
@@ -104,8 +105,8 @@ pub struct BatchWrite {
 /// atomic step even during a rebalance.
 pub async fn begin_batch(
     pool: &PgPool,
-    encounter_ids: &[String],
-    event_ids: &[String],
+    encounter_ids: &[&str],
+    event_ids: &[&str],
 ) -> anyhow::Result<(Transaction<'static, Postgres>, Ledger)> {
     let mut tx = pool
         .begin()
@@ -137,14 +138,18 @@ pub async fn begin_batch(
     .context("Failed to read encounter versions")?;
     for row in rows {
         let version: i32 = row.get(1);
-        ledger.versions.insert(row.get(0), version as u32);
+        let id: String = row.get(0);
+        ledger.versions.insert(id.into(), version as u32);
     }
     let seen = sqlx::query("SELECT event_id FROM encounter_events WHERE event_id = ANY($1)")
         .bind(event_ids)
         .fetch_all(&mut *tx)
         .await
         .context("Failed to look up processed events")?;
-    ledger.seen = seen.into_iter().map(|r| r.get(0)).collect();
+    ledger.seen = seen
+        .into_iter()
+        .map(|r| r.get::<String, _>(0).into())
+        .collect();
     let active = sqlx::query(
         // The lines in force are those of the encounter's newest event, if
         // it produced lines: their ids follow from its version and count,
@@ -175,21 +180,18 @@ pub async fn begin_batch(
     Ok((tx, ledger))
 }
 
-/// Writes the batch with one bulk statement per table and commits. Returns
-/// the outbox entries with their ids, in publishing order.
+/// Writes the batch with one bulk statement per table and commits. The
+/// batch's outbox entries get the id of their outbox row.
 pub async fn commit_batch(
     mut tx: Transaction<'static, Postgres>,
-    batch: BatchWrite,
-) -> anyhow::Result<Vec<OutboxEntry>> {
+    batch: &mut BatchWrite,
+) -> anyhow::Result<()> {
     if !batch.new_lines.is_empty() {
         copy_claim_lines(&mut tx, &batch.new_lines).await?;
     }
     if !batch.voids.is_empty() {
-        let (ids, events): (Vec<&str>, Vec<&str>) = batch
-            .voids
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .unzip();
+        let (ids, events): (Vec<&str>, Vec<&str>) =
+            batch.voids.iter().map(|(a, b)| (a.as_str(), &**b)).unzip();
         sqlx::query(
             "UPDATE claim_lines c SET status = 'void', voided_by_event_id = v.event_id, updated_at = now()
              FROM unnest($1::text[], $2::text[]) AS v(claim_line_id, event_id)
@@ -209,8 +211,8 @@ pub async fn commit_batch(
              SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::int4[],
                 $7::int4[], $8::timestamptz[], $9::text[], $10::int4[], $11::int8[])",
         )
-        .bind(e.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.encounter_id.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| &*r.event_id).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| &*r.encounter_id).collect::<Vec<_>>())
         .bind(e.iter().map(|r| r.version as i32).collect::<Vec<_>>())
         .bind(e.iter().map(|r| r.event_type).collect::<Vec<_>>())
         .bind(e.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
@@ -240,23 +242,23 @@ pub async fn commit_batch(
         .await
         .context("Failed to record dead letters")?;
     }
-    let mut outbox = batch.outbox;
+    let outbox = &mut batch.outbox;
     if !outbox.is_empty() {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO claim_line_outbox (claim_line_ids, statuses, topics) VALUES ($1, $2, $3) RETURNING id",
         )
         .bind(outbox.iter().map(|o| o.claim_line_id.as_str()).collect::<Vec<_>>())
         .bind(outbox.iter().map(|o| o.status.as_str()).collect::<Vec<_>>())
-        .bind(outbox.iter().map(|o| o.topic.as_str()).collect::<Vec<_>>())
+        .bind(outbox.iter().map(|o| &*o.topic).collect::<Vec<_>>())
         .fetch_one(&mut *tx)
         .await
         .context("Failed to write the outbox")?;
-        for entry in &mut outbox {
+        for entry in outbox.iter_mut() {
             entry.id = id;
         }
     }
     tx.commit().await.context("Failed to commit the batch")?;
-    Ok(outbox)
+    Ok(())
 }
 
 /// The messages of the oldest `batches` unacknowledged outbox rows, in
@@ -275,24 +277,26 @@ pub async fn unpublished(pool: &PgPool, batches: i64) -> anyhow::Result<Vec<Outb
     .context("Failed to read the outbox")?;
     rows.into_iter()
         .map(|r| {
-            let status: String = r.get(1);
+            let status: Status =
+                serde_json::from_value(serde_json::Value::String(r.get::<String, _>(1)))
+                    .context("bad outbox status")?;
             let mut line: ClaimLine = serde_json::from_value(r.get::<serde_json::Value, _>(3))
                 .context("A stored claim line does not decode")?;
-            if status == "void" {
+            if status == Status::Void {
                 let by: Option<String> = r.get(4);
-                line = line.voided(by.as_deref().unwrap_or(&line.event_id));
+                let by: Arc<str> = by.map_or_else(|| line.event_id.clone(), Arc::from);
+                line = line.voided(&by);
             } else {
                 // The row may have been voided since; this message is the original.
-                line.status = serde_json::from_value(serde_json::Value::String(status.clone()))
-                    .context("bad outbox status")?;
+                line.status = status;
             }
             Ok(OutboxEntry {
                 id: r.get(0),
                 claim_line_id: line.claim_line_id.clone(),
                 key: line.encounter_id.clone(),
-                payload: serde_json::to_string(&line)?,
+                payload: line.to_json(),
                 status,
-                topic: r.get(2),
+                topic: r.get::<String, _>(2).into(),
             })
         })
         .collect()
@@ -359,21 +363,31 @@ fn copy_row(out: &mut String, l: &ClaimLine) -> anyhow::Result<()> {
     };
     field(out, &l.claim_line_id);
     field(out, &l.encounter_id);
-    field(out, &l.encounter_version.to_string());
+    write!(out, "{}\t", l.encounter_version)?;
     field(out, &l.event_id);
-    field(out, &l.date_of_service.to_string());
+    write!(out, "{}\t", l.date_of_service)?;
     field(out, &l.patient_id);
-    field(out, &l.provider_npi);
+    field(out, l.provider_npi.as_str());
     field(out, &l.payer_id);
-    field(out, &l.line_no.to_string());
-    field(out, &l.code);
-    field(out, &l.units.to_string());
-    field(out, &l.minutes.to_string());
-    field(out, &array_literal(&l.modifiers));
+    write!(
+        out,
+        "{}\t{}\t{}\t{}\t",
+        l.line_no, l.code, l.units, l.minutes
+    )?;
+    field(out, &array_literal(l.modifiers.iter().map(|m| m.as_str())));
     field(out, l.unit_method.as_str());
     field(out, l.status.as_str());
-    field(out, &serde_json::to_string(&l.flags)?);
-    field(out, &array_literal(&l.diagnoses));
+    let mut flags = Vec::with_capacity(2 + 256 * l.flags.len());
+    flags.push(b'[');
+    for (i, f) in l.flags.iter().enumerate() {
+        if i > 0 {
+            flags.push(b',');
+        }
+        f.write_json(&mut flags);
+    }
+    flags.push(b']');
+    field(out, std::str::from_utf8(&flags)?);
+    field(out, &array_literal(l.diagnoses.iter().map(|d| d.as_str())));
     match l.expected_payment_cents {
         Some(c) => write!(out, "{c}\t")?,
         None => out.push_str("\\N\t"),
@@ -385,6 +399,10 @@ fn copy_row(out: &mut String, l: &ClaimLine) -> anyhow::Result<()> {
 
 /// COPY text format: backslash, tab, newline and carriage return escaped.
 fn copy_escape(out: &mut String, v: &str) {
+    if !v.contains(['\\', '\t', '\n', '\r']) {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -397,12 +415,23 @@ fn copy_escape(out: &mut String, v: &str) {
 }
 
 /// A Postgres array literal with every element quoted.
-fn array_literal(items: &[String]) -> String {
-    let quoted: Vec<String> = items
-        .iter()
-        .map(|i| format!("\"{}\"", i.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    format!("{{{}}}", quoted.join(","))
+fn array_literal<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.chars() {
+            if c == '\\' || c == '"' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 #[cfg(test)]
@@ -414,10 +443,10 @@ mod tests {
         let mut s = String::new();
         copy_escape(&mut s, "a\tb\\c\nd");
         assert_eq!(s, "a\\tb\\\\c\\nd");
-        assert_eq!(array_literal(&[]), "{}");
+        assert_eq!(array_literal([].into_iter()), "{}");
         assert_eq!(
-            array_literal(&["GP".into(), "a\"b".into()]),
-            "{\"GP\",\"a\\\"b\"}"
+            array_literal(["GP", "a\"b", "c\\d"].into_iter()),
+            "{\"GP\",\"a\\\"b\",\"c\\\\d\"}"
         );
     }
 }

@@ -4,6 +4,10 @@
 use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use super::encounter::{Code, Diagnosis, Modifier, Npi};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -50,6 +54,16 @@ pub enum Severity {
     Warning,
     /// Holds the line for review.
     Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
 }
 
 /// The contract's flag codes (section 3) plus claimline's own extensions.
@@ -125,50 +139,73 @@ pub struct Flag {
     pub severity: Severity,
     /// The plain-language reason, and what a biller does about it.
     pub message: String,
-    pub related_codes: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub related_codes: Vec<Code>,
 }
 
+// The fields every line of an encounter shares are reference-counted and
+// the codes are inline values, so the lines of an event cost little more
+// than their flags.
 /// One claim line (contract section 2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "ClaimLine")]
 pub struct ClaimLine {
     /// `{encounter_id}:{version}:{line_no}`
     pub claim_line_id: String,
-    pub encounter_id: String,
+    #[schemars(with = "String")]
+    pub encounter_id: Arc<str>,
     pub encounter_version: u32,
-    pub event_id: String,
+    #[schemars(with = "String")]
+    pub event_id: Arc<str>,
+    #[serde(
+        serialize_with = "crate::domain::wire::date::serialize",
+        deserialize_with = "crate::domain::wire::date::deserialize"
+    )]
     pub date_of_service: NaiveDate,
-    pub patient_id: String,
-    pub provider_npi: String,
-    pub payer_id: String,
+    #[schemars(with = "String")]
+    pub patient_id: Arc<str>,
+    #[schemars(with = "String")]
+    pub provider_npi: Npi,
+    #[schemars(with = "String")]
+    pub payer_id: Arc<str>,
     #[schemars(range(min = 1))]
     pub line_no: u32,
-    pub code: String,
+    #[schemars(with = "String")]
+    pub code: Code,
     pub units: u32,
     pub minutes: u32,
     /// In billing order.
-    pub modifiers: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub modifiers: Vec<Modifier>,
     pub unit_method: UnitMethod,
     pub status: Status,
     pub flags: Vec<Flag>,
-    pub diagnoses: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub diagnoses: Arc<[Diagnosis]>,
     /// An estimate, never a promise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_payment_cents: Option<i64>,
-    pub rules_version: String,
+    pub rules_version: Cow<'static, str>,
 }
 
 impl ClaimLine {
     pub fn id(encounter_id: &str, version: u32, line_no: u32) -> String {
-        format!("{encounter_id}:{version}:{line_no}")
+        let mut id = String::with_capacity(encounter_id.len() + 16);
+        id.push_str(encounter_id);
+        let mut buf = [0u8; 20];
+        for n in [version, line_no] {
+            id.push(':');
+            id.push_str(super::json::decimal(u64::from(n), &mut buf));
+        }
+        id
     }
 
     /// The `void` line that cancels this one downstream: the same line,
     /// same id, status `void`, carrying the id of the event that voided it.
     /// Readers dedupe on (`claim_line_id`, `status`).
-    pub fn voided(&self, event_id: &str) -> ClaimLine {
+    pub fn voided(&self, event_id: &Arc<str>) -> ClaimLine {
         ClaimLine {
-            event_id: event_id.to_owned(),
+            event_id: event_id.clone(),
             status: Status::Void,
             ..self.clone()
         }

@@ -3,8 +3,8 @@
 //! module checks the contract's table again.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use super::wire::{self, Credential, Discipline, EventType, Plan};
 
@@ -42,9 +42,109 @@ impl EventError {
     }
 }
 
+/// A short ASCII string kept inline: no allocation, `Copy`. The value types
+/// below (codes, modifiers, NPIs, diagnoses) are all a few characters long.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Short<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
+}
+
+impl<const N: usize> Short<N> {
+    /// `s` if it is at most `N` characters, each a digit, a capital letter
+    /// or one of `extra`.
+    fn new(s: &str, extra: &[u8]) -> Option<Self> {
+        let b = s.as_bytes();
+        if b.len() > N
+            || !b
+                .iter()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || extra.contains(c))
+        {
+            return None;
+        }
+        let mut bytes = [0; N];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(Short {
+            bytes,
+            len: b.len() as u8,
+        })
+    }
+
+    const fn lit(s: &[u8; N]) -> Self {
+        let mut i = 0;
+        while i < N {
+            assert!(s[i].is_ascii(), "a Short literal must be ASCII");
+            i += 1;
+        }
+        Short {
+            bytes: *s,
+            len: N as u8,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        let bytes = &self.bytes[..usize::from(self.len)];
+        debug_assert!(bytes.is_ascii());
+        // SAFETY: the fields are private and both constructors, `new` and
+        // `lit`, admit ASCII bytes only, so `bytes` is valid UTF-8. This is
+        // on the hot path of every claim line; checking again costs more
+        // than the rest of the accessor.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+}
+
+/// Serde, Display, Debug and comparison with `&str` for a [`Short`] newtype.
+macro_rules! short_string_type {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self.as_str(), f)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                $name::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 /// A national provider identifier whose check digit holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Npi(String);
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Npi(Short<10>);
+short_string_type!(Npi);
 
 impl Npi {
     pub fn parse(s: &str) -> Result<Self, &'static str> {
@@ -52,9 +152,10 @@ impl Npi {
             return Err("must be exactly 10 digits");
         }
         // Luhn over "80840" + the first nine digits; 80840 contributes 24.
-        let digits: Vec<u32> = s.bytes().map(|b| u32::from(b - b'0')).collect();
+        let digits = s.as_bytes();
         let mut sum = 24;
         for (i, d) in digits[..9].iter().rev().enumerate() {
+            let d = u32::from(d - b'0');
             sum += if i % 2 == 0 {
                 let x = d * 2;
                 if x > 9 {
@@ -63,78 +164,72 @@ impl Npi {
                     x
                 }
             } else {
-                *d
+                d
             };
         }
         let check = (10 - sum % 10) % 10;
-        if check != digits[9] {
+        if check != u32::from(digits[9] - b'0') {
             return Err("check digit does not match (Luhn with prefix 80840)");
         }
-        Ok(Npi(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+        Short::new(s, b"")
+            .map(Npi)
+            .ok_or("must be exactly 10 digits")
     }
 }
 
 /// A 5-character CPT/HCPCS code.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Code(String);
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Code(Short<5>);
+short_string_type!(Code);
 
 impl Code {
     pub fn parse(s: &str) -> Result<Self, &'static str> {
-        if s.len() == 5
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
-        {
-            Ok(Code(s.to_owned()))
-        } else {
-            Err("must be a 5-character CPT/HCPCS code (digits and capital letters)")
+        match Short::new(s, b"") {
+            Some(c) if s.len() == 5 => Ok(Code(c)),
+            _ => Err("must be a 5-character CPT/HCPCS code (digits and capital letters)"),
         }
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+    pub const fn lit(s: &[u8; 5]) -> Self {
+        Code(Short::lit(s))
     }
 }
 
 /// A 2-character billing modifier.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Modifier(String);
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Modifier(Short<2>);
+short_string_type!(Modifier);
 
 impl Modifier {
-    pub fn parse(s: &str) -> Result<Self, &'static str> {
-        if s.len() == 2
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
-        {
-            Ok(Modifier(s.to_owned()))
-        } else {
-            Err("must be a 2-character modifier (digits and capital letters)")
-        }
-    }
+    pub const GP: Modifier = Modifier(Short::lit(b"GP"));
+    pub const GO: Modifier = Modifier(Short::lit(b"GO"));
+    pub const GN: Modifier = Modifier(Short::lit(b"GN"));
+    pub const CQ: Modifier = Modifier(Short::lit(b"CQ"));
+    pub const CO: Modifier = Modifier(Short::lit(b"CO"));
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        match Short::new(s, b"") {
+            Some(m) if s.len() == 2 => Ok(Modifier(m)),
+            _ => Err("must be a 2-character modifier (digits and capital letters)"),
+        }
     }
 
     /// 59 or one of its X{EPSU} subsets: "this service was distinct".
     pub fn is_distinct_service(&self) -> bool {
-        matches!(self.0.as_str(), "59" | "XE" | "XS" | "XP" | "XU")
+        matches!(self.as_str(), "59" | "XE" | "XS" | "XP" | "XU")
+    }
+
+    /// CQ or CO: an assistant furnished part of the service.
+    pub fn is_assistant(&self) -> bool {
+        *self == Modifier::CQ || *self == Modifier::CO
     }
 }
 
 /// An ICD-10-CM code in its usual shape: letter, digit, letter or digit,
 /// then up to four more characters after an optional dot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnosis(String);
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Diagnosis(Short<8>);
+short_string_type!(Diagnosis);
 
 impl Diagnosis {
     pub fn parse(s: &str) -> Result<Self, &'static str> {
@@ -150,25 +245,24 @@ impl Diagnosis {
                 .iter()
                 .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
         let dot_ok = !(b.len() == 4 && b[3] == b'.');
-        if head_ok && rest_ok && dot_ok {
-            Ok(Diagnosis(s.to_owned()))
-        } else {
-            Err("is not an ICD-10-CM code (e.g. S72.001D)")
+        match Short::new(s, b".") {
+            Some(d) if head_ok && rest_ok && dot_ok => Ok(Diagnosis(d)),
+            _ => Err("is not an ICD-10-CM code (e.g. S72.001D)"),
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
 /// The patient reference. PHI: its `Debug` prints nothing of it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct PatientId(String);
+pub struct PatientId(Arc<str>);
 
 impl PatientId {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
     }
 }
 
@@ -210,7 +304,7 @@ pub struct PlanOfCare {
 
 #[derive(Debug, Clone)]
 pub struct Service {
-    pub line_id: String,
+    pub line_id: Box<str>,
     pub code: Code,
     /// The minutes that count: from the documented times when present.
     pub minutes: u32,
@@ -222,7 +316,8 @@ pub struct Service {
     pub modifiers: Vec<Modifier>,
     /// Minutes furnished by an assistant, never more than `minutes`.
     pub assistant_minutes: u32,
-    pub activities: Vec<String>,
+    /// How many functional activities were documented.
+    pub activities: usize,
 }
 
 impl Service {
@@ -234,19 +329,19 @@ impl Service {
 
 #[derive(Debug, Clone)]
 pub struct Encounter {
-    pub event_id: String,
+    pub event_id: Arc<str>,
     pub event_type: EventType,
     pub occurred_at: DateTime<FixedOffset>,
-    pub encounter_id: String,
+    pub encounter_id: Arc<str>,
     pub version: u32,
     pub date_of_service: NaiveDate,
     pub patient_id: PatientId,
     pub npi: Npi,
     pub discipline: Discipline,
     pub credential: Credential,
-    pub payer_id: String,
+    pub payer_id: Arc<str>,
     pub plan: Plan,
-    pub diagnoses: Vec<Diagnosis>,
+    pub diagnoses: Arc<[Diagnosis]>,
     pub plan_of_care: Option<PlanOfCare>,
     pub services: Vec<Service>,
 }
@@ -259,9 +354,12 @@ pub fn decode(bytes: &[u8]) -> Result<Encounter, EventError> {
             max: MAX_EVENT_BYTES,
         });
     }
-    // Fast path without path tracking; on failure, decode again with it
-    // so the error names the field.
-    let event: wire::EncounterEvent = match serde_json::from_slice(bytes) {
+    // UTF-8 checked once for the whole message, then a fast path without
+    // path tracking; on failure, decode again with it so the error names
+    // the field.
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| EventError::InvalidJson(format!("not UTF-8: {e}")))?;
+    let event: wire::EncounterEvent = match serde_json::from_str(text) {
         Ok(event) => event,
         Err(_) => return Err(explain_decode_error(bytes)),
     };
@@ -327,10 +425,10 @@ fn check_len(field: &str, s: &str, min: usize, max: usize) -> Result<(), EventEr
     }
 }
 
-impl TryFrom<wire::EncounterEvent> for Encounter {
+impl TryFrom<wire::EncounterEvent<'_>> for Encounter {
     type Error = EventError;
 
-    fn try_from(ev: wire::EncounterEvent) -> Result<Self, Self::Error> {
+    fn try_from(ev: wire::EncounterEvent<'_>) -> Result<Self, Self::Error> {
         check_len("event_id", &ev.event_id, 1, 128)?;
         let enc = ev.encounter;
         check_len("encounter.encounter_id", &enc.encounter_id, 1, 64)?;
@@ -362,7 +460,7 @@ impl TryFrom<wire::EncounterEvent> for Encounter {
                 Diagnosis::parse(d)
                     .map_err(|r| EventError::schema(format!("encounter.diagnoses[{i}]"), r))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Arc<[_]>, _>>()?;
         let plan_of_care = match enc.plan_of_care {
             Some(p) if p.certified_through < p.certified_from => {
                 return Err(EventError::schema(
@@ -382,13 +480,13 @@ impl TryFrom<wire::EncounterEvent> for Encounter {
                 "must not be empty unless the event is voided",
             ));
         }
-        let mut line_ids = HashSet::with_capacity(enc.services.len());
         let services = enc
             .services
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(i, s)| {
-                if !line_ids.insert(s.line_id.clone()) {
+                // Encounters have a handful of services: a scan beats a set.
+                if enc.services[..i].iter().any(|o| o.line_id == s.line_id) {
                     return Err(EventError::schema(
                         format!("encounter.services[{i}].line_id"),
                         "is not unique within the encounter",
@@ -398,17 +496,17 @@ impl TryFrom<wire::EncounterEvent> for Encounter {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Encounter {
-            event_id: ev.event_id,
+            event_id: ev.event_id.into(),
             event_type: ev.event_type,
             occurred_at: ev.occurred_at,
-            encounter_id: enc.encounter_id,
+            encounter_id: enc.encounter_id.into(),
             version: enc.version,
             date_of_service: enc.date_of_service,
-            patient_id: PatientId(enc.patient.id),
+            patient_id: PatientId(enc.patient.id.into()),
             npi,
             discipline: enc.provider.discipline,
             credential: enc.provider.credential,
-            payer_id: enc.payer.id,
+            payer_id: enc.payer.id.into(),
             plan: enc.payer.plan,
             diagnoses,
             plan_of_care,
@@ -419,7 +517,7 @@ impl TryFrom<wire::EncounterEvent> for Encounter {
 
 fn parse_service(
     i: usize,
-    s: wire::Service,
+    s: &wire::Service<'_>,
     credential: Credential,
 ) -> Result<Service, EventError> {
     let field = |name: &str| format!("encounter.services[{i}].{name}");
@@ -476,7 +574,7 @@ fn parse_service(
         }
     };
     Ok(Service {
-        line_id: s.line_id,
+        line_id: s.line_id.as_ref().into(),
         code,
         minutes,
         documented_minutes: s.minutes,

@@ -1,44 +1,52 @@
 //! One encounter in, its claim lines out: units, modifiers, flags, status
 //! and an expected payment. Pure: no I/O, no clock, no randomness.
 
+use std::borrow::Cow;
+
 use super::claim::{ClaimLine, Flag, FlagCode, Severity, Status, UnitMethod};
 use super::encounter::{Code, Encounter, Modifier, Service};
 use super::rules::{CodeInfo, PayerPolicy, Rules, RULES_VERSION};
 use super::units;
 use super::wire::{Discipline, EventType};
 
-const THERAPEUTIC_ACTIVITIES: &str = "97530";
+const THERAPEUTIC_ACTIVITIES: Code = Code::lit(b"97530");
+const GROUP_THERAPY: Code = Code::lit(b"97150");
 
 /// The services of one code on the date of service: one claim line.
 struct Draft<'a> {
-    code: &'a Code,
+    code: Code,
     info: Option<&'a CodeInfo>,
-    services: Vec<&'a Service>,
+    /// All the encounter's services; [`Draft::services`] picks this code's.
+    all: &'a [Service],
     minutes: u32,
     assistant_minutes: u32,
     units: u32,
-    modifiers: Vec<String>,
+    modifiers: Vec<Modifier>,
     flags: Vec<Flag>,
 }
 
-impl Draft<'_> {
+impl<'a> Draft<'a> {
+    /// This line's services, in the order documented.
+    fn services(&self) -> impl Iterator<Item = &'a Service> + '_ {
+        self.all.iter().filter(|s| s.code == self.code)
+    }
+
     fn timed(&self) -> bool {
         self.info.is_some_and(|i| i.timed)
     }
 
     fn has_distinct_modifier(&self) -> bool {
-        self.services
-            .iter()
+        self.services()
             .flat_map(|s| &s.modifiers)
             .any(Modifier::is_distinct_service)
     }
 
-    fn flag(&mut self, code: FlagCode, severity: Severity, message: String, related: &[&str]) {
+    fn flag(&mut self, code: FlagCode, severity: Severity, message: String, related: &[Code]) {
         self.flags.push(Flag {
             code,
             severity,
             message,
-            related_codes: related.iter().map(|s| (*s).to_owned()).collect(),
+            related_codes: related.to_vec(),
         });
     }
 }
@@ -46,8 +54,8 @@ impl Draft<'_> {
 /// Minutes that the documented times of two lines share.
 fn shared_minutes(a: &Draft, b: &Draft) -> u32 {
     let mut total = 0;
-    for sa in &a.services {
-        for sb in &b.services {
+    for sa in a.services() {
+        for sb in b.services() {
             if let (Some(ia), Some(ib)) = (sa.interval, sb.interval) {
                 total += ia.overlap_minutes(&ib);
             }
@@ -72,11 +80,6 @@ pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
     pair_flags(&mut drafts, enc, rules);
     let payments = expected_payments(&drafts, rules, policy);
 
-    let diagnoses: Vec<String> = enc
-        .diagnoses
-        .iter()
-        .map(|d| d.as_str().to_owned())
-        .collect();
     drafts
         .into_iter()
         .zip(payments)
@@ -94,20 +97,20 @@ pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
                 encounter_version: enc.version,
                 event_id: enc.event_id.clone(),
                 date_of_service: enc.date_of_service,
-                patient_id: enc.patient_id.as_str().to_owned(),
-                provider_npi: enc.npi.as_str().to_owned(),
+                patient_id: enc.patient_id.shared(),
+                provider_npi: enc.npi,
                 payer_id: enc.payer_id.clone(),
                 line_no,
-                code: d.code.as_str().to_owned(),
+                code: d.code,
                 units: d.units,
                 minutes: d.minutes,
                 modifiers: d.modifiers,
                 unit_method: policy.unit_method,
                 status,
                 flags: d.flags,
-                diagnoses: diagnoses.clone(),
+                diagnoses: enc.diagnoses.clone(),
                 expected_payment_cents: payment,
-                rules_version: RULES_VERSION.to_owned(),
+                rules_version: Cow::Borrowed(RULES_VERSION),
             }
         })
         .collect()
@@ -118,16 +121,15 @@ pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
 fn group_by_code<'a>(enc: &'a Encounter, rules: &'a Rules) -> Vec<Draft<'a>> {
     let mut drafts: Vec<Draft<'a>> = Vec::with_capacity(enc.services.len());
     for s in &enc.services {
-        match drafts.iter_mut().find(|d| d.code == &s.code) {
+        match drafts.iter_mut().find(|d| d.code == s.code) {
             Some(d) => {
-                d.services.push(s);
                 d.minutes += s.minutes;
                 d.assistant_minutes += s.assistant_minutes;
             }
             None => drafts.push(Draft {
-                code: &s.code,
-                info: rules.catalogue.get(s.code.as_str()),
-                services: vec![s],
+                code: s.code,
+                info: rules.catalogue.get_code(&s.code),
+                all: &enc.services,
                 minutes: s.minutes,
                 assistant_minutes: s.assistant_minutes,
                 units: 0,
@@ -150,7 +152,7 @@ fn assign_units(drafts: &mut [Draft], method: UnitMethod) {
             // Untimed: one unit a day, whatever the minutes.
             d.units = 1;
         } else {
-            let code = d.code.to_string();
+            let code = d.code;
             d.flag(
                 FlagCode::UnknownCode,
                 Severity::Error,
@@ -164,16 +166,17 @@ fn assign_units(drafts: &mut [Draft], method: UnitMethod) {
 /// GP/GO/GN first, then CQ/CO, then the clinician's own modifiers.
 fn assign_modifiers(d: &mut Draft, discipline: Discipline) {
     let (therapy, assistant) = match discipline {
-        Discipline::PT => ("GP", Some("CQ")),
-        Discipline::OT => ("GO", Some("CO")),
-        Discipline::SLP => ("GN", None),
+        Discipline::PT => (Modifier::GP, Some(Modifier::CQ)),
+        Discipline::OT => (Modifier::GO, Some(Modifier::CO)),
+        Discipline::SLP => (Modifier::GN, None),
     };
-    let mut mods = vec![therapy.to_owned()];
+    let mut mods = Vec::with_capacity(4);
+    mods.push(therapy);
     // De minimis: CQ/CO when an assistant furnished more than 10% of the minutes.
     if let Some(a) = assistant {
         if d.minutes > 0 && d.assistant_minutes * 10 > d.minutes {
-            mods.push(a.to_owned());
-            let (share, code) = (d.assistant_minutes * 100 / d.minutes, d.code.to_string());
+            mods.push(a);
+            let (share, code) = (d.assistant_minutes * 100 / d.minutes, d.code);
             d.flag(
                 FlagCode::AssistantModifier,
                 Severity::Info,
@@ -182,16 +185,16 @@ fn assign_modifiers(d: &mut Draft, discipline: Discipline) {
             );
         }
     }
-    for m in d.services.iter().flat_map(|s| &s.modifiers) {
-        if !mods.iter().any(|x| x == m.as_str()) {
-            mods.push(m.as_str().to_owned());
+    for m in d.services().flat_map(|s| &s.modifiers) {
+        if !mods.contains(m) {
+            mods.push(*m);
         }
     }
     d.modifiers = mods;
 }
 
 fn line_flags(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
-    let code = d.code.to_string();
+    let code = d.code;
     if enc.diagnoses.is_empty() {
         d.flag(
             FlagCode::MissingDiagnosis,
@@ -224,18 +227,17 @@ fn line_flags(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
         _ => {}
     }
     if code == THERAPEUTIC_ACTIVITIES {
-        if d.services
-            .iter()
+        if d.services()
             .any(|s| !s.one_on_one || s.group_size.is_some_and(|g| g > 1))
         {
             d.flag(
                 FlagCode::NotOneOnOne,
                 Severity::Error,
                 "97530 requires direct one-on-one contact, but the service was documented as group or not one-on-one; bill group therapy as 97150.".into(),
-                &["97150"],
+                &[GROUP_THERAPY],
             );
         }
-        if d.services.iter().all(|s| s.activities.is_empty()) {
+        if d.services().all(|s| s.activities == 0) {
             d.flag(
                 FlagCode::NoFunctionalActivity,
                 Severity::Warning,
@@ -252,7 +254,7 @@ fn line_flags(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
             };
             d.flag(FlagCode::Below8Minutes, Severity::Warning, message, &[]);
         }
-        if d.services.iter().any(|s| s.interval.is_none()) {
+        if d.services().any(|s| s.interval.is_none()) {
             d.flag(
                 FlagCode::MissingTimeDocumentation,
                 Severity::Warning,
@@ -261,7 +263,8 @@ fn line_flags(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
             );
         }
     }
-    if let Some(s) = d.services.iter().find(|s| s.minutes_mismatch()) {
+    let mismatch = d.services().find(|s| s.minutes_mismatch());
+    if let Some(s) = mismatch {
         let msg = format!(
             "Line {} of {code} documents {} minutes but its start and stop times span {}; the times were used. Correct whichever is wrong.",
             s.line_id,
@@ -270,7 +273,7 @@ fn line_flags(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
         );
         d.flag(FlagCode::MinutesMismatch, Severity::Warning, msg, &[]);
     }
-    if let Some(limit) = policy.daily_unit_limits.get(&code).copied() {
+    if let Some(limit) = policy.daily_unit_limit(code) {
         if d.units > limit {
             d.flag(
                 FlagCode::UnitsOverLimit,
@@ -285,39 +288,40 @@ fn line_flags(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
 /// Flags that need two lines: shared minutes, procedure-to-procedure edits
 /// and distinct-service modifiers on services that were not distinct.
 fn pair_flags(drafts: &mut [Draft], enc: &Encounter, rules: &Rules) {
-    let index = |code: &str, drafts: &[Draft]| drafts.iter().position(|d| d.code.as_str() == code);
+    let index = |code: Code, drafts: &[Draft]| drafts.iter().position(|d| d.code == code);
     // (line, other line, shared minutes) for every pair the rules relate.
     let mut pairs: Vec<(usize, usize, u32)> = Vec::new();
 
     for rule in &rules.edits.no_shared_minutes {
-        let (Some(a), Some(b)) = (index(&rule.code, drafts), index(&rule.other, drafts)) else {
+        let (Some(a), Some(b)) = (index(rule.code, drafts), index(rule.other, drafts)) else {
             continue;
         };
         let shared = shared_minutes(&drafts[a], &drafts[b]);
         pairs.push((a, b, shared));
         if shared > 0 {
             for (x, y) in [(a, b), (b, a)] {
-                let (cx, cy) = (drafts[x].code.to_string(), drafts[y].code.to_string());
+                let (cx, cy) = (drafts[x].code, drafts[y].code);
                 drafts[x].flag(
                     rule.flag,
                     Severity::Error,
                     format!("{cx} and {cy} share {shared} documented minute(s); the same minutes cannot be billed under both codes. Correct the start and stop times or bill the shared time under one code."),
-                    &[&cy],
+                    &[cy],
                 );
             }
         }
     }
 
-    let codes: Vec<&Code> = drafts.iter().map(|d| d.code).collect();
-    let edits: Vec<_> = rules.edits.ptp_for(enc.date_of_service, &codes).collect();
-    for edit in edits {
-        let (Some(c1), Some(c2)) = (index(&edit.column1, drafts), index(&edit.column2, drafts))
+    for edit in rules.edits.ptp.iter() {
+        if !edit.in_effect(enc.date_of_service) {
+            continue;
+        }
+        let (Some(c1), Some(c2)) = (index(edit.column1, drafts), index(edit.column2, drafts))
         else {
             continue;
         };
         let shared = shared_minutes(&drafts[c1], &drafts[c2]);
         pairs.push((c1, c2, shared));
-        let (col1, col2) = (edit.column1.as_str(), edit.column2.as_str());
+        let (col1, col2) = (edit.column1, edit.column2);
         let modifier = drafts[c2].has_distinct_modifier() || drafts[c1].has_distinct_modifier();
         let (severity, message) = match (edit.modifier_indicator, modifier) {
             (0, _) => (Severity::Error, format!("{col2} is bundled into {col1} on this date (edit modifier indicator 0); no modifier allows both, so {col2} will be denied. Remove it or correct the codes.")),
@@ -333,16 +337,15 @@ fn pair_flags(drafts: &mut [Draft], enc: &Encounter, rules: &Rules) {
         }
         for (x, y) in [(a, b), (b, a)] {
             let already = drafts[x].flags.iter().any(|f| {
-                f.code == FlagCode::Modifier59Misuse
-                    && f.related_codes.iter().any(|c| c == drafts[y].code.as_str())
+                f.code == FlagCode::Modifier59Misuse && f.related_codes.contains(&drafts[y].code)
             });
             if drafts[x].has_distinct_modifier() && !already {
-                let (cx, cy) = (drafts[x].code.to_string(), drafts[y].code.to_string());
+                let (cx, cy) = (drafts[x].code, drafts[y].code);
                 drafts[x].flag(
                     FlagCode::Modifier59Misuse,
                     Severity::Error,
                     format!("{cx} carries 59/XE/XS/XP/XU but its minutes overlap {cy} by {shared} minute(s); the modifier is only correct for truly distinct services. Remove the modifier or correct the times."),
-                    &[&cy],
+                    &[cy],
                 );
             }
         }
@@ -382,7 +385,7 @@ fn expected_payments(drafts: &[Draft], rules: &Rules, policy: &PayerPolicy) -> V
             } else {
                 i64::from(d.units) * full
             };
-            let percent = if d.modifiers.iter().any(|m| m == "CQ" || m == "CO") {
+            let percent = if d.modifiers.iter().any(Modifier::is_assistant) {
                 f64::from(policy.assistant_payment_percent)
             } else {
                 100.0

@@ -4,6 +4,7 @@
 //! a void voids. Pure: the store loads [`Ledger`] and writes the outcome.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::claim::ClaimLine;
 use super::encounter::Encounter;
@@ -38,11 +39,11 @@ impl Outcome {
 #[derive(Debug, Default)]
 pub struct Ledger {
     /// Newest version processed per encounter.
-    pub versions: HashMap<String, u32>,
+    pub versions: HashMap<Arc<str>, u32>,
     /// Event ids already processed.
-    pub seen: HashSet<String>,
+    pub seen: HashSet<Arc<str>>,
     /// The lines in force (not void) per encounter.
-    pub active: HashMap<String, Vec<ClaimLine>>,
+    pub active: HashMap<Arc<str>, Vec<ClaimLine>>,
 }
 
 /// The effect of one event.
@@ -133,7 +134,7 @@ mod tests {
         let voided: Vec<_> = d
             .voided
             .iter()
-            .map(|l| (l.claim_line_id.as_str(), l.status, l.event_id.as_str()))
+            .map(|l| (l.claim_line_id.as_str(), l.status, &*l.event_id))
             .collect();
         assert_eq!(
             voided,

@@ -6,11 +6,13 @@
 //! - [`rules`]: the data the rules read: code catalogue, payer policies, edit table.
 //! - [`units`]: minutes to units, per code or by CMS total time.
 //! - [`evaluate`]: one encounter to its claim lines, with flags and payment.
-//! - [`claim`]: the claim line as published and stored.
+//! - [`claim`]: the claim line as published and stored (its JSON written by
+//!   hand in `json.rs`, byte for byte what serde would write).
 
 pub mod claim;
 pub mod encounter;
 pub mod evaluate;
+mod json;
 pub mod ledger;
 pub mod rules;
 pub mod units;

@@ -29,7 +29,7 @@ impl Rvu {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct CodeInfo {
-    pub code: String,
+    pub code: Code,
     /// A 15-minute timed code; otherwise one unit a day.
     pub timed: bool,
     pub description: String,
@@ -41,8 +41,9 @@ pub struct Catalogue {
     /// Dollars per RVU.
     pub conversion_factor: f64,
     codes: Vec<CodeInfo>,
+    /// (code, position in `codes`), sorted by code for binary search.
     #[serde(skip)]
-    index: HashMap<String, usize>,
+    index: Vec<(Code, usize)>,
 }
 
 impl Catalogue {
@@ -52,13 +53,19 @@ impl Catalogue {
             .codes
             .iter()
             .enumerate()
-            .map(|(i, info)| (info.code.clone(), i))
+            .map(|(i, info)| (info.code, i))
             .collect();
+        c.index.sort_unstable();
         Ok(c)
     }
 
     pub fn get(&self, code: &str) -> Option<&CodeInfo> {
-        self.index.get(code).map(|&i| &self.codes[i])
+        self.get_code(&Code::parse(code).ok()?)
+    }
+
+    pub fn get_code(&self, code: &Code) -> Option<&CodeInfo> {
+        let i = self.index.binary_search_by(|(c, _)| c.cmp(code)).ok()?;
+        Some(&self.codes[self.index[i].1])
     }
 
     pub fn codes(&self) -> &[CodeInfo] {
@@ -76,13 +83,23 @@ impl Catalogue {
 pub struct PayerPolicy {
     pub unit_method: UnitMethod,
     #[serde(default)]
-    pub daily_unit_limits: HashMap<String, u32>,
+    pub daily_unit_limits: HashMap<Code, u32>,
     #[serde(default)]
     pub mppr: bool,
     #[serde(default = "hundred")]
     pub assistant_payment_percent: u32,
     #[serde(default)]
     pub require_plan_of_care: bool,
+}
+
+impl PayerPolicy {
+    /// The most units of `code` this payer pays for one day, if it limits them.
+    pub fn daily_unit_limit(&self, code: Code) -> Option<u32> {
+        if self.daily_unit_limits.is_empty() {
+            return None;
+        }
+        self.daily_unit_limits.get(&code).copied()
+    }
 }
 
 fn hundred() -> u32 {
@@ -122,8 +139,8 @@ impl PayerPolicies {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PtpEdit {
-    pub column1: String,
-    pub column2: String,
+    pub column1: Code,
+    pub column2: Code,
     /// 0: never together; 1: allowed with a distinct-service modifier.
     pub modifier_indicator: u8,
     pub effective: NaiveDate,
@@ -138,8 +155,8 @@ impl PtpEdit {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct NoSharedMinutes {
-    pub code: String,
-    pub other: String,
+    pub code: Code,
+    pub other: Code,
     pub flag: FlagCode,
 }
 
@@ -158,12 +175,11 @@ impl EditTable {
     pub fn ptp_for<'a>(
         &'a self,
         date: NaiveDate,
-        codes: &'a [&'a Code],
+        codes: &'a [Code],
     ) -> impl Iterator<Item = &'a PtpEdit> + 'a {
-        let has = move |c: &str| codes.iter().any(|x| x.as_str() == c);
-        self.ptp
-            .iter()
-            .filter(move |e| e.in_effect(date) && has(&e.column1) && has(&e.column2))
+        self.ptp.iter().filter(move |e| {
+            e.in_effect(date) && codes.contains(&e.column1) && codes.contains(&e.column2)
+        })
     }
 }
 
