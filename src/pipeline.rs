@@ -548,18 +548,29 @@ impl Pipeline {
             w.new_lines.extend(d.lines);
         }
         store::commit_batch(tx, &mut w).await?;
-        // Count billing metrics only once the transaction holds.
+        // Count billing metrics only once the transaction holds, one
+        // update per label set and batch.
+        let mut units: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut flags: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for l in &w.new_lines {
+            *units.entry(l.code.as_str()).or_default() += u64::from(l.units);
+            for f in &l.flags {
+                *flags
+                    .entry((f.code.as_str(), f.severity.as_str()))
+                    .or_default() += 1;
+            }
+        }
+        for (code, n) in units {
             self.metrics
                 .units_billed
-                .with_label_values(&[l.code.as_str()])
-                .inc_by(u64::from(l.units));
-            for f in &l.flags {
-                self.metrics
-                    .flags_raised
-                    .with_label_values(&[f.code.as_str(), f.severity.as_str()])
-                    .inc();
-            }
+                .with_label_values(&[code])
+                .inc_by(n);
+        }
+        for ((code, severity), n) in flags {
+            self.metrics
+                .flags_raised
+                .with_label_values(&[code, severity])
+                .inc_by(n);
         }
         Ok((w.outbox, outcomes.into_values().collect()))
     }

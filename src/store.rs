@@ -9,7 +9,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::domain::ledger::{Ledger, Outcome};
-use crate::domain::{ClaimLine, Status};
+use crate::domain::{decimal, wire::date::to_bytes as date_bytes, ClaimLine, Status};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -356,25 +356,27 @@ async fn copy_claim_lines(
 }
 
 fn copy_row(out: &mut String, l: &ClaimLine) -> anyhow::Result<()> {
-    use std::fmt::Write;
     let field = |out: &mut String, v: &str| {
         copy_escape(out, v);
         out.push('\t');
     };
+    let number = |out: &mut String, n: u32| {
+        out.push_str(decimal(u64::from(n), &mut [0; 20]));
+        out.push('\t');
+    };
     field(out, &l.claim_line_id);
     field(out, &l.encounter_id);
-    write!(out, "{}\t", l.encounter_version)?;
+    number(out, l.encounter_version);
     field(out, &l.event_id);
-    write!(out, "{}\t", l.date_of_service)?;
+    field(out, std::str::from_utf8(&date_bytes(l.date_of_service))?);
     field(out, &l.patient_id);
     field(out, l.provider_npi.as_str());
     field(out, &l.payer_id);
-    write!(
-        out,
-        "{}\t{}\t{}\t{}\t",
-        l.line_no, l.code, l.units, l.minutes
-    )?;
-    field(out, &array_literal(l.modifiers.iter().map(|m| m.as_str())));
+    number(out, l.line_no);
+    field(out, l.code.as_str());
+    number(out, l.units);
+    number(out, l.minutes);
+    array_literal(out, l.modifiers.iter().map(|m| m.as_str()));
     field(out, l.unit_method.as_str());
     field(out, l.status.as_str());
     let mut flags = Vec::with_capacity(2 + 256 * l.flags.len());
@@ -387,9 +389,15 @@ fn copy_row(out: &mut String, l: &ClaimLine) -> anyhow::Result<()> {
     }
     flags.push(b']');
     field(out, std::str::from_utf8(&flags)?);
-    field(out, &array_literal(l.diagnoses.iter().map(|d| d.as_str())));
+    array_literal(out, l.diagnoses.iter().map(|d| d.as_str()));
     match l.expected_payment_cents {
-        Some(c) => write!(out, "{c}\t")?,
+        Some(c) => {
+            if c < 0 {
+                out.push('-');
+            }
+            out.push_str(decimal(c.unsigned_abs(), &mut [0; 20]));
+            out.push('\t');
+        }
         None => out.push_str("\\N\t"),
     }
     copy_escape(out, &l.rules_version);
@@ -414,24 +422,25 @@ fn copy_escape(out: &mut String, v: &str) {
     }
 }
 
-/// A Postgres array literal with every element quoted.
-fn array_literal<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    let mut out = String::from("{");
+/// A Postgres array literal with every element quoted, as a COPY field.
+fn array_literal<'a>(out: &mut String, items: impl Iterator<Item = &'a str>) {
+    let mut literal = String::from("{");
     for (i, item) in items.enumerate() {
         if i > 0 {
-            out.push(',');
+            literal.push(',');
         }
-        out.push('"');
+        literal.push('"');
         for c in item.chars() {
             if c == '\\' || c == '"' {
-                out.push('\\');
+                literal.push('\\');
             }
-            out.push(c);
+            literal.push(c);
         }
-        out.push('"');
+        literal.push('"');
     }
-    out.push('}');
-    out
+    literal.push('}');
+    copy_escape(out, &literal);
+    out.push('\t');
 }
 
 #[cfg(test)]
@@ -443,10 +452,16 @@ mod tests {
         let mut s = String::new();
         copy_escape(&mut s, "a\tb\\c\nd");
         assert_eq!(s, "a\\tb\\\\c\\nd");
-        assert_eq!(array_literal([].into_iter()), "{}");
+        let literal = |items: &[&str]| {
+            let mut out = String::new();
+            array_literal(&mut out, items.iter().copied());
+            out
+        };
+        assert_eq!(literal(&[]), "{}\t");
+        // Array quoting, then COPY's own escaping of the backslashes.
         assert_eq!(
-            array_literal(["GP", "a\"b", "c\\d"].into_iter()),
-            "{\"GP\",\"a\\\"b\",\"c\\\\d\"}"
+            literal(&["GP", "a\"b", "c\\d"]),
+            "{\"GP\",\"a\\\\\"b\",\"c\\\\\\\\d\"}\t"
         );
     }
 }

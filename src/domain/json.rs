@@ -166,7 +166,7 @@ fn unsigned(out: &mut Vec<u8>, n: u64) {
 }
 
 /// `n` in decimal, without the formatting machinery.
-pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
     loop {
         i -= 1;
