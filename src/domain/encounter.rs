@@ -354,14 +354,17 @@ pub fn decode(bytes: &[u8]) -> Result<Encounter, EventError> {
             max: MAX_EVENT_BYTES,
         });
     }
-    // UTF-8 checked once for the whole message, then a fast path without
-    // path tracking; on failure, decode again with it so the error names
-    // the field.
+    // UTF-8 checked once for the whole message. Then the reader for the
+    // usual shape; if it declines, serde_json without path tracking; if
+    // that fails, serde_json again with it, so the error names the field.
     let text = std::str::from_utf8(bytes)
         .map_err(|e| EventError::InvalidJson(format!("not UTF-8: {e}")))?;
-    let event: wire::EncounterEvent = match serde_json::from_str(text) {
-        Ok(event) => event,
-        Err(_) => return Err(explain_decode_error(bytes)),
+    let event = match super::reader::read(text) {
+        Some(event) => event,
+        None => match serde_json::from_str::<wire::EncounterEvent>(text) {
+            Ok(event) => event,
+            Err(_) => return Err(explain_decode_error(bytes)),
+        },
     };
     Encounter::try_from(event)
 }

@@ -9,6 +9,22 @@ use super::claim::{ClaimLine, Flag};
 impl ClaimLine {
     /// Appends this line as one JSON object, as `serde_json` would write it.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Room for the field names, the numbers and the usual strings, so
+        // the writes below do not grow the buffer one by one.
+        out.reserve(
+            400 + self.claim_line_id.len()
+                + self.encounter_id.len()
+                + self.event_id.len()
+                + self.patient_id.len()
+                + self.payer_id.len()
+                + self.rules_version.len()
+                + 16 * self.diagnoses.len()
+                + self
+                    .flags
+                    .iter()
+                    .map(|f| 80 + f.message.len() + 8 * f.related_codes.len())
+                    .sum::<usize>(),
+        );
         out.extend_from_slice(b"{\"claim_line_id\":");
         string(out, &self.claim_line_id);
         out.extend_from_slice(b",\"encounter_id\":");
@@ -134,31 +150,39 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Whether any byte is `"`, `\` or a control character, eight bytes at a
-/// time (the bit tricks of "Bit Twiddling Hacks": has-less-than and
-/// has-zero-byte; exact for the question "is there any such byte").
+/// Whether any byte is `"`, `\` or a control character.
 fn needs_escape(bytes: &[u8]) -> bool {
+    first_special(bytes).is_some()
+}
+
+/// The position of the first `"`, `\` or control character, eight bytes at
+/// a time with the has-less-than and has-zero-byte tricks of "Bit Twiddling
+/// Hacks". Their borrows can mark bytes above a match, never below it, so
+/// the lowest marked byte is exact.
+pub(crate) fn first_special(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
     for chunk in &mut chunks {
         let mut word = [0; 8];
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word);
         let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        if control
+        let marks = control
             | has_zero(x ^ (ONES * u64::from(b'"')))
-            | has_zero(x ^ (ONES * u64::from(b'\\')))
-            != 0
-        {
-            return true;
+            | has_zero(x ^ (ONES * u64::from(b'\\')));
+        if marks != 0 {
+            return Some(offset + marks.trailing_zeros() as usize / 8);
         }
+        offset += 8;
     }
     chunks
         .remainder()
         .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .map(|i| offset + i)
 }
 
 fn unsigned(out: &mut Vec<u8>, n: u64) {
@@ -221,14 +245,22 @@ mod tests {
     }
 
     #[test]
-    fn finds_every_byte_that_needs_an_escape_at_every_position() {
+    fn finds_the_first_byte_that_needs_an_escape_at_every_position() {
+        let special = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
         for len in 0..20 {
             for pos in 0..len {
                 for b in 0u8..=255 {
-                    let mut v = vec![b'a'; len];
-                    v[pos] = b;
-                    let expected = b < 0x20 || b == b'"' || b == b'\\';
-                    assert_eq!(needs_escape(&v), expected, "byte {b:#x} at {pos} of {len}");
+                    // Another byte (special or not) further on must not matter.
+                    for later in [b'a', b'"', 0x00, 0xff] {
+                        let mut v = vec![b'a'; len];
+                        v[pos] = b;
+                        if pos + 1 < len {
+                            v[len - 1] = later;
+                        }
+                        let expected = v.iter().position(|&c| special(c));
+                        assert_eq!(first_special(&v), expected, "{v:?}");
+                        assert_eq!(needs_escape(&v), expected.is_some());
+                    }
                 }
             }
         }

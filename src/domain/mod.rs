@@ -2,7 +2,8 @@
 //! I/O or knows about Kafka, Postgres or tokio.
 //!
 //! - [`wire`]: the encounter event as sent (serde + JSON Schema).
-//! - [`encounter`]: parse the wire event into a valid [`Encounter`], or say why not.
+//! - [`encounter`]: parse the wire event into a valid [`Encounter`], or say why not
+//!   (`reader.rs` is its fast path for the usual shape; serde_json decides the rest).
 //! - [`rules`]: the data the rules read: code catalogue, payer policies, edit table.
 //! - [`units`]: minutes to units, per code or by CMS total time.
 //! - [`evaluate`]: one encounter to its claim lines, with flags and payment.
@@ -14,6 +15,7 @@ pub mod encounter;
 pub mod evaluate;
 mod json;
 pub mod ledger;
+mod reader;
 pub mod rules;
 pub mod units;
 pub mod wire;

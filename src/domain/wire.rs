@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 /// One encounter event (contract section 1). Unknown fields are ignored.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[schemars(title = "EncounterEvent")]
 pub struct EncounterEvent<'a> {
     /// Unique per event; the idempotency key.
@@ -49,7 +49,7 @@ impl EventType {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 pub struct Encounter<'a> {
     #[serde(borrow)]
     #[schemars(length(min = 1, max = 64))]
@@ -77,7 +77,7 @@ pub struct Encounter<'a> {
 }
 
 /// PHI: never logged, never a metric label.
-#[derive(Clone, Deserialize, JsonSchema)]
+#[derive(Clone, PartialEq, Deserialize, JsonSchema)]
 pub struct Patient<'a> {
     #[serde(borrow)]
     pub id: Cow<'a, str>,
@@ -95,7 +95,7 @@ impl std::fmt::Debug for Patient<'_> {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 pub struct Provider<'a> {
     /// 10 digits whose Luhn check digit (with prefix 80840) holds.
     #[serde(borrow)]
@@ -119,7 +119,7 @@ pub enum Credential {
     Assistant,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 pub struct Payer<'a> {
     #[serde(borrow)]
     #[schemars(length(min = 1))]
@@ -136,7 +136,7 @@ pub enum Plan {
     Other,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 pub struct PlanOfCare<'a> {
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub id: Option<Cow<'a, str>>,
@@ -146,7 +146,7 @@ pub struct PlanOfCare<'a> {
     pub certified_through: NaiveDate,
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 pub struct Service<'a> {
     /// Unique within the encounter.
     #[serde(borrow)]
