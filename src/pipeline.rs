@@ -540,7 +540,7 @@ impl Pipeline {
                 source,
             });
             for line in d.voided.iter().chain(&d.lines) {
-                w.outbox.push(self.outbox_entry(line)?);
+                w.outbox.push(self.outbox_entry(line));
             }
             for v in d.voided {
                 w.voids.push((v.claim_line_id, v.event_id));
@@ -575,19 +575,19 @@ impl Pipeline {
         Ok((w.outbox, outcomes.into_values().collect()))
     }
 
-    fn outbox_entry(&self, line: &ClaimLine) -> anyhow::Result<OutboxEntry> {
+    fn outbox_entry(&self, line: &ClaimLine) -> OutboxEntry {
         let topic = match line.status {
             Status::NeedsReview => &self.review_topic,
             Status::Validated | Status::Void => &self.output_topic,
         };
-        Ok(OutboxEntry {
+        OutboxEntry {
             id: 0,
             claim_line_id: line.claim_line_id.clone(),
             status: line.status,
             topic: topic.clone(),
             key: line.encounter_id.clone(),
             payload: line.to_json(),
-        })
+        }
     }
 
     /// Sends outbox entries and waits for every acknowledgement.

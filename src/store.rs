@@ -9,7 +9,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::domain::ledger::{Ledger, Outcome};
-use crate::domain::{decimal, wire::date::to_bytes as date_bytes, ClaimLine, Status};
+use crate::domain::{decimal, wire::date::to_bytes as date_bytes, ClaimLine, Flag, Status};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -380,14 +380,7 @@ fn copy_row(out: &mut String, l: &ClaimLine) -> anyhow::Result<()> {
     field(out, l.unit_method.as_str());
     field(out, l.status.as_str());
     let mut flags = Vec::with_capacity(2 + 256 * l.flags.len());
-    flags.push(b'[');
-    for (i, f) in l.flags.iter().enumerate() {
-        if i > 0 {
-            flags.push(b',');
-        }
-        f.write_json(&mut flags);
-    }
-    flags.push(b']');
+    Flag::write_json_array(&l.flags, &mut flags);
     field(out, std::str::from_utf8(&flags)?);
     array_literal(out, l.diagnoses.iter().map(|d| d.as_str()));
     match l.expected_payment_cents {

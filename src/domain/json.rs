@@ -55,14 +55,9 @@ impl ClaimLine {
         out.extend_from_slice(self.unit_method.as_str().as_bytes());
         out.extend_from_slice(b"\",\"status\":\"");
         out.extend_from_slice(self.status.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"flags\":[");
-        for (i, f) in self.flags.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            f.write_json(out);
-        }
-        out.extend_from_slice(b"],\"diagnoses\":");
+        out.extend_from_slice(b"\",\"flags\":");
+        Flag::write_json_array(&self.flags, out);
+        out.extend_from_slice(b",\"diagnoses\":");
         array(out, self.diagnoses.iter().map(|d| d.as_str()));
         if let Some(cents) = self.expected_payment_cents {
             out.extend_from_slice(b",\"expected_payment_cents\":");
@@ -87,6 +82,18 @@ impl ClaimLine {
 }
 
 impl Flag {
+    /// `[flag, ...]`: a line's `flags` field, also its `flags` column.
+    pub fn write_json_array(flags: &[Flag], out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, f) in flags.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            f.write_json(out);
+        }
+        out.push(b']');
+    }
+
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"code\":\"");
         out.extend_from_slice(self.code.as_str().as_bytes());

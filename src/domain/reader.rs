@@ -102,6 +102,15 @@ impl<'a> Reader<'a> {
         self.literal(b"null")
     }
 
+    /// `null` (as `None`) or what `value` reads.
+    fn nullable<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.null() {
+            Some(None)
+        } else {
+            value(self).map(Some)
+        }
+    }
+
     /// A plain non-negative integer that fits in a u32.
     fn u32(&mut self) -> Option<u32> {
         self.ws();
@@ -267,14 +276,7 @@ impl<'a> Reader<'a> {
             "provider" => once(&mut provider, r.provider()?),
             "payer" => once(&mut payer, r.payer()?),
             "diagnoses" => once(&mut diagnoses, r.strings()?),
-            "plan_of_care" => {
-                let poc = if r.null() {
-                    None
-                } else {
-                    Some(r.plan_of_care()?)
-                };
-                once(&mut plan_of_care, poc)
-            }
+            "plan_of_care" => once(&mut plan_of_care, r.nullable(Self::plan_of_care)?),
             "services" => {
                 let mut v = Vec::with_capacity(8);
                 r.array(|r| {
@@ -302,14 +304,7 @@ impl<'a> Reader<'a> {
         let (mut id, mut birth_date) = (None, None);
         self.object(|r, key| match key {
             "id" => once(&mut id, r.cow()?),
-            "birth_date" => {
-                let d = if r.null() {
-                    None
-                } else {
-                    Some(date::parse(r.str()?)?)
-                };
-                once(&mut birth_date, d)
-            }
+            "birth_date" => once(&mut birth_date, r.nullable(|r| date::parse(r.str()?))?),
             _ => r.skip(0),
         })?;
         Some(Patient {
@@ -373,10 +368,7 @@ impl<'a> Reader<'a> {
     fn plan_of_care(&mut self) -> Option<PlanOfCare<'a>> {
         let (mut id, mut from, mut through) = (None, None, None);
         self.object(|r, key| match key {
-            "id" => {
-                let v = if r.null() { None } else { Some(r.cow()?) };
-                once(&mut id, v)
-            }
+            "id" => once(&mut id, r.nullable(Self::cow)?),
             "certified_from" => once(&mut from, date::parse(r.str()?)?),
             "certified_through" => once(&mut through, date::parse(r.str()?)?),
             _ => r.skip(0),
@@ -386,14 +378,6 @@ impl<'a> Reader<'a> {
             certified_from: from?,
             certified_through: through?,
         })
-    }
-
-    fn optional_u32(&mut self) -> Option<Option<u32>> {
-        if self.null() {
-            Some(None)
-        } else {
-            self.u32().map(Some)
-        }
     }
 
     fn service(&mut self) -> Option<wire::Service<'a>> {
@@ -411,18 +395,14 @@ impl<'a> Reader<'a> {
             "line_id" => once(&mut line_id, r.cow()?),
             "code" => once(&mut code, r.cow()?),
             "start" | "end" => {
-                let t = if r.null() {
-                    None
-                } else {
-                    Some(rfc3339::parse(r.str()?).ok()?)
-                };
+                let t = r.nullable(|r| rfc3339::parse(r.str()?).ok())?;
                 once(if key == "start" { &mut start } else { &mut end }, t)
             }
-            "minutes" => once(&mut minutes, r.optional_u32()?),
+            "minutes" => once(&mut minutes, r.nullable(Self::u32)?),
             "one_on_one" => once(&mut one_on_one, r.bool()?),
-            "group_size" => once(&mut group_size, r.optional_u32()?),
+            "group_size" => once(&mut group_size, r.nullable(Self::u32)?),
             "modifiers" => once(&mut modifiers, r.strings()?),
-            "assistant_minutes" => once(&mut assistant_minutes, r.optional_u32()?),
+            "assistant_minutes" => once(&mut assistant_minutes, r.nullable(Self::u32)?),
             "activities" => {
                 let mut n = 0;
                 r.array(|r| {
