@@ -166,6 +166,7 @@ fn needs_escape(bytes: &[u8]) -> bool {
 /// a time with the has-less-than and has-zero-byte tricks of "Bit Twiddling
 /// Hacks". Their borrows can mark bytes above a match, never below it, so
 /// the lowest marked byte is exact.
+#[inline(always)]
 pub(crate) fn first_special(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_le_bytes([0x80; 8]);

@@ -46,6 +46,7 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.s.get(self.i) {
             self.i += 1;
@@ -53,6 +54,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips whitespace and takes `b` if it comes next.
+    #[inline(always)]
     fn eat(&mut self, b: u8) -> bool {
         self.ws();
         if self.s.get(self.i) == Some(&b) {
@@ -63,6 +65,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(always)]
     fn expect(&mut self, b: u8) -> Option<()> {
         self.eat(b).then_some(())
     }
@@ -77,6 +80,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string without escapes or control characters, borrowed.
+    #[inline(always)]
     fn str(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.i;
@@ -93,6 +97,7 @@ impl<'a> Reader<'a> {
         Some(unsafe { self.text.get_unchecked(start..end) })
     }
 
+    #[inline(always)]
     fn cow(&mut self) -> Option<Cow<'a, str>> {
         self.str().map(Cow::Borrowed)
     }

@@ -356,7 +356,8 @@ pub mod rfc3339 {
         // Leap seconds (60) and the rest of the unusual go to chrono.
         let local = NaiveDateTime::new(date, NaiveTime::from_hms_nano_opt(h, m, sec, nanos)?);
         let offset = FixedOffset::east_opt(offset)?;
-        local.and_local_timezone(offset).single()
+        let utc = local.checked_sub_offset(offset)?;
+        Some(DateTime::from_naive_utc_and_offset(utc, offset))
     }
 
     pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
