@@ -3,7 +3,7 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::domain::{decode, evaluate, Rules};
+use crate::domain::{decode, evaluate, JsonWriter, Rules};
 
 /// What one run saw.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -32,8 +32,9 @@ pub fn evaluate_lines(
         match decode(&line) {
             Ok(encounter) => {
                 buf.clear();
+                let mut writer = JsonWriter::default();
                 for claim_line in evaluate(&encounter, rules) {
-                    claim_line.write_json(&mut buf);
+                    writer.write(&claim_line, &mut buf);
                     buf.push(b'\n');
                     summary.lines += 1;
                 }

@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::config::RunConfig;
 use crate::domain::ledger::Outcome;
-use crate::domain::{decode, ClaimLine, Encounter, EventError, Rules, Status};
+use crate::domain::{decode, ClaimLine, Encounter, EventError, JsonWriter, Rules, Status};
 use crate::http::Health;
 use crate::kafka::{self, ConsumerCtx, EventConsumer, Incoming, Outgoing};
 use crate::metrics::Metrics;
@@ -539,8 +539,9 @@ impl Pipeline {
                 occurred_at: enc.occurred_at.with_timezone(&chrono::Utc),
                 source,
             });
+            let mut json = JsonWriter::default();
             for line in d.voided.iter().chain(&d.lines) {
-                w.outbox.push(self.outbox_entry(line));
+                w.outbox.push(self.outbox_entry(line, &mut json));
             }
             for v in d.voided {
                 w.voids.push((v.claim_line_id, v.event_id));
@@ -575,7 +576,7 @@ impl Pipeline {
         Ok((w.outbox, outcomes.into_values().collect()))
     }
 
-    fn outbox_entry(&self, line: &ClaimLine) -> OutboxEntry {
+    fn outbox_entry(&self, line: &ClaimLine, json: &mut JsonWriter) -> OutboxEntry {
         let topic = match line.status {
             Status::NeedsReview => &self.review_topic,
             Status::Validated | Status::Void => &self.output_topic,
@@ -586,7 +587,7 @@ impl Pipeline {
             status: line.status,
             topic: topic.clone(),
             key: line.encounter_id.clone(),
-            payload: line.to_json(),
+            payload: json.to_json(line),
         }
     }
 

@@ -23,7 +23,7 @@ pub mod wire;
 pub use claim::{ClaimLine, Flag, FlagCode, Severity, Status, UnitMethod};
 pub use encounter::{decode, Encounter, EventError, MAX_EVENT_BYTES};
 pub use evaluate::evaluate;
-pub use json::decimal;
+pub use json::{decimal, JsonWriter};
 pub use rules::{Rules, RULES_VERSION};
 #[cfg(test)]
 mod tests;
