@@ -174,17 +174,6 @@ impl EditTable {
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(json)
     }
-
-    /// Edits in effect on `date` whose two codes are both in `codes`.
-    pub fn ptp_for<'a>(
-        &'a self,
-        date: NaiveDate,
-        codes: &'a [Code],
-    ) -> impl Iterator<Item = &'a PtpEdit> + 'a {
-        self.ptp.iter().filter(move |e| {
-            e.in_effect(date) && codes.contains(&e.column1) && codes.contains(&e.column2)
-        })
-    }
 }
 
 /// Everything the evaluation needs besides the encounter.
