@@ -354,17 +354,20 @@ pub fn decode(bytes: &[u8]) -> Result<Encounter, EventError> {
             max: MAX_EVENT_BYTES,
         });
     }
-    // UTF-8 checked once for the whole message. Then the reader for the
-    // usual shape; if it declines, serde_json without path tracking; if
-    // that fails, serde_json again with it, so the error names the field.
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| EventError::InvalidJson(format!("not UTF-8: {e}")))?;
-    let event = match super::reader::read(text) {
+    // The reader for the usual shape (it checks UTF-8 as it goes); if it
+    // declines, UTF-8 checked for the whole message, then serde_json
+    // without path tracking; if that fails, serde_json again with it, so
+    // the error names the field.
+    let event = match super::reader::read(bytes) {
         Some(event) => event,
-        None => match serde_json::from_str::<wire::EncounterEvent>(text) {
-            Ok(event) => event,
-            Err(_) => return Err(explain_decode_error(bytes)),
-        },
+        None => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| EventError::InvalidJson(format!("not UTF-8: {e}")))?;
+            match serde_json::from_str::<wire::EncounterEvent>(text) {
+                Ok(event) => event,
+                Err(_) => return Err(explain_decode_error(bytes)),
+            }
+        }
     };
     Encounter::try_from(event)
 }

@@ -274,12 +274,23 @@ fn needs_escape(bytes: &[u8]) -> bool {
     first_special(bytes).is_some()
 }
 
-/// The position of the first `"`, `\` or control character, eight bytes at
-/// a time with the has-less-than and has-zero-byte tricks of "Bit Twiddling
-/// Hacks". Their borrows can mark bytes above a match, never below it, so
-/// the lowest marked byte is exact.
+/// The position of the first `"`, `\` or control character.
 #[inline(always)]
 pub(crate) fn first_special(bytes: &[u8]) -> Option<usize> {
+    scan::<false>(bytes)
+}
+
+/// The same, or the first byte that is not ASCII, whichever comes first.
+#[inline(always)]
+pub(crate) fn first_special_or_non_ascii(bytes: &[u8]) -> Option<usize> {
+    scan::<true>(bytes)
+}
+
+/// Eight bytes at a time, with the has-less-than and has-zero-byte tricks
+/// of "Bit Twiddling Hacks". Their borrows can mark bytes above a match,
+/// never below it, so the lowest marked byte is exact.
+#[inline(always)]
+fn scan<const NON_ASCII: bool>(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
@@ -290,9 +301,12 @@ pub(crate) fn first_special(bytes: &[u8]) -> Option<usize> {
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word);
         let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        let marks = control
+        let mut marks = control
             | has_zero(x ^ (ONES * u64::from(b'"')))
             | has_zero(x ^ (ONES * u64::from(b'\\')));
+        if NON_ASCII {
+            marks |= x & HIGH;
+        }
         if marks != 0 {
             return Some(offset + marks.trailing_zeros() as usize / 8);
         }
@@ -301,7 +315,7 @@ pub(crate) fn first_special(bytes: &[u8]) -> Option<usize> {
     chunks
         .remainder()
         .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\' || (NON_ASCII && b >= 0x80))
         .map(|i| offset + i)
 }
 
@@ -380,6 +394,8 @@ mod tests {
                         let expected = v.iter().position(|&c| special(c));
                         assert_eq!(first_special(&v), expected, "{v:?}");
                         assert_eq!(needs_escape(&v), expected.is_some());
+                        let or_high = v.iter().position(|&c| special(c) || c >= 0x80);
+                        assert_eq!(first_special_or_non_ascii(&v), or_high, "{v:?}");
                     }
                 }
             }

@@ -18,13 +18,11 @@ use super::wire::{
     Provider,
 };
 
-/// The event in `text`, or `None` to let serde_json decide.
-pub fn read(text: &str) -> Option<wire::EncounterEvent<'_>> {
-    let mut r = Reader {
-        s: text.as_bytes(),
-        text,
-        i: 0,
-    };
+/// The event in `bytes`, or `None` to let serde_json decide. `Some` also
+/// means the bytes are valid UTF-8: outside strings only ASCII is accepted,
+/// and every string is checked.
+pub fn read(bytes: &[u8]) -> Option<wire::EncounterEvent<'_>> {
+    let mut r = Reader { s: bytes, i: 0 };
     let event = r.event()?;
     r.ws();
     (r.i == r.s.len()).then_some(event)
@@ -32,7 +30,6 @@ pub fn read(text: &str) -> Option<wire::EncounterEvent<'_>> {
 
 struct Reader<'a> {
     s: &'a [u8],
-    text: &'a str,
     i: usize,
 }
 
@@ -84,17 +81,28 @@ impl<'a> Reader<'a> {
     fn str(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.i;
-        self.i += super::json::first_special(&self.s[start..])?;
-        if self.s[self.i] != b'"' {
-            return None;
+        let n = super::json::first_special_or_non_ascii(&self.s[start..])?;
+        let ascii = &self.s[start..start + n];
+        match self.s[start + n] {
+            b'"' => {
+                self.i = start + n + 1;
+                debug_assert!(ascii.is_ascii());
+                // SAFETY: the scan stopped at the first byte that is not
+                // ASCII or is special, so every byte before it is ASCII,
+                // which is valid UTF-8. This runs for every key and value.
+                Some(unsafe { std::str::from_utf8_unchecked(ascii) })
+            }
+            b if b < 0x80 => None,
+            // Not ASCII: find the closing quote, then check it all.
+            _ => {
+                let end = start + n + super::json::first_special(&self.s[start + n..])?;
+                if self.s[end] != b'"' {
+                    return None;
+                }
+                self.i = end + 1;
+                std::str::from_utf8(&self.s[start..end]).ok()
+            }
         }
-        self.i += 1;
-        let end = self.i - 1;
-        debug_assert!(self.text.is_char_boundary(start) && self.text.is_char_boundary(end));
-        // SAFETY: `text` is valid UTF-8, and `start` and `end` sit right
-        // after and at an ASCII quote, so both are character boundaries.
-        // This runs for every key and value of every event.
-        Some(unsafe { self.text.get_unchecked(start..end) })
     }
 
     #[inline(always)]
@@ -446,12 +454,25 @@ mod tests {
         serde_json::from_str(text).ok()
     }
 
-    /// The contract: whatever the reader returns, serde returns too.
-    fn agrees(text: &str) -> Result<(), TestCaseError> {
-        if let Some(fast) = read(text) {
-            prop_assert_eq!(Some(fast), serde(text), "{}", text);
+    /// The contract: whatever the reader returns, serde returns too, and
+    /// the bytes are UTF-8.
+    fn agrees_bytes(bytes: &[u8]) -> Result<(), TestCaseError> {
+        if let Some(fast) = read(bytes) {
+            let text = std::str::from_utf8(bytes);
+            prop_assert!(text.is_ok(), "read invalid UTF-8: {:?}", bytes);
+            prop_assert_eq!(Some(fast), serde(text.unwrap_or_default()), "{:?}", text);
         }
         Ok(())
+    }
+
+    fn agrees(text: &str) -> Result<(), TestCaseError> {
+        agrees_bytes(text.as_bytes())
+    }
+
+    fn read(text: impl AsRef<[u8]>) -> Option<wire::EncounterEvent<'static>> {
+        // Leaked: test inputs only, so results can outlive their buffer.
+        let bytes: &'static [u8] = Box::leak(text.as_ref().to_vec().into_boxed_slice());
+        super::read(bytes)
     }
 
     #[test]
@@ -498,8 +519,23 @@ mod tests {
             let text = base.replacen(from, to, 1);
             assert!(read(&text).is_none(), "{text}");
         }
-        assert!(read(&format!("{base} x")).is_none());
-        assert!(read(&format!(" {base}\n")).is_some());
+        assert!(read(format!("{base} x")).is_none());
+        assert!(read(format!(" {base}\n")).is_some());
+    }
+
+    #[test]
+    fn reads_text_that_is_not_ascii_and_declines_broken_utf8() {
+        let text = PRETTY.replacen("car transfer simulation", "Übungen für Treppen ✓ 😀", 1);
+        assert!(read(&text).is_some());
+        agrees(&text).unwrap();
+        let mut bytes = text.clone().into_bytes();
+        let at = text.find('Ü').unwrap();
+        bytes[at + 1] = b'x'; // a lead byte without its continuation
+        assert!(read(&bytes).is_none());
+        let mut bytes = text.into_bytes();
+        let at = bytes.iter().position(|&b| b == b'{').unwrap();
+        bytes.insert(at + 1, 0xff); // not UTF-8 outside a string
+        assert!(read(&bytes).is_none());
     }
 
     #[test]
@@ -530,9 +566,20 @@ mod tests {
             let at = at.min(bytes.len());
             let end = (at + cut).min(bytes.len());
             bytes.splice(at..end, insert.into_bytes());
-            if let Ok(text) = String::from_utf8(bytes) {
-                agrees(&text)?;
-            }
+            agrees_bytes(&bytes)?;
+        }
+
+        #[test]
+        fn agrees_with_serde_on_events_with_foreign_bytes(
+            at in 0usize..1300,
+            inserted in proptest::collection::vec(any::<u8>(), 1..5),
+        ) {
+            let compact = serde_json::to_string(
+                &serde_json::from_str::<serde_json::Value>(PRETTY).unwrap()).unwrap();
+            let mut bytes = compact.into_bytes();
+            let at = at.min(bytes.len());
+            bytes.splice(at..at, inserted);
+            agrees_bytes(&bytes)?;
         }
 
         #[test]
