@@ -159,7 +159,7 @@ pub struct ClaimLine {
     pub event_id: Arc<str>,
     #[serde(
         serialize_with = "crate::domain::wire::date::serialize",
-        deserialize_with = "crate::domain::wire::date::deserialize"
+        deserialize_with = "crate::domain::wire::date::required"
     )]
     pub date_of_service: NaiveDate,
     #[schemars(with = "String")]

@@ -40,22 +40,20 @@ pub struct CodeInfo {
 pub struct Catalogue {
     /// Dollars per RVU.
     pub conversion_factor: f64,
+    /// Sorted by code at load, for binary search.
     codes: Vec<CodeInfo>,
-    /// (code, position in `codes`), sorted by code for binary search.
-    #[serde(skip)]
-    index: Vec<(Code, usize)>,
 }
 
 impl Catalogue {
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
         let mut c: Catalogue = serde_json::from_str(json)?;
-        c.index = c
-            .codes
-            .iter()
-            .enumerate()
-            .map(|(i, info)| (info.code, i))
-            .collect();
-        c.index.sort_unstable();
+        c.codes.sort_by_key(|info| info.code);
+        if let Some(w) = c.codes.windows(2).find(|w| w[0].code == w[1].code) {
+            return Err(serde::de::Error::custom(format!(
+                "code {} is listed twice",
+                w[0].code
+            )));
+        }
         Ok(c)
     }
 
@@ -64,8 +62,11 @@ impl Catalogue {
     }
 
     pub fn get_code(&self, code: &Code) -> Option<&CodeInfo> {
-        let i = self.index.binary_search_by(|(c, _)| c.cmp(code)).ok()?;
-        Some(&self.codes[self.index[i].1])
+        let i = self
+            .codes
+            .binary_search_by_key(code, |info| info.code)
+            .ok()?;
+        Some(&self.codes[i])
     }
 
     pub fn codes(&self) -> &[CodeInfo] {

@@ -848,6 +848,16 @@ fn the_catalogue_covers_the_common_therapy_codes() {
     assert!(c.codes().iter().all(|i| !i.description.is_empty()));
 }
 
+#[test]
+fn a_catalogue_listing_a_code_twice_is_refused() {
+    let entry = r#"{"code": "97530", "timed": true, "description": "x", "rvu": null}"#;
+    let json = format!(r#"{{"conversion_factor": 33.4, "codes": [{entry}, {entry}]}}"#);
+    let err = rules::Catalogue::from_json(&json).unwrap_err();
+    assert!(err.to_string().contains("97530 is listed twice"), "{err}");
+    let json = format!(r#"{{"conversion_factor": 33.4, "codes": [{entry}]}}"#);
+    assert!(rules::Catalogue::from_json(&json).is_ok());
+}
+
 // ---- properties ------------------------------------------------------------
 
 fn arb_service() -> impl Strategy<Value = Value> {

@@ -287,10 +287,6 @@ pub mod date {
     pub fn serialize<S: Serializer>(date: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(std::str::from_utf8(&to_bytes(*date)).unwrap_or_default())
     }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
-        required(d)
-    }
 }
 
 /// RFC 3339 timestamps: the usual shapes (`2026-03-02T14:00:00Z`, with
@@ -360,9 +356,13 @@ pub mod rfc3339 {
         Some(DateTime::from_naive_utc_and_offset(utc, offset))
     }
 
+    fn invalid<E: Error>(e: chrono::ParseError) -> E {
+        E::custom(format!("not an RFC 3339 timestamp: {e}"))
+    }
+
     pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
         let s = Cow::<str>::deserialize(d)?;
-        parse(&s).map_err(|e| D::Error::custom(format!("not an RFC 3339 timestamp: {e}")))
+        parse(&s).map_err(invalid)
     }
 
     pub fn optional<'de, D: Deserializer<'de>>(
@@ -370,9 +370,7 @@ pub mod rfc3339 {
     ) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
         match Option::<Cow<str>>::deserialize(d)? {
             None => Ok(None),
-            Some(s) => parse(&s)
-                .map(Some)
-                .map_err(|e| D::Error::custom(format!("not an RFC 3339 timestamp: {e}"))),
+            Some(s) => parse(&s).map(Some).map_err(invalid),
         }
     }
 
