@@ -14,7 +14,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use claimline::domain::{decode, evaluate, JsonWriter, Rules};
+use claimline::codec::{decode, JsonWriter};
+use claimline::domain::{evaluate, Rules};
 
 /// The service's allocator (see src/main.rs), so the figure is the service's.
 #[global_allocator]

@@ -1,8 +1,12 @@
 //! `claimline run` settings (contract section 6): each a flag and an
-//! environment variable. Any other `KAFKA_<NAME>` variable is passed to
-//! librdkafka as `<name>` lower-cased with `_` as `.`.
+//! environment variable. Kafka client properties beyond the bootstrap
+//! servers come from `KAFKA_*` variables (see [`crate::kafka::config`]).
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::str::FromStr;
+
+use crate::kafka::KafkaArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -10,34 +14,117 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// A Postgres URL. It may hold a password, so neither `Debug` nor
+/// `Display` prints it: they show the URL with the password replaced.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL if it is a Postgres one, else an error that does not quote it.
+    pub fn check(&self) -> anyhow::Result<&str> {
+        if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
+            Ok(&self.0)
+        } else {
+            anyhow::bail!("DATABASE_URL must be a postgres:// or postgresql:// URL")
+        }
+    }
+
+    fn redacted(&self) -> String {
+        // scheme://user:password@host... -> scheme://user:***@host...
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return "<unparseable URL>".to_owned();
+        };
+        let (auth, host) = match rest.rsplit_once('@') {
+            Some((auth, host)) => (Some(auth), host),
+            None => (None, rest),
+        };
+        // libpq also takes the password as a query parameter.
+        let host = match host.split_once('?') {
+            Some((path, query)) => {
+                let params: Vec<&str> = query
+                    .split('&')
+                    .map(|p| {
+                        if p.starts_with("password=") {
+                            "password=***"
+                        } else {
+                            p
+                        }
+                    })
+                    .collect();
+                format!("{path}?{}", params.join("&"))
+            }
+            None => host.to_owned(),
+        };
+        match auth.map(|a| a.split_once(':').map_or(a, |(user, _)| user)) {
+            Some(user) if auth.is_some_and(|a| a.contains(':')) => {
+                format!("{scheme}://{user}:***@{host}")
+            }
+            Some(user) => format!("{scheme}://{user}@{host}"),
+            None => format!("{scheme}://{host}"),
+        }
+    }
+}
+
+/// Parsing never fails: a command-line parser would quote the rejected
+/// value, password and all. [`DatabaseUrl::check`] says what is wrong.
+impl FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(DatabaseUrl(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// The database flag every subcommand that talks to Postgres takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// Postgres URL (sqlx's convention), e.g.
+    /// postgres://user:password@host:5432/db?sslmode=verify-full.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: DatabaseUrl,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunConfig {
-    /// Postgres URL (sqlx's convention).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub bootstrap_servers: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Consumer group id; every replica of one deployment shares it.
     #[arg(long, env = "CLAIMLINE_GROUP_ID", default_value = "claimline")]
     pub group_id: String,
+    /// Topic of the encounter events (input).
     #[arg(long, env = "CLAIMLINE_INPUT_TOPIC", default_value = "encounters")]
     pub input_topic: String,
+    /// Topic of validated claim lines and their voids.
     #[arg(long, env = "CLAIMLINE_OUTPUT_TOPIC", default_value = "claim-lines")]
     pub output_topic: String,
+    /// Topic of claim lines that need review (an error flag).
     #[arg(
         long,
         env = "CLAIMLINE_REVIEW_TOPIC",
         default_value = "claim-lines.review"
     )]
     pub review_topic: String,
+    /// Dead-letter topic: bad events, unchanged, with error headers.
     #[arg(long, env = "CLAIMLINE_DLQ_TOPIC", default_value = "encounters.dlq")]
     pub dlq_topic: String,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "CLAIMLINE_METRICS_ADDR", default_value = "0.0.0.0:9464")]
     pub metrics_addr: SocketAddr,
+    /// Log lines as JSON (for collectors) or pretty (for people).
     #[arg(long, env = "CLAIMLINE_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
     /// Most messages in one batch (one transaction).
@@ -46,11 +133,17 @@ pub struct RunConfig {
     /// How long a batch waits to fill once its first message arrived.
     #[arg(long, env = "CLAIMLINE_BATCH_LINGER_MS", default_value_t = 20)]
     pub batch_linger_ms: u64,
+    /// Postgres connections in the pool.
     #[arg(long, env = "CLAIMLINE_DB_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub db_pool_size: u32,
     /// Longest a shutdown waits for in-flight work before exiting.
     #[arg(long, env = "CLAIMLINE_SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
+    /// Run the migrations at start-up. With false, only check that the
+    /// schema is current and refuse to start otherwise (for a role without
+    /// DDL rights; `claimline migrate` runs them).
+    #[arg(long, env = "CLAIMLINE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate: bool,
     /// Create the four topics at start-up when missing (for demos and tests).
     #[arg(long, env = "CLAIMLINE_CREATE_TOPICS", default_value_t = false)]
     pub create_topics: bool,
@@ -59,53 +152,36 @@ pub struct RunConfig {
     pub topic_partitions: i32,
 }
 
-/// The `KAFKA_<NAME>` pass-through properties from the environment, as
-/// (librdkafka property, environment variable, value).
-pub fn kafka_properties_from_env() -> Vec<(String, String, String)> {
-    kafka_properties(std::env::vars())
-}
-
-pub fn kafka_properties(
-    vars: impl Iterator<Item = (String, String)>,
-) -> Vec<(String, String, String)> {
-    let mut props: Vec<_> = vars
-        .filter_map(|(k, v)| {
-            let name = k.strip_prefix("KAFKA_")?;
-            if name.is_empty() || name == "BOOTSTRAP_SERVERS" {
-                return None;
-            }
-            Some((name.to_ascii_lowercase().replace('_', "."), k, v))
-        })
-        .collect();
-    props.sort();
-    props
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn kafka_variables_become_librdkafka_properties() {
-        let vars = [
-            ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
-            ("KAFKA_SASL_PASSWORD", "hunter2"),
-            ("KAFKA_BOOTSTRAP_SERVERS", "b:9092"),
-            ("CLAIMLINE_GROUP_ID", "g"),
-            ("KAFKA_", "x"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let props = kafka_properties(vars.into_iter());
-        let names: Vec<_> = props
-            .iter()
-            .map(|(p, _, v)| (p.as_str(), v.as_str()))
-            .collect();
+    fn database_urls_never_print_their_password() {
+        let url: DatabaseUrl = "postgres://app:s3cr3t@db:5432/claims?sslmode=require"
+            .parse()
+            .unwrap();
+        for shown in [format!("{url}"), format!("{url:?}")] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            assert!(shown.contains("app:***@db:5432/claims"), "{shown}");
+        }
+        let url: DatabaseUrl = "postgresql://p@ss:w@rd@db/x".parse().unwrap();
+        assert!(!format!("{url:?}").contains("w@rd"));
+        let url: DatabaseUrl = "postgres://db/x?user=a&password=s3cr3t&sslmode=require"
+            .parse()
+            .unwrap();
         assert_eq!(
-            names,
-            vec![
-                ("sasl.password", "hunter2"),
-                ("security.protocol", "SASL_SSL")
-            ]
+            url.to_string(),
+            "postgres://db/x?user=a&password=***&sslmode=require"
+        );
+        let url: DatabaseUrl = "postgres://db/x".parse().unwrap();
+        assert_eq!(url.to_string(), "postgres://db/x");
+        assert_eq!(url.check().unwrap(), "postgres://db/x");
+        let mysql: DatabaseUrl = "mysql://u:s3cr3t@db/x".parse().unwrap();
+        let err = mysql.check().unwrap_err().to_string();
+        assert!(
+            err.contains("DATABASE_URL") && !err.contains("s3cr3t"),
+            "{err}"
         );
     }
 }

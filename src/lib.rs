@@ -1,22 +1,30 @@
 //! claimline turns finalized therapy encounter events into billable claim
-//! lines (contract: `../shared/contract/README.md`).
+//! lines (the wire format: `docs/wire-format.md`).
 //!
 //! # Layout
-//! - [`domain`]: the billing rules, pure: parse an event, evaluate it into
-//!   claim lines. No tokio, sqlx or rdkafka. Its data lives in `data/`.
+//! - [`domain`]: the billing rules, pure: an encounter to its claim lines.
+//!   No tokio, sqlx, rdkafka or wire format. Its data lives in `data/`.
+//! - [`codec`]: bytes to domain types and back: decode an event, encode a
+//!   claim line, the wire types and their JSON Schemas.
+//! - [`ascii`], [`dates`]: leaf helpers both sides share (byte scanning,
+//!   decimals, dates and timestamps).
 //! - [`offline`]: `claimline evaluate`, the rules over JSON lines.
-//! - [`schema`]: the JSON Schemas of the wire types, as published in `schemas/`.
-//! - [`config`]: `claimline run` settings from flags and the environment.
-//! - [`kafka`]: consumer and producer (rdkafka); the only module that sees rdkafka.
+//! - [`cli`], [`config`]: the command line and `claimline run` settings.
+//! - [`kafka`]: consumer, producer and their configuration; the only module
+//!   that sees rdkafka.
 //! - [`store`]: Postgres (sqlx): migrations, the batch transaction, the outbox.
-//! - [`pipeline`]: composes them: decode, evaluate, persist, publish, store the offset.
+//! - [`pipeline`]: composes them: decode, evaluate, persist, publish, store
+//!   the offset; start-up, batch loop, pure plan, settle, retry.
 //! - [`http`], [`metrics`], [`telemetry`]: what SREs scrape and read.
 //! - [`tools`]: `claimline send` / `read`, Kafka tools for demos.
 
+pub mod ascii;
+pub mod codec;
+pub mod dates;
 pub mod domain;
 pub mod offline;
-pub mod schema;
 
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod kafka;

@@ -3,7 +3,8 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::domain::{decode, evaluate, JsonWriter, Rules};
+use crate::codec::{decode, JsonWriter};
+use crate::domain::{evaluate, Rules};
 
 /// What one run saw.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -48,4 +49,40 @@ pub fn evaluate_lines(
     }
     output.flush()?;
     Ok(summary)
+}
+
+/// `claimline evaluate PATH`: the built-in rules over a file or stdin
+/// (`-`), claim lines to stdout. Exit status 1 when any event was bad, 2
+/// when the input could not be read.
+pub fn evaluate_path(path: &std::path::Path) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let rules = Rules::builtin();
+    let stdout = io::stdout().lock();
+    let stderr = io::stderr().lock();
+    let result = if path.as_os_str() == "-" {
+        evaluate_lines(io::stdin().lock(), stdout, stderr, rules)
+    } else {
+        match std::fs::File::open(path) {
+            Ok(f) => evaluate_lines(io::BufReader::new(f), stdout, stderr, rules),
+            Err(e) => {
+                eprintln!("claimline evaluate: cannot open {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    };
+    match result {
+        Ok(summary) if summary.bad == 0 => ExitCode::SUCCESS,
+        Ok(summary) => {
+            eprintln!(
+                "claimline evaluate: {} of {} events were bad",
+                summary.bad, summary.events
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("claimline evaluate: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

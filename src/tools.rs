@@ -1,23 +1,20 @@
 //! `claimline send` and `claimline read`: small Kafka tools for demos and
-//! integration engineers, so nothing else (kcat) needs installing.
+//! integration engineers, so nothing else (kcat) needs installing. They
+//! build their clients through the service's configuration code, so the
+//! same `KAFKA_*` settings (TLS, SASL) apply.
 
 use std::io::{BufRead, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::Message;
+
+use crate::kafka::consumer::TopicReader;
+use crate::kafka::{KafkaArgs, Outgoing, Producer};
 
 /// Sends each non-blank line as one message, keyed by its
 /// `encounter.encounter_id` when it has one. Returns how many were sent.
-pub async fn send(bootstrap: &str, topic: &str, input: impl BufRead) -> anyhow::Result<usize> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .create()
-        .context("invalid Kafka configuration")?;
+pub async fn send(kafka: &KafkaArgs, topic: &str, input: impl BufRead) -> anyhow::Result<usize> {
+    let producer = Producer::create_plain(kafka)?;
     let mut n = 0;
     for line in input.lines() {
         let line = line.context("Failed to read input")?;
@@ -28,14 +25,17 @@ pub async fn send(bootstrap: &str, topic: &str, input: impl BufRead) -> anyhow::
             .ok()
             .and_then(|v| v["encounter"]["encounter_id"].as_str().map(str::to_owned))
             .unwrap_or_default();
-        producer
-            .send(
-                FutureRecord::to(topic).key(&key).payload(&line),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .context("The broker did not acknowledge a message")?;
+        let ack = producer
+            .enqueue(Outgoing {
+                topic,
+                key: Some(key.as_bytes()),
+                payload: line.as_bytes(),
+                headers: Vec::new(),
+            })
+            .await;
+        if !ack.acknowledged().await {
+            anyhow::bail!("The broker did not acknowledge message {}", n + 1);
+        }
         n += 1;
     }
     Ok(n)
@@ -43,37 +43,39 @@ pub async fn send(bootstrap: &str, topic: &str, input: impl BufRead) -> anyhow::
 
 /// Prints the values of a topic from the beginning, one per line, until
 /// `max` messages or `idle` without a new one.
-pub fn read(bootstrap: &str, topic: &str, max: usize, idle: Duration) -> anyhow::Result<usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("claimline-read-{}", std::process::id()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("invalid Kafka configuration")?;
-    consumer
-        .subscribe(&[topic])
-        .context("Failed to subscribe")?;
+pub fn read(kafka: &KafkaArgs, topic: &str, max: usize, idle: Duration) -> anyhow::Result<usize> {
+    let reader = TopicReader::create(kafka, topic)?;
     let mut n = 0;
     let mut out = std::io::stdout().lock();
-    let mut last = std::time::Instant::now();
+    let mut last = Instant::now();
     while n < max && last.elapsed() < idle {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let line = [m.payload().unwrap_or_default(), b"\n"].concat();
-                if let Err(e) = out.write_all(&line) {
-                    // A closed pipe (e.g. `| head`) just ends the read.
-                    if e.kind() == std::io::ErrorKind::BrokenPipe {
-                        return Ok(n);
-                    }
-                    return Err(e).context("Failed to write to stdout");
+        if let Some(m) = reader.poll(Duration::from_millis(200)) {
+            let line = [m.payload.as_slice(), b"\n"].concat();
+            if let Err(e) = out.write_all(&line) {
+                // A closed pipe (e.g. `| head`) just ends the read.
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(n);
                 }
-                n += 1;
-                last = std::time::Instant::now();
+                return Err(e).context("Failed to write to stdout");
             }
-            Some(Err(e)) => tracing::debug!(error = %e, "read"),
-            None => {}
+            n += 1;
+            last = Instant::now();
         }
     }
     Ok(n)
+}
+
+/// [`send`] from a file, or stdin for `-`.
+pub async fn send_path(
+    kafka: &KafkaArgs,
+    topic: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<usize> {
+    if path.as_os_str() == "-" {
+        send(kafka, topic, std::io::stdin().lock()).await
+    } else {
+        let f =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        send(kafka, topic, std::io::BufReader::new(f)).await
+    }
 }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::encounter::{Code, Diagnosis, Modifier, Npi};
+use super::values::{Code, Diagnosis, Modifier, Npi};
+use crate::ascii::decimal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -158,8 +159,8 @@ pub struct ClaimLine {
     #[schemars(with = "String")]
     pub event_id: Arc<str>,
     #[serde(
-        serialize_with = "crate::domain::wire::date::serialize",
-        deserialize_with = "crate::domain::wire::date::required"
+        serialize_with = "crate::dates::date::serialize",
+        deserialize_with = "crate::dates::date::required"
     )]
     pub date_of_service: NaiveDate,
     #[schemars(with = "String")]
@@ -195,7 +196,7 @@ impl ClaimLine {
         let mut buf = [0u8; 20];
         for n in [version, line_no] {
             id.push(':');
-            id.push_str(super::json::decimal(u64::from(n), &mut buf));
+            id.push_str(decimal(u64::from(n), &mut buf));
         }
         id
     }

@@ -4,10 +4,10 @@
 use std::borrow::Cow;
 
 use super::claim::{ClaimLine, Flag, FlagCode, Severity, Status, UnitMethod};
-use super::encounter::{Code, Encounter, Modifier, Service};
+use super::encounter::{Encounter, Service};
 use super::rules::{CodeInfo, PayerPolicy, Rules, RULES_VERSION};
 use super::units;
-use super::wire::{Discipline, EventType};
+use super::values::{Code, Discipline, EventType, Modifier};
 
 const THERAPEUTIC_ACTIVITIES: Code = Code::lit(b"97530");
 const GROUP_THERAPY: Code = Code::lit(b"97150");

@@ -10,7 +10,7 @@ use super::claim::ClaimLine;
 use super::encounter::Encounter;
 use super::evaluate::evaluate;
 use super::rules::Rules;
-use super::wire::EventType;
+use super::values::EventType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -102,7 +102,8 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{decode, Status};
+    use crate::codec::decode;
+    use crate::domain::Status;
 
     fn enc(event_id: &str, event_type: &str, version: u32) -> Encounter {
         let mut ev: serde_json::Value =

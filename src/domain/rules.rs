@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::claim::{FlagCode, UnitMethod};
-use super::encounter::Code;
-use super::wire::Plan;
+use super::values::{Code, Plan};
 
 /// Names the rule set (code + data) that produced a line.
 pub const RULES_VERSION: &str = "claimline-rules-2026.11.1";
@@ -57,16 +56,20 @@ impl Catalogue {
         Ok(c)
     }
 
-    pub fn get(&self, code: &str) -> Option<&CodeInfo> {
-        self.get_code(&Code::parse(code).ok()?)
-    }
-
     pub fn get_code(&self, code: &Code) -> Option<&CodeInfo> {
         let i = self
             .codes
             .binary_search_by_key(code, |info| info.code)
             .ok()?;
         Some(&self.codes[i])
+    }
+}
+
+/// Look-ups by text, for the tests' worked examples.
+#[cfg(test)]
+impl Catalogue {
+    pub fn get(&self, code: &str) -> Option<&CodeInfo> {
+        self.get_code(&Code::parse(code).ok()?)
     }
 
     pub fn codes(&self) -> &[CodeInfo] {

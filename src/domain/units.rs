@@ -38,7 +38,7 @@ pub fn allocate_cms_total_time(minutes: &[u32]) -> Vec<u32> {
         if left == 0 {
             break;
         }
-        if minutes[i] % 15 > 0 {
+        if !minutes[i].is_multiple_of(15) {
             units[i] += 1;
             left -= 1;
         }

@@ -12,7 +12,7 @@ fn root() -> &'static Path {
 /// Set UPDATE_SCHEMAS=1 to rewrite `schemas/` from the code.
 #[test]
 fn committed_schemas_are_generated_from_the_wire_types() {
-    for (name, generated) in claimline::schema::all() {
+    for (name, generated) in claimline::codec::schema::all() {
         let path = root().join("schemas").join(name);
         if std::env::var_os("UPDATE_SCHEMAS").is_some() {
             std::fs::write(&path, &generated).unwrap();
@@ -74,7 +74,7 @@ fn claim_lines_of_the_examples_validate_against_the_claim_line_schema() {
     let rules = claimline::domain::Rules::builtin();
     let mut n = 0;
     for ev in example_events() {
-        let enc = claimline::domain::decode(ev.to_string().as_bytes()).unwrap();
+        let enc = claimline::codec::decode(ev.to_string().as_bytes()).unwrap();
         for line in claimline::domain::evaluate(&enc, rules) {
             let value = serde_json::to_value(&line).unwrap();
             let errors: Vec<String> = v.iter_errors(&value).map(|e| e.to_string()).collect();

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use super::claim::{ClaimLine, Flag};
-use super::encounter::{Diagnosis, Npi};
+use crate::ascii::{decimal, first_special};
+use crate::dates::date;
+use crate::domain::{ClaimLine, Diagnosis, Flag, Npi};
 
 impl ClaimLine {
     /// Appends this line as one JSON object, as `serde_json` would write it.
@@ -62,7 +63,7 @@ impl ClaimLine {
         out.extend_from_slice(b",\"event_id\":");
         string(out, &self.event_id);
         out.extend_from_slice(b",\"date_of_service\":\"");
-        out.extend_from_slice(&super::wire::date::to_bytes(self.date_of_service));
+        out.extend_from_slice(&date::to_bytes(self.date_of_service));
         out.extend_from_slice(b"\",\"patient_id\":");
         string(out, &self.patient_id);
         out.extend_from_slice(b",\"provider_npi\":");
@@ -274,78 +275,15 @@ fn needs_escape(bytes: &[u8]) -> bool {
     first_special(bytes).is_some()
 }
 
-/// The position of the first `"`, `\` or control character.
-#[inline(always)]
-pub(crate) fn first_special(bytes: &[u8]) -> Option<usize> {
-    scan::<false>(bytes)
-}
-
-/// The same, or the first byte that is not ASCII, whichever comes first.
-#[inline(always)]
-pub(crate) fn first_special_or_non_ascii(bytes: &[u8]) -> Option<usize> {
-    scan::<true>(bytes)
-}
-
-/// Eight bytes at a time, with the has-less-than and has-zero-byte tricks
-/// of "Bit Twiddling Hacks". Their borrows can mark bytes above a match,
-/// never below it, so the lowest marked byte is exact.
-#[inline(always)]
-fn scan<const NON_ASCII: bool>(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut offset = 0;
-    for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        let mut marks = control
-            | has_zero(x ^ (ONES * u64::from(b'"')))
-            | has_zero(x ^ (ONES * u64::from(b'\\')));
-        if NON_ASCII {
-            marks |= x & HIGH;
-        }
-        if marks != 0 {
-            return Some(offset + marks.trailing_zeros() as usize / 8);
-        }
-        offset += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\' || (NON_ASCII && b >= 0x80))
-        .map(|i| offset + i)
-}
-
 fn unsigned(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(decimal(n, &mut [0; 20]).as_bytes());
 }
 
-/// `n` in decimal, without the formatting machinery.
-pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&buf[i..]).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::claim::{FlagCode, Severity, Status, UnitMethod};
-    use super::super::encounter::{Code, Diagnosis, Modifier, Npi};
     use super::*;
-    use chrono::NaiveDate;
+    use crate::domain::{Code, FlagCode, Modifier, Severity, Status, UnitMethod};
     use proptest::prelude::*;
-    use std::sync::Arc;
 
     fn line(text: &str, cents: Option<i64>, n: u32, flags: usize) -> ClaimLine {
         ClaimLine {
@@ -375,30 +313,6 @@ mod tests {
             diagnoses: Arc::from(vec![Diagnosis::parse("S72.001D").unwrap()]),
             expected_payment_cents: cents,
             rules_version: text.to_owned().into(),
-        }
-    }
-
-    #[test]
-    fn finds_the_first_byte_that_needs_an_escape_at_every_position() {
-        let special = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-        for len in 0..20 {
-            for pos in 0..len {
-                for b in 0u8..=255 {
-                    // Another byte (special or not) further on must not matter.
-                    for later in [b'a', b'"', 0x00, 0xff] {
-                        let mut v = vec![b'a'; len];
-                        v[pos] = b;
-                        if pos + 1 < len {
-                            v[len - 1] = later;
-                        }
-                        let expected = v.iter().position(|&c| special(c));
-                        assert_eq!(first_special(&v), expected, "{v:?}");
-                        assert_eq!(needs_escape(&v), expected.is_some());
-                        let or_high = v.iter().position(|&c| special(c) || c >= 0x80);
-                        assert_eq!(first_special_or_non_ascii(&v), or_high, "{v:?}");
-                    }
-                }
-            }
         }
     }
 

@@ -1,4 +1,4 @@
-//! The fast path of [`decode`](super::decode): a reader for the shape that
+//! The fast path of `decode`: a reader for the shape that
 //! almost every encounter event has, written for the one struct it fills.
 //!
 //! serde_json's generic deserializer spends more than half of the rules
@@ -11,12 +11,16 @@
 //! returns an event, it is the one serde_json returns (a property test holds
 //! it to that on valid, damaged and random input).
 
+// `str` hands out an ASCII run without checking it again: the scanner just
+// proved every byte of it ASCII.
+#![allow(unsafe_code)]
+
 use std::borrow::Cow;
 
-use super::wire::{
-    self, date, rfc3339, Credential, Discipline, EventType, Patient, Payer, Plan, PlanOfCare,
-    Provider,
-};
+use super::wire::{self, Patient, Payer, PlanOfCare, Provider};
+use crate::ascii::{first_special, first_special_or_non_ascii};
+use crate::dates::{date, rfc3339};
+use crate::domain::{Credential, Discipline, EventType, Plan};
 
 /// The event in `bytes`, or `None` to let serde_json decide. `Some` also
 /// means the bytes are valid UTF-8: outside strings only ASCII is accepted,
@@ -81,7 +85,7 @@ impl<'a> Reader<'a> {
     fn str(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.i;
-        let n = super::json::first_special_or_non_ascii(&self.s[start..])?;
+        let n = first_special_or_non_ascii(&self.s[start..])?;
         let ascii = &self.s[start..start + n];
         match self.s[start + n] {
             b'"' => {
@@ -95,7 +99,7 @@ impl<'a> Reader<'a> {
             b if b < 0x80 => None,
             // Not ASCII: find the closing quote, then check it all.
             _ => {
-                let end = start + n + super::json::first_special(&self.s[start + n..])?;
+                let end = start + n + first_special(&self.s[start + n..])?;
                 if self.s[end] != b'"' {
                     return None;
                 }

@@ -1,7 +1,8 @@
 //! JSON Schemas generated from the wire types, so the published files in
 //! `schemas/` cannot drift from the code (a test compares them).
 
-use crate::domain::{wire::EncounterEvent, ClaimLine};
+use super::wire::EncounterEvent;
+use crate::domain::ClaimLine;
 
 /// (file name under `schemas/`, schema text) for every published schema.
 pub fn all() -> Vec<(&'static str, String)> {

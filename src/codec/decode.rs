@@ -1,0 +1,295 @@
+//! Bytes to a domain [`Encounter`], or an [`EventError`] that names the
+//! field and the reason (never the value: it may be PHI). Parse, don't
+//! validate: nothing past this module checks the contract's table again.
+
+use chrono::Utc;
+use std::sync::Arc;
+
+use super::wire;
+use crate::domain::encounter::{Encounter, Interval, PlanOfCare, Service, MAX_MINUTES};
+use crate::domain::values::{Code, Credential, Diagnosis, EventType, Modifier, Npi, PatientId};
+
+/// The contract's size limit for one event value (section 1).
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// Why an event is bad. `reason_code` is the stable code of the contract's
+/// `error.reason` dead-letter header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("event is {size} bytes, over the {max} byte limit")]
+    TooLarge { size: usize, max: usize },
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("{field}: {reason}")]
+    Schema { field: String, reason: String },
+}
+
+impl EventError {
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            EventError::TooLarge { .. } => "too_large",
+            EventError::InvalidJson(_) => "invalid_json",
+            EventError::Schema { .. } => "schema_violation",
+        }
+    }
+
+    fn schema(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        EventError::Schema {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Bytes from the wire to a domain encounter. Never panics.
+pub fn decode(bytes: &[u8]) -> Result<Encounter, EventError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge {
+            size: bytes.len(),
+            max: MAX_EVENT_BYTES,
+        });
+    }
+    // The reader for the usual shape (it checks UTF-8 as it goes); if it
+    // declines, UTF-8 checked for the whole message, then serde_json
+    // without path tracking; if that fails, serde_json again with it, so
+    // the error names the field.
+    let event = match super::reader::read(bytes) {
+        Some(event) => event,
+        None => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| EventError::InvalidJson(format!("not UTF-8: {e}")))?;
+            match serde_json::from_str::<wire::EncounterEvent>(text) {
+                Ok(event) => event,
+                Err(_) => return Err(explain_decode_error(bytes)),
+            }
+        }
+    };
+    Encounter::try_from(event)
+}
+
+fn explain_decode_error(bytes: &[u8]) -> EventError {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result: Result<wire::EncounterEvent, _> = serde_path_to_error::deserialize(&mut de);
+    let err = match result {
+        Ok(_) => match de.end() {
+            Ok(()) => return EventError::InvalidJson("undecodable event".to_owned()),
+            Err(e) => return EventError::InvalidJson(e.to_string()),
+        },
+        Err(err) => err,
+    };
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            let message = redact_if_phi(&path, inner.to_string());
+            EventError::schema(path, message)
+        }
+        _ => EventError::InvalidJson(inner.to_string()),
+    }
+}
+
+/// serde quotes the offending value ("invalid type: string \"…\"",
+/// "invalid value: integer `…`"). That value may be patient data or an NPI,
+/// or a whole double-encoded event, and error messages travel into logs and
+/// dead-letter headers: never repeat it.
+fn redact_if_phi(path: &str, message: String) -> String {
+    if path.starts_with("encounter.patient") {
+        return "invalid value (not shown: patient data)".to_owned();
+    }
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(i) = message.find(prefix) {
+            if let Some(j) = message[i..].find(", expected") {
+                let what = message[i + prefix.len()..i + j]
+                    .split([' ', '`', '"'])
+                    .next()
+                    .unwrap_or("");
+                return format!(
+                    "{}{prefix}{what} (value not shown){}",
+                    &message[..i],
+                    &message[i + j..]
+                );
+            }
+        }
+    }
+    message
+}
+
+fn check_len(field: &str, s: &str, min: usize, max: usize) -> Result<(), EventError> {
+    let n = s.chars().count();
+    if n < min || n > max {
+        Err(EventError::schema(
+            field,
+            format!("must be {min}-{max} characters, got {n}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+impl TryFrom<wire::EncounterEvent<'_>> for Encounter {
+    type Error = EventError;
+
+    fn try_from(ev: wire::EncounterEvent<'_>) -> Result<Self, Self::Error> {
+        check_len("event_id", &ev.event_id, 1, 128)?;
+        let enc = ev.encounter;
+        check_len("encounter.encounter_id", &enc.encounter_id, 1, 64)?;
+        if enc.version < 1 {
+            return Err(EventError::schema(
+                "encounter.version",
+                "must be at least 1",
+            ));
+        }
+        if enc.patient.id.is_empty() {
+            return Err(EventError::schema(
+                "encounter.patient.id",
+                "must not be empty",
+            ));
+        }
+        let npi = Npi::parse(&enc.provider.npi)
+            .map_err(|r| EventError::schema("encounter.provider.npi", r))?;
+        if enc.payer.id.is_empty() {
+            return Err(EventError::schema(
+                "encounter.payer.id",
+                "must not be empty",
+            ));
+        }
+        let diagnoses = enc
+            .diagnoses
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                Diagnosis::parse(d)
+                    .map_err(|r| EventError::schema(format!("encounter.diagnoses[{i}]"), r))
+            })
+            .collect::<Result<Arc<[_]>, _>>()?;
+        let plan_of_care = match enc.plan_of_care {
+            Some(p) if p.certified_through < p.certified_from => {
+                return Err(EventError::schema(
+                    "encounter.plan_of_care.certified_through",
+                    "is before certified_from",
+                ))
+            }
+            Some(p) => Some(PlanOfCare {
+                certified_from: p.certified_from,
+                certified_through: p.certified_through,
+            }),
+            None => None,
+        };
+        if enc.services.is_empty() && ev.event_type != EventType::Voided {
+            return Err(EventError::schema(
+                "encounter.services",
+                "must not be empty unless the event is voided",
+            ));
+        }
+        let services = enc
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                // Encounters have a handful of services: a scan beats a set.
+                if enc.services[..i].iter().any(|o| o.line_id == s.line_id) {
+                    return Err(EventError::schema(
+                        format!("encounter.services[{i}].line_id"),
+                        "is not unique within the encounter",
+                    ));
+                }
+                parse_service(i, s, enc.provider.credential)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Encounter {
+            event_id: ev.event_id.into(),
+            event_type: ev.event_type,
+            occurred_at: ev.occurred_at,
+            encounter_id: enc.encounter_id.into(),
+            version: enc.version,
+            date_of_service: enc.date_of_service,
+            patient_id: PatientId::new(&enc.patient.id),
+            npi,
+            discipline: enc.provider.discipline,
+            credential: enc.provider.credential,
+            payer_id: enc.payer.id.into(),
+            plan: enc.payer.plan,
+            diagnoses,
+            plan_of_care,
+            services,
+        })
+    }
+}
+
+fn parse_service(
+    i: usize,
+    s: &wire::Service<'_>,
+    credential: Credential,
+) -> Result<Service, EventError> {
+    let field = |name: &str| format!("encounter.services[{i}].{name}");
+    if s.line_id.is_empty() {
+        return Err(EventError::schema(field("line_id"), "must not be empty"));
+    }
+    let code = Code::parse(&s.code).map_err(|r| EventError::schema(field("code"), r))?;
+    let modifiers = s
+        .modifiers
+        .iter()
+        .enumerate()
+        .map(|(j, m)| {
+            Modifier::parse(m).map_err(|r| EventError::schema(field(&format!("modifiers[{j}]")), r))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (name, value) in [
+        ("minutes", s.minutes),
+        ("assistant_minutes", s.assistant_minutes),
+    ] {
+        if let Some(m) = value.filter(|m| *m > MAX_MINUTES) {
+            return Err(EventError::schema(
+                field(name),
+                format!("{m} is out of range 0-{MAX_MINUTES}"),
+            ));
+        }
+    }
+    let interval = match (s.start, s.end) {
+        (Some(start), Some(end)) => {
+            let iv = Interval {
+                start: start.with_timezone(&Utc),
+                end: end.with_timezone(&Utc),
+            };
+            if iv.end < iv.start {
+                return Err(EventError::schema(field("end"), "is before start"));
+            }
+            if iv.minutes() > MAX_MINUTES {
+                return Err(EventError::schema(
+                    field("end"),
+                    format!("start to end spans more than {MAX_MINUTES} minutes"),
+                ));
+            }
+            Some(iv)
+        }
+        _ => None,
+    };
+    let minutes = match (interval, s.minutes) {
+        (Some(iv), _) => iv.minutes(),
+        (None, Some(m)) => m,
+        (None, None) => {
+            return Err(EventError::schema(
+                field("minutes"),
+                "a service needs minutes or both start and end",
+            ))
+        }
+    };
+    Ok(Service {
+        line_id: s.line_id.as_ref().into(),
+        code,
+        minutes,
+        documented_minutes: s.minutes,
+        interval,
+        one_on_one: s.one_on_one,
+        group_size: s.group_size,
+        modifiers,
+        // An assistant who documents the visit furnished all of it unless
+        // the event says otherwise.
+        assistant_minutes: match (s.assistant_minutes, credential) {
+            (Some(m), _) => m.min(minutes),
+            (None, Credential::Assistant) => minutes,
+            (None, Credential::Therapist) => 0,
+        },
+        activities: s.activities,
+    })
+}

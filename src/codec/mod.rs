@@ -1,0 +1,20 @@
+//! Bytes to domain types and back, beside the rules and not inside them.
+//!
+//! - [`decode`]: an encounter event's bytes to a domain
+//!   [`Encounter`](crate::domain::Encounter), or an [`EventError`] naming the
+//!   field and the rule. `reader.rs` is its fast path for the usual shape;
+//!   serde_json over [`wire`] decides everything else.
+//! - [`wire`]: the event as sent (serde), which [`schema`] publishes as JSON
+//!   Schema in `schemas/`.
+//! - [`encode`]: a claim line to its JSON bytes, written by hand, byte for
+//!   byte what serde would write ([`JsonWriter`] reuses what the lines of one
+//!   event share).
+
+mod decode;
+pub mod encode;
+mod reader;
+pub mod schema;
+pub mod wire;
+
+pub use decode::{decode, EventError, MAX_EVENT_BYTES};
+pub use encode::JsonWriter;

@@ -1,0 +1,181 @@
+//! Modifiers, payment, the line fields and the rule data.
+
+use super::*;
+
+#[test]
+fn modifiers_in_billing_order() {
+    let mut s = svc("1", "97530", "10:00", "10:30");
+    s["assistant_minutes"] = json!(4);
+    s["modifiers"] = json!(["KX", "GP"]);
+    let l = &run(&event("medicare", vec![s.clone()]))[0];
+    assert_eq!(l.modifiers, vec!["GP", "CQ", "KX"]);
+    assert_eq!(
+        flag(l, FlagCode::AssistantModifier).unwrap().severity,
+        Severity::Info
+    );
+    // Exactly 10% is de minimis: no CQ.
+    s["assistant_minutes"] = json!(3);
+    assert_eq!(
+        run(&event("medicare", vec![s.clone()]))[0].modifiers,
+        vec!["GP", "KX"]
+    );
+
+    let mut ot = event("medicare", vec![svc("1", "97530", "10:00", "10:30")]);
+    ot["encounter"]["provider"]["discipline"] = json!("OT");
+    ot["encounter"]["provider"]["credential"] = json!("assistant");
+    assert_eq!(run(&ot)[0].modifiers, vec!["GO", "CO"]);
+    ot["encounter"]["provider"]["discipline"] = json!("SLP");
+    let l = &run(&ot)[0];
+    assert_eq!(l.modifiers, vec!["GN"]);
+    assert!(flag(l, FlagCode::AssistantModifier).is_none());
+}
+
+// ---- payment ---------------------------------------------------------------
+
+#[test]
+fn one_unit_of_97530_pays_what_medicare_pays() {
+    let l = &run(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "10:15")],
+    ))[0];
+    let cents = l.expected_payment_cents.unwrap();
+    assert!((3200..=4500).contains(&cents), "{cents}");
+}
+
+#[test]
+fn mppr_reduces_every_unit_after_the_first_of_the_day() {
+    let rules = Rules::builtin();
+    let full = rules.catalogue.unit_payment_cents("97530").unwrap();
+    let medicare = &run(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "10:45")],
+    ))[0];
+    assert_eq!(medicare.units, 3);
+    let paid = medicare.expected_payment_cents.unwrap();
+    assert!(paid > full && paid < 3 * full, "{paid} vs {full}");
+    let rvu = rules.catalogue.get("97530").unwrap().rvu.clone().unwrap();
+    let cf = rules.catalogue.conversion_factor;
+    let reduced = rvu.work + rvu.pe_nonfacility / 2.0 + rvu.mp;
+    assert_eq!(paid, full + 2 * (reduced * cf * 100.0).round() as i64);
+    let commercial = &run(&event(
+        "commercial",
+        vec![svc("1", "97530", "10:00", "10:45")],
+    ))[0];
+    assert_eq!(commercial.expected_payment_cents, Some(3 * full));
+    // Two lines on Medicare: only one unit of the day is paid in full.
+    let lines = run(&event(
+        "medicare",
+        vec![
+            svc("1", "97530", "10:00", "10:15"),
+            svc("2", "97110", "10:15", "10:30"),
+        ],
+    ));
+    let sum: i64 = lines
+        .iter()
+        .map(|l| l.expected_payment_cents.unwrap())
+        .sum();
+    let unreduced = full + rules.catalogue.unit_payment_cents("97110").unwrap();
+    assert!(sum < unreduced, "{sum} < {unreduced}");
+    assert_eq!(
+        line(&lines, "97530").expected_payment_cents,
+        Some(full),
+        "97530 has the higher practice expense"
+    );
+}
+
+#[test]
+fn assistant_lines_are_paid_85_percent() {
+    let mut s = svc("1", "97530", "10:00", "10:15");
+    s["assistant_minutes"] = json!(15);
+    let l = &run(&event("medicare", vec![s]))[0];
+    let full = Rules::builtin()
+        .catalogue
+        .unit_payment_cents("97530")
+        .unwrap();
+    assert_eq!(
+        l.expected_payment_cents,
+        Some((full as f64 * 0.85).round() as i64)
+    );
+}
+
+#[test]
+fn every_line_names_its_rules_and_the_event() {
+    let lines = run(&event(
+        "medicare",
+        vec![
+            svc("1", "97530", "10:00", "10:30"),
+            svc("2", "97110", "10:30", "10:40"),
+        ],
+    ));
+    for l in &lines {
+        assert_eq!(l.rules_version, RULES_VERSION);
+        assert_eq!(
+            (&*l.event_id, &*l.patient_id, l.provider_npi.as_str()),
+            ("evt-1", "PAT-SECRET-1", "1234567893")
+        );
+        assert_eq!(l.diagnoses.to_vec(), vec!["S72.001D"]);
+    }
+}
+
+#[test]
+fn flag_codes_are_the_contracts_names() {
+    let contract = [
+        "NOT_ONE_ON_ONE",
+        "BELOW_8_MINUTES",
+        "OVERLAP_97535",
+        "OVERLAP_97110",
+        "NCCI_PTP",
+        "MODIFIER_59_MISUSE",
+        "UNITS_OVER_LIMIT",
+        "MISSING_DIAGNOSIS",
+        "MISSING_TIME_DOCUMENTATION",
+        "MINUTES_MISMATCH",
+        "PLAN_OF_CARE_EXPIRED",
+        "NO_FUNCTIONAL_ACTIVITY",
+        "ASSISTANT_MODIFIER",
+    ];
+    let names: Vec<&str> = FlagCode::ALL.iter().map(|f| f.as_str()).collect();
+    for c in contract {
+        assert!(names.contains(&c), "{c} missing");
+    }
+    for f in FlagCode::ALL {
+        assert_eq!(
+            serde_json::to_value(f).unwrap(),
+            json!(f.as_str()),
+            "metric label and wire name agree"
+        );
+    }
+}
+
+// ---- data ------------------------------------------------------------------
+
+#[test]
+fn the_catalogue_covers_the_common_therapy_codes() {
+    let c = &Rules::builtin().catalogue;
+    let timed = [
+        "97110", "97112", "97113", "97116", "97140", "97530", "97533", "97535", "97537", "97542",
+        "97750", "97755", "97760", "97761", "97763", "97032", "97033", "97034", "97035", "97036",
+    ];
+    let untimed = [
+        "97010", "97012", "97014", "97016", "97018", "97022", "97024", "97026", "97028", "97150",
+        "97161", "97162", "97163", "97164", "97165", "97166", "97167", "97168", "97169", "97170",
+        "97171", "97172", "G0283",
+    ];
+    for code in timed {
+        assert!(c.get(code).is_some_and(|i| i.timed), "{code} timed");
+    }
+    for code in untimed {
+        assert!(c.get(code).is_some_and(|i| !i.timed), "{code} untimed");
+    }
+    assert!(c.codes().iter().all(|i| !i.description.is_empty()));
+}
+
+#[test]
+fn a_catalogue_listing_a_code_twice_is_refused() {
+    let entry = r#"{"code": "97530", "timed": true, "description": "x", "rvu": null}"#;
+    let json = format!(r#"{{"conversion_factor": 33.4, "codes": [{entry}, {entry}]}}"#);
+    let err = rules::Catalogue::from_json(&json).unwrap_err();
+    assert!(err.to_string().contains("97530 is listed twice"), "{err}");
+    let json = format!(r#"{{"conversion_factor": 33.4, "codes": [{entry}]}}"#);
+    assert!(rules::Catalogue::from_json(&json).is_ok());
+}

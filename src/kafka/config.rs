@@ -1,0 +1,109 @@
+//! Client configuration, shared by the service and the `send` / `read`
+//! tools: the bootstrap flag, then every `KAFKA_<NAME>` environment
+//! variable as the librdkafka property `<name>` (lower-cased, `_` as `.`).
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+
+/// The Kafka flags every subcommand that talks to the broker takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Bootstrap brokers, host:port[,host:port...]. Other librdkafka
+    /// properties (TLS, SASL, tuning) come from `KAFKA_<NAME>` variables,
+    /// e.g. KAFKA_SECURITY_PROTOCOL=SASL_SSL sets security.protocol.
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_servers: String,
+}
+
+impl KafkaArgs {
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        KafkaArgs {
+            bootstrap_servers: bootstrap_servers.into(),
+        }
+    }
+
+    /// The base client configuration: bootstrap servers and the
+    /// `KAFKA_*` properties from the environment.
+    pub(super) fn client_config(&self) -> anyhow::Result<ClientConfig> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers);
+        for (prop, var, value) in kafka_properties(std::env::vars()) {
+            if value.is_empty() {
+                anyhow::bail!("{var} is set but empty");
+            }
+            c.set(prop, value);
+        }
+        Ok(c)
+    }
+}
+
+/// The `KAFKA_<NAME>` pass-through properties among `vars`, as
+/// (librdkafka property, environment variable, value), sorted.
+pub fn kafka_properties(
+    vars: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String, String)> {
+    let mut props: Vec<_> = vars
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("KAFKA_")?;
+            if name.is_empty() || name == "BOOTSTRAP_SERVERS" {
+                return None;
+            }
+            Some((name.to_ascii_lowercase().replace('_', "."), k, v))
+        })
+        .collect();
+    props.sort();
+    props
+}
+
+/// One line naming the setting, never its value (it may be a secret).
+pub(super) fn config_error(e: KafkaError) -> anyhow::Error {
+    match e {
+        KafkaError::ClientConfig(_, desc, key, value) => {
+            let desc = if value.is_empty() {
+                desc
+            } else {
+                desc.replace(&value, "<redacted>")
+            };
+            let var = if key == "bootstrap.servers" {
+                "KAFKA_BOOTSTRAP_SERVERS".to_owned()
+            } else {
+                format!("KAFKA_{}", key.to_ascii_uppercase().replace('.', "_"))
+            };
+            anyhow::anyhow!("invalid Kafka setting {var} ({key}): {desc}")
+        }
+        other => anyhow::anyhow!("invalid Kafka configuration: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_variables_become_librdkafka_properties() {
+        let vars = [
+            ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("KAFKA_SASL_PASSWORD", "hunter2"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "b:9092"),
+            ("CLAIMLINE_GROUP_ID", "g"),
+            ("KAFKA_", "x"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let props = kafka_properties(vars.into_iter());
+        let names: Vec<_> = props
+            .iter()
+            .map(|(p, _, v)| (p.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("sasl.password", "hunter2"),
+                ("security.protocol", "SASL_SSL")
+            ]
+        );
+    }
+}

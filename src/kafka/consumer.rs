@@ -1,0 +1,192 @@
+//! The group consumer: at-least-once, offsets stored by hand after the work
+//! is durable and committed by librdkafka on a timer, and synchronously on
+//! partition revoke and shutdown.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::config::config_error;
+use super::{Incoming, KafkaArgs};
+use crate::metrics::Metrics;
+
+/// Consumer callbacks: commit stored offsets before partitions are taken
+/// away, track the assignment for /readyz, and export lag from statistics.
+pub struct ConsumerCtx {
+    pub assigned: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl ClientContext for ConsumerCtx {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for ConsumerCtx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(_) = rebalance {
+            // Batches run inside the poll loop, so all stored offsets are final here.
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(error = %e, "commit on partition revoke failed"),
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let n = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        self.assigned.store(n > 0, Ordering::Relaxed);
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = tpl.count(), "partitions assigned")
+            }
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(partitions = tpl.count(), "partitions revoked");
+                self.metrics.consumer_lag.reset();
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+/// The service's consumer of encounter events.
+pub struct EventConsumer {
+    inner: StreamConsumer<ConsumerCtx>,
+}
+
+impl EventConsumer {
+    pub fn create(args: &KafkaArgs, group_id: &str, ctx: ConsumerCtx) -> anyhow::Result<Self> {
+        let mut c = args.client_config()?;
+        for (k, v) in [
+            ("group.id", group_id),
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "1000"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("statistics.interval.ms", "5000"),
+        ] {
+            // Users may override the tuning ones through KAFKA_*; never the
+            // offset handling that at-least-once depends on.
+            if c.get(k).is_none() || matches!(k, "enable.auto.offset.store" | "group.id") {
+                c.set(k, v);
+            }
+        }
+        let inner = c.create_with_context(ctx).map_err(config_error)?;
+        Ok(EventConsumer { inner })
+    }
+
+    pub fn subscribe(&self, topic: &str) -> anyhow::Result<()> {
+        self.inner
+            .subscribe(&[topic])
+            .context("Failed to subscribe to the input topic")
+    }
+
+    /// The next message, owned.
+    pub async fn recv(&self) -> Result<Incoming, KafkaError> {
+        let m = self.inner.recv().await?;
+        Ok(Incoming {
+            topic: m.topic().to_owned(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            timestamp_ms: m.timestamp().to_millis(),
+        })
+    }
+
+    /// Stores, per partition, the offset after the last of `done`.
+    pub fn store_offsets(&self, done: &[Incoming]) {
+        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for m in done {
+            let e = next.entry((m.topic.as_str(), m.partition)).or_insert(0);
+            *e = (*e).max(m.offset + 1);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+                tracing::warn!(error = %e, "bad offset");
+            }
+        }
+        if let Err(e) = self.inner.store_offsets(&tpl) {
+            // Partitions revoked meanwhile: the new owner redelivers, which is
+            // harmless (idempotent by event_id).
+            tracing::info!(error = %e, "could not store offsets");
+        }
+    }
+
+    /// Commits the stored offsets synchronously, then leaves the group.
+    pub fn commit_and_leave(&self) {
+        match self.inner.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => {}
+            Err(e) => tracing::info!(error = %e, "final commit had nothing to commit or failed"),
+        }
+        self.inner.unsubscribe();
+    }
+}
+
+/// A message as the `read` tool shows it.
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub payload: Vec<u8>,
+}
+
+/// A group-less reader of one topic from the beginning (the `read` tool).
+pub struct TopicReader {
+    inner: rdkafka::consumer::BaseConsumer,
+}
+
+impl TopicReader {
+    pub fn create(args: &KafkaArgs, topic: &str) -> anyhow::Result<Self> {
+        let mut c = args.client_config()?;
+        c.set("group.id", format!("claimline-read-{}", std::process::id()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false");
+        let inner: rdkafka::consumer::BaseConsumer = c.create().map_err(config_error)?;
+        inner.subscribe(&[topic]).context("Failed to subscribe")?;
+        Ok(TopicReader { inner })
+    }
+
+    /// The next message within `timeout`, if one came.
+    pub fn poll(&self, timeout: std::time::Duration) -> Option<Record> {
+        use rdkafka::message::Headers;
+        match self.inner.poll(timeout)? {
+            Ok(m) => Some(Record {
+                key: m.key().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                payload: m.payload().unwrap_or_default().to_vec(),
+            }),
+            Err(e) => {
+                tracing::debug!(error = %e, "read");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The batch loop: gather a batch, plan and write it in one transaction,
+//! hand its messages to the producer, and settle the batch before it while
+//! this one is written.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+
+use super::plan::{self, Item, Plan};
+use super::retry::{Step, Stopped};
+use super::Pipeline;
+use crate::domain::ledger::Outcome;
+use crate::domain::ClaimLine;
+use crate::kafka::{Ack, EventConsumer, Incoming};
+use crate::store::{self, OutboxEntry};
+
+/// A written batch whose messages were handed to the producer.
+pub(super) struct Sent {
+    pub batch: Vec<Incoming>,
+    pub items: Vec<Item>,
+    pub outbox: Vec<OutboxEntry>,
+    pub outbox_acks: Vec<Ack>,
+    /// Indexes of the bad messages in `batch`.
+    pub dead: Vec<usize>,
+    pub dead_acks: Vec<Ack>,
+}
+
+impl Pipeline {
+    pub(super) async fn consume(&self, consumer: &EventConsumer) {
+        let mut stop = self.stop.clone();
+        let linger = Duration::from_millis(self.cfg.batch_linger_ms);
+        // The previous batch: committed, its messages sent, acks pending.
+        // Its acknowledgements are awaited while the next batch is written.
+        let mut in_flight: Option<Sent> = None;
+        loop {
+            let first = tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                m = consumer.recv() => Some(m),
+                // Nothing new: settle the batch in flight rather than wait.
+                _ = tokio::time::sleep(linger), if in_flight.is_some() => None,
+            };
+            let first = match first {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                None => {
+                    let prev = in_flight.take().expect("guarded by the select");
+                    if self.settle(consumer, prev).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let batch = self.fill_batch(consumer, first, linger).await;
+            let span = batch_span(&batch);
+            let sent = self.write_and_send(batch).instrument(span.clone()).await;
+            if let Some(prev) = in_flight.take() {
+                if self.settle(consumer, prev).instrument(span).await.is_err() {
+                    return;
+                }
+            }
+            match sent {
+                Ok(sent) => in_flight = Some(sent),
+                // Stopping with the batch unwritten: redelivered later.
+                Err(Stopped) => return,
+            }
+            if self.stopping() {
+                break;
+            }
+        }
+        if let Some(prev) = in_flight.take() {
+            let _ = self.settle(consumer, prev).await;
+        }
+    }
+
+    async fn fill_batch(
+        &self,
+        consumer: &EventConsumer,
+        first: Incoming,
+        linger: Duration,
+    ) -> Vec<Incoming> {
+        let max = self.cfg.batch_size as usize;
+        let mut batch = Vec::with_capacity(max);
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.metrics.events_consumed.inc_by(batch.len() as u64);
+        self.metrics.batch_size.observe(batch.len() as f64);
+        batch
+    }
+
+    /// The batch written (retried until it holds), then its messages handed
+    /// to the producer, not yet acknowledged.
+    async fn write_and_send(&self, batch: Vec<Incoming>) -> Result<Sent, Stopped> {
+        let items = plan::decode_all(&batch);
+        let write_started = Instant::now();
+        let (outbox, outcomes) = {
+            let (batch, items) = (&batch, &items);
+            self.retry(Step::WriteBatch, || {
+                Box::pin(self.write_batch(batch, items))
+            })
+            .await?
+        };
+        self.mark(Step::WriteBatch.dependency(), true);
+        self.metrics
+            .db_batch_latency
+            .observe(write_started.elapsed().as_secs_f64());
+        for (outcome, n) in outcomes {
+            self.metrics
+                .events_processed
+                .with_label_values(&[outcome.as_str()])
+                .inc_by(n);
+        }
+        let mut outbox_acks = Vec::with_capacity(outbox.len());
+        for e in &outbox {
+            outbox_acks.push(self.producer.enqueue(super::outbox_message(e)).await);
+        }
+        let dead: Vec<usize> = (0..batch.len())
+            .filter(|&i| matches!(items[i], Item::Bad(_)))
+            .collect();
+        let mut dead_acks = Vec::with_capacity(dead.len());
+        for &i in &dead {
+            if let Item::Bad(e) = &items[i] {
+                dead_acks.push(
+                    self.producer
+                        .enqueue(self.dead_letter_message(&batch[i], e))
+                        .await,
+                );
+            }
+        }
+        Ok(Sent {
+            batch,
+            items,
+            outbox,
+            outbox_acks,
+            dead,
+            dead_acks,
+        })
+    }
+
+    /// One transaction for the whole batch: lock and load its encounters,
+    /// plan, write, commit.
+    async fn write_batch(
+        &self,
+        batch: &[Incoming],
+        items: &[Item],
+    ) -> anyhow::Result<(Vec<OutboxEntry>, Vec<(Outcome, u64)>)> {
+        let (encounter_ids, event_ids) = plan::keys(items);
+        let (tx, ledger) = store::begin_batch(&self.pool, &encounter_ids, &event_ids).await?;
+        let Plan {
+            write: mut w,
+            outcomes,
+        } = plan::plan(batch, items, ledger, self.rules, &self.topics);
+        store::commit_batch(tx, &mut w).await?;
+        // Count billing metrics only once the transaction holds.
+        self.count_billing(&w.new_lines);
+        Ok((w.outbox, outcomes))
+    }
+
+    /// One metric update per label set and batch.
+    fn count_billing(&self, lines: &[ClaimLine]) {
+        let mut units: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut flags: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for l in lines {
+            *units.entry(l.code.as_str()).or_default() += u64::from(l.units);
+            for f in &l.flags {
+                *flags
+                    .entry((f.code.as_str(), f.severity.as_str()))
+                    .or_default() += 1;
+            }
+        }
+        for (code, n) in units {
+            self.metrics
+                .units_billed
+                .with_label_values(&[code])
+                .inc_by(n);
+        }
+        for ((code, severity), n) in flags {
+            self.metrics
+                .flags_raised
+                .with_label_values(&[code, severity])
+                .inc_by(n);
+        }
+    }
+}
+
+fn batch_span(batch: &[Incoming]) -> tracing::Span {
+    let first = &batch[0];
+    let last_offset = batch
+        .iter()
+        .filter(|m| m.partition == first.partition)
+        .map(|m| m.offset)
+        .max()
+        .unwrap_or(first.offset);
+    tracing::info_span!("batch", topic = %first.topic, partition = first.partition, first_offset = first.offset, last_offset, size = batch.len())
+}

@@ -1,0 +1,216 @@
+//! The service: consume, decode, evaluate, persist, publish, then store the
+//! offset. One task, batches in arrival order, so order per partition holds.
+//!
+//! - this file: start-up (HTTP, clients, migrations, topics, outbox drain)
+//!   and the drain at shutdown;
+//! - [`batch`]: the batch loop: gather, write, send;
+//! - [`plan`]: the pure step: messages + ledger + rules -> rows, outbox,
+//!   dead letters;
+//! - [`settle`]: acknowledgements, outbox mark, dead letters, offsets;
+//! - [`retry`]: typed steps retried with jittered backoff;
+//! - [`probe`]: the background health probe behind /readyz.
+//!
+//! Each batch runs in three steps, each retried with backoff until it
+//! succeeds or the service stops: (1) one Postgres transaction records the
+//! events, claim lines, voids, dead letters and the outbox; (2) the outbox
+//! is published and marked; (3) bad messages go to the dead-letter topic.
+//! Only then are the batch's offsets stored. A crash anywhere redelivers the
+//! batch: step 1 sees the events as duplicates, and unpublished outbox rows
+//! are sent at start-up.
+
+mod batch;
+pub mod plan;
+mod probe;
+pub mod retry;
+mod settle;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::codec::EventError;
+use crate::config::RunConfig;
+use crate::domain::Rules;
+use crate::http::Health;
+use crate::kafka::{self, ConsumerCtx, EventConsumer, Incoming, Outgoing, Producer};
+use crate::metrics::Metrics;
+use crate::store::{self, OutboxEntry};
+use plan::Topics;
+use retry::Step;
+
+/// Runs `claimline run` until `shutdown` resolves, then drains and returns.
+pub async fn run(
+    cfg: RunConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let listener = tokio::net::TcpListener::bind(cfg.metrics_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on CLAIMLINE_METRICS_ADDR {}",
+                cfg.metrics_addr
+            )
+        })?;
+    let app = crate::http::router(metrics.clone(), health.clone());
+    let mut http_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+
+    let pool = store::connect_lazy(&cfg.database.database_url, cfg.db_pool_size)?;
+    let producer = Producer::create(&cfg.kafka)?;
+    let consumer = EventConsumer::create(
+        &cfg.kafka,
+        &cfg.group_id,
+        ConsumerCtx {
+            assigned: health.assigned.clone(),
+            metrics: metrics.clone(),
+        },
+    )?;
+    probe::spawn(
+        pool.clone(),
+        producer.clone(),
+        health.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    );
+
+    let p = Pipeline {
+        topics: Topics {
+            output: cfg.output_topic.as_str().into(),
+            review: cfg.review_topic.as_str().into(),
+        },
+        cfg,
+        rules: Rules::builtin(),
+        pool,
+        producer,
+        metrics,
+        health,
+        stop: stop_rx,
+    };
+    match p.start(&consumer).await {
+        Ok(Start::Ready) => {}
+        Ok(Start::SchemaBehind(missing)) => anyhow::bail!(
+            "the database schema is not current (migrations {missing:?} not applied) and \
+             CLAIMLINE_MIGRATE=false: run `claimline migrate` first"
+        ),
+        Err(retry::Stopped) => return Ok(()),
+    }
+    p.consume(&consumer).await;
+
+    // Drain: the last batch is done (or abandoned to redelivery); commit
+    // what is stored and flush the producer, within the shutdown bound.
+    let limit = Duration::from_secs(p.cfg.shutdown_timeout_secs);
+    consumer.commit_and_leave();
+    p.producer.flush(limit.min(Duration::from_secs(10)));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// How start-up ended, short of stopping.
+enum Start {
+    Ready,
+    /// CLAIMLINE_MIGRATE=false and these migrations have not run.
+    SchemaBehind(Vec<i64>),
+}
+
+/// What every part of the running pipeline shares.
+struct Pipeline {
+    cfg: RunConfig,
+    /// The claim-line topics, shared by every outbox entry.
+    topics: Topics,
+    rules: &'static Rules,
+    pool: PgPool,
+    producer: Producer,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Pipeline {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Migrations (or the check that they ran), topics, the outbox a crash
+    /// left, then the subscription.
+    async fn start(&self, consumer: &EventConsumer) -> Result<Start, retry::Stopped> {
+        if self.cfg.migrate {
+            self.retry(Step::Migrate, || Box::pin(store::migrate(&self.pool)))
+                .await?;
+            tracing::info!("migrations applied");
+        } else {
+            let missing = self
+                .retry(Step::Migrate, || {
+                    Box::pin(store::missing_migrations(&self.pool))
+                })
+                .await?;
+            if !missing.is_empty() {
+                return Ok(Start::SchemaBehind(missing));
+            }
+            tracing::info!("schema is current");
+        }
+        if self.cfg.create_topics {
+            let cfg = &self.cfg;
+            let topics = [
+                cfg.input_topic.as_str(),
+                &cfg.output_topic,
+                &cfg.review_topic,
+                &cfg.dlq_topic,
+            ];
+            let topics = &topics;
+            self.retry(Step::CreateTopics, || {
+                Box::pin(kafka::create_topics(
+                    &cfg.kafka,
+                    topics,
+                    cfg.topic_partitions,
+                ))
+            })
+            .await?;
+        }
+        // Lines committed before a crash but never acknowledged go out first.
+        self.retry(Step::PublishOutbox, || Box::pin(self.drain_outbox()))
+            .await?;
+        if let Err(e) = consumer.subscribe(&self.cfg.input_topic) {
+            tracing::error!(error = format!("{e:#}"), "cannot subscribe");
+            return Err(retry::Stopped);
+        }
+        tracing::info!(topic = %self.cfg.input_topic, group = %self.cfg.group_id, "consuming");
+        Ok(Start::Ready)
+    }
+
+    /// The original key and value, unchanged, with the contract's headers.
+    fn dead_letter_message<'a>(&'a self, m: &'a Incoming, e: &EventError) -> Outgoing<'a> {
+        Outgoing {
+            topic: &self.cfg.dlq_topic,
+            key: m.key.as_deref(),
+            payload: &m.payload,
+            headers: kafka::dlq_headers(e.reason_code(), &e.to_string(), m),
+        }
+    }
+}
+
+fn outbox_message(e: &OutboxEntry) -> Outgoing<'_> {
+    Outgoing {
+        topic: &e.topic,
+        key: Some(e.key.as_bytes()),
+        payload: e.payload.as_bytes(),
+        headers: Vec::new(),
+    }
+}

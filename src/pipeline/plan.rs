@@ -1,0 +1,304 @@
+//! The pure heart of a batch: the decoded messages, what Postgres already
+//! holds about their encounters (a [`Ledger`]) and the rules, to the rows,
+//! outbox entries and dead letters to write. No I/O: the batch loop loads
+//! the ledger, calls [`plan`], and writes what it returns.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::codec::{decode, EventError, JsonWriter};
+use crate::domain::ledger::{Ledger, Outcome};
+use crate::domain::{ClaimLine, Encounter, Rules, Status};
+use crate::kafka::Incoming;
+use crate::store::{BatchWrite, DeadLetterRow, EventRow, OutboxEntry, Source};
+
+/// A decoded message of a batch.
+pub enum Item {
+    Good(Box<Encounter>),
+    Bad(EventError),
+}
+
+/// Decodes every message of a batch, in order.
+pub fn decode_all(batch: &[Incoming]) -> Vec<Item> {
+    batch
+        .iter()
+        .map(|m| match decode(&m.payload) {
+            Ok(e) => Item::Good(Box::new(e)),
+            Err(e) => Item::Bad(e),
+        })
+        .collect()
+}
+
+/// The encounter ids (sorted, unique: the lock order) and event ids the
+/// ledger must be loaded for.
+pub fn keys(items: &[Item]) -> (Vec<&str>, Vec<&str>) {
+    let good = || {
+        items.iter().filter_map(|i| match i {
+            Item::Good(e) => Some(e),
+            Item::Bad(_) => None,
+        })
+    };
+    let mut encounters: Vec<&str> = good().map(|e| &*e.encounter_id).collect();
+    encounters.sort_unstable();
+    encounters.dedup();
+    (encounters, good().map(|e| &*e.event_id).collect())
+}
+
+/// Where claim lines go, by status.
+pub struct Topics {
+    pub output: Arc<str>,
+    pub review: Arc<str>,
+}
+
+impl Topics {
+    fn of(&self, status: Status) -> &Arc<str> {
+        match status {
+            Status::NeedsReview => &self.review,
+            Status::Validated | Status::Void => &self.output,
+        }
+    }
+}
+
+/// What one batch writes, and how many events had each outcome.
+pub struct Plan {
+    pub write: BatchWrite,
+    pub outcomes: Vec<(Outcome, u64)>,
+}
+
+/// Applies the batch's events in order to `ledger`: every good event gets
+/// an `encounter_events` row (a duplicate gets none), its lines and the
+/// voids of the lines it replaces go to the outbox (voids first), and every
+/// bad message becomes a dead letter.
+pub fn plan(
+    batch: &[Incoming],
+    items: &[Item],
+    mut ledger: Ledger,
+    rules: &Rules,
+    topics: &Topics,
+) -> Plan {
+    let mut w = BatchWrite::default();
+    let mut outcomes: BTreeMap<&'static str, (Outcome, u64)> = BTreeMap::new();
+    for (m, item) in batch.iter().zip(items) {
+        let source = Source {
+            topic: m.topic.clone(),
+            partition: m.partition,
+            offset: m.offset,
+        };
+        let enc = match item {
+            Item::Good(e) => e,
+            Item::Bad(e) => {
+                w.dead_letters.push(DeadLetterRow {
+                    source,
+                    reason: e.reason_code(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let d = ledger.apply(enc, rules);
+        outcomes
+            .entry(d.outcome.as_str())
+            .or_insert((d.outcome, 0))
+            .1 += 1;
+        if d.outcome == Outcome::Duplicate {
+            continue;
+        }
+        w.events.push(EventRow {
+            event_id: enc.event_id.clone(),
+            encounter_id: enc.encounter_id.clone(),
+            version: enc.version,
+            event_type: enc.event_type.as_str(),
+            outcome: d.outcome,
+            lines_produced: d.lines.len(),
+            lines_voided: d.voided.len(),
+            occurred_at: enc.occurred_at.with_timezone(&chrono::Utc),
+            source,
+        });
+        let mut json = JsonWriter::default();
+        for line in d.voided.iter().chain(&d.lines) {
+            w.outbox.push(outbox_entry(line, &mut json, topics));
+        }
+        for v in d.voided {
+            w.voids.push((v.claim_line_id, v.event_id));
+        }
+        w.new_lines.extend(d.lines);
+    }
+    Plan {
+        write: w,
+        outcomes: outcomes.into_values().collect(),
+    }
+}
+
+fn outbox_entry(line: &ClaimLine, json: &mut JsonWriter, topics: &Topics) -> OutboxEntry {
+    OutboxEntry {
+        id: 0,
+        claim_line_id: line.claim_line_id.clone(),
+        status: line.status,
+        topic: topics.of(line.status).clone(),
+        key: line.encounter_id.clone(),
+        payload: json.to_json(line),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn event(event_id: &str, encounter: &str, version: u32, event_type: &str) -> Value {
+        json!({
+            "event_id": event_id,
+            "event_type": event_type,
+            "occurred_at": "2026-03-02T15:10:00Z",
+            "encounter": {
+                "encounter_id": encounter,
+                "version": version,
+                "date_of_service": "2026-03-02",
+                "patient": { "id": "PAT-1" },
+                "provider": { "npi": "1234567893", "discipline": "PT", "credential": "therapist" },
+                "payer": { "id": "PAYER-1", "plan": "medicare" },
+                "diagnoses": ["S72.001D"],
+                "plan_of_care": { "certified_from": "2026-02-20", "certified_through": "2026-05-20" },
+                "services": [
+                    { "line_id": "1", "code": "97530", "start": "2026-03-02T14:00:00Z",
+                      "end": "2026-03-02T14:30:00Z", "activities": ["transfers"] },
+                    { "line_id": "2", "code": "97110", "minutes": 30, "one_on_one": false }
+                ]
+            }
+        })
+    }
+
+    fn messages(values: &[Vec<u8>]) -> Vec<Incoming> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Incoming {
+                topic: "encounters".into(),
+                partition: 3,
+                offset: 100 + i as i64,
+                key: None,
+                payload: v.clone(),
+                timestamp_ms: None,
+            })
+            .collect()
+    }
+
+    fn topics() -> Topics {
+        Topics {
+            output: "out".into(),
+            review: "review".into(),
+        }
+    }
+
+    fn run(batch: &[Incoming], ledger: Ledger) -> Plan {
+        let items = decode_all(batch);
+        plan(batch, &items, ledger, Rules::builtin(), &topics())
+    }
+
+    fn bytes(v: &Value) -> Vec<u8> {
+        v.to_string().into_bytes()
+    }
+
+    #[test]
+    fn good_events_become_rows_and_outbox_bad_ones_dead_letters() {
+        let batch = messages(&[
+            bytes(&event("e1", "ENC-1", 1, "finalized")),
+            b"{not json".to_vec(),
+        ]);
+        let p = run(&batch, Ledger::default());
+        let w = &p.write;
+        assert_eq!(w.events.len(), 1);
+        assert_eq!(w.events[0].outcome, Outcome::Processed);
+        assert_eq!(
+            (w.events[0].source.partition, w.events[0].source.offset),
+            (3, 100)
+        );
+        assert_eq!(w.events[0].lines_produced, w.new_lines.len());
+        assert_eq!(w.new_lines.len(), 2);
+        assert_eq!(w.outbox.len(), 2);
+        for (entry, line) in w.outbox.iter().zip(&w.new_lines) {
+            assert_eq!(entry.claim_line_id, line.claim_line_id);
+            let expected = if line.status == Status::NeedsReview {
+                "review"
+            } else {
+                "out"
+            };
+            assert_eq!(&*entry.topic, expected);
+            let sent: Value = serde_json::from_str(&entry.payload).unwrap();
+            assert_eq!(sent["claim_line_id"], line.claim_line_id.as_str());
+        }
+        assert_eq!(w.dead_letters.len(), 1);
+        assert_eq!(w.dead_letters[0].reason, "invalid_json");
+        assert_eq!(w.dead_letters[0].source.offset, 101);
+        assert_eq!(p.outcomes, vec![(Outcome::Processed, 1)]);
+    }
+
+    #[test]
+    fn an_event_already_processed_writes_nothing() {
+        let batch = messages(&[bytes(&event("e1", "ENC-1", 1, "finalized"))]);
+        let mut ledger = Ledger::default();
+        ledger.seen.insert("e1".into());
+        ledger.versions.insert("ENC-1".into(), 1);
+        let p = run(&batch, ledger);
+        assert!(p.write.events.is_empty() && p.write.outbox.is_empty());
+        assert_eq!(p.outcomes, vec![(Outcome::Duplicate, 1)]);
+    }
+
+    #[test]
+    fn an_amendment_voids_the_lines_in_force_before_its_own() {
+        let first = messages(&[bytes(&event("e1", "ENC-1", 1, "finalized"))]);
+        let old = run(&first, Ledger::default()).write.new_lines;
+        let mut ledger = Ledger::default();
+        ledger.seen.insert("e1".into());
+        ledger.versions.insert("ENC-1".into(), 1);
+        ledger.active.insert("ENC-1".into(), old.clone());
+        let batch = messages(&[
+            bytes(&event("e2", "ENC-1", 2, "amended")),
+            bytes(&event("e0", "ENC-1", 1, "amended")),
+        ]);
+        let p = run(&batch, ledger);
+        let w = &p.write;
+        let statuses: Vec<Status> = w.outbox.iter().map(|o| o.status).collect();
+        assert_eq!(&statuses[..old.len()], &vec![Status::Void; old.len()][..]);
+        assert!(statuses[old.len()..].iter().all(|s| *s != Status::Void));
+        let voided: Vec<&str> = w.voids.iter().map(|(id, _)| id.as_str()).collect();
+        let old_ids: Vec<&str> = old.iter().map(|l| l.claim_line_id.as_str()).collect();
+        assert_eq!(voided, old_ids);
+        assert!(w.voids.iter().all(|(_, by)| &**by == "e2"));
+        assert!(w.new_lines.iter().all(|l| l.encounter_version == 2));
+        // The older version after it is stale: recorded, nothing published.
+        assert_eq!(w.events[1].outcome, Outcome::Stale);
+        assert_eq!(w.outbox.len(), old.len() + w.new_lines.len());
+    }
+
+    #[test]
+    fn a_void_voids_and_adds_no_lines() {
+        let first = messages(&[bytes(&event("e1", "ENC-1", 1, "finalized"))]);
+        let old = run(&first, Ledger::default()).write.new_lines;
+        let mut ledger = Ledger::default();
+        ledger.versions.insert("ENC-1".into(), 1);
+        ledger.active.insert("ENC-1".into(), old.clone());
+        let p = run(
+            &messages(&[bytes(&event("e9", "ENC-1", 2, "voided"))]),
+            ledger,
+        );
+        assert_eq!(p.outcomes, vec![(Outcome::Voided, 1)]);
+        assert!(p.write.new_lines.is_empty());
+        assert_eq!(p.write.voids.len(), old.len());
+        assert!(p.write.outbox.iter().all(|o| o.status == Status::Void));
+    }
+
+    #[test]
+    fn keys_are_the_sorted_unique_encounters_and_every_event() {
+        let batch = messages(&[
+            bytes(&event("e2", "B", 1, "finalized")),
+            bytes(&event("e1", "A", 1, "finalized")),
+            bytes(&event("e3", "B", 2, "amended")),
+            b"[]".to_vec(),
+        ]);
+        let items = decode_all(&batch);
+        let (encounters, events) = keys(&items);
+        assert_eq!(encounters, vec!["A", "B"]);
+        assert_eq!(events, vec!["e2", "e1", "e3"]);
+    }
+}

@@ -1,0 +1,48 @@
+//! The background probe behind /readyz: is Postgres reachable, does the
+//! broker answer; plus the gauges only a poll can read.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::http::Health;
+use crate::kafka::Producer;
+use crate::metrics::Metrics;
+use crate::store;
+
+pub(super) fn spawn(
+    pool: PgPool,
+    producer: Producer,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            let db = tokio::time::timeout(Duration::from_secs(2), store::ping(&pool))
+                .await
+                .unwrap_or(false);
+            health.database.store(db, Ordering::Relaxed);
+            let broker = producer.reachable(Duration::from_secs(2)).await;
+            health.producer.store(broker, Ordering::Relaxed);
+            metrics
+                .producer_queue_depth
+                .set(i64::from(producer.queue_len()));
+            metrics
+                .db_pool_connections
+                .with_label_values(&["open"])
+                .set(pool.size() as i64);
+            metrics
+                .db_pool_connections
+                .with_label_values(&["idle"])
+                .set(pool.num_idle() as i64);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    });
+}

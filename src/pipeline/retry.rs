@@ -1,0 +1,153 @@
+//! Retrying a step: each failing try marks the dependency the step needs
+//! unhealthy (so /readyz tells), backs off with jitter, and gives up only
+//! when the service stops.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::Pipeline;
+
+/// A step of the pipeline that is retried until it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Migrate,
+    CreateTopics,
+    WriteBatch,
+    PublishOutbox,
+    MarkPublished,
+    PublishDlq,
+}
+
+/// What a step depends on, marked unhealthy while it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    Database,
+    Broker,
+}
+
+impl Step {
+    /// The `step` label of `claimline_retries_total` and of log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Migrate => "migrate",
+            Step::CreateTopics => "create_topics",
+            Step::WriteBatch => "write_batch",
+            Step::PublishOutbox => "publish_outbox",
+            Step::MarkPublished => "mark_published",
+            Step::PublishDlq => "publish_dlq",
+        }
+    }
+
+    pub fn dependency(self) -> Dependency {
+        match self {
+            Step::Migrate | Step::WriteBatch | Step::MarkPublished => Dependency::Database,
+            Step::CreateTopics | Step::PublishOutbox | Step::PublishDlq => Dependency::Broker,
+        }
+    }
+}
+
+/// The service is stopping and the step did not complete: its work is left
+/// to redelivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+pub type StepFuture<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The wait after `attempt` failures (from 0): doubling from 100 ms up to
+/// 5 s, each drawn uniformly from its upper half, so replicas that failed
+/// together do not retry in step.
+pub fn backoff(attempt: u32, jitter: f64) -> Duration {
+    let cap = FIRST_BACKOFF
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(MAX_BACKOFF);
+    cap.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// A number in [0, 1) that differs between calls and processes; enough
+/// for jitter.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl Pipeline {
+    pub(super) fn mark(&self, dependency: Dependency, healthy: bool) {
+        let flag = match dependency {
+            Dependency::Database => &self.health.database,
+            Dependency::Broker => &self.health.producer,
+        };
+        flag.store(healthy, Ordering::Relaxed);
+    }
+
+    /// Runs `step` until it succeeds or the service is stopping.
+    pub(super) async fn retry<'a, T, F>(&self, step: Step, mut run: F) -> Result<T, Stopped>
+    where
+        F: FnMut() -> StepFuture<'a, T>,
+    {
+        let mut attempt = 0;
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            match run().await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    self.metrics.retries.with_label_values(&[step.name()]).inc();
+                    self.mark(step.dependency(), false);
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    let wait = backoff(attempt, jitter());
+                    tracing::warn!(
+                        step = step.name(),
+                        error = format!("{e:#}"),
+                        retry_in_ms = wait.as_millis() as u64,
+                        failing_for_s = since.elapsed().as_secs(),
+                        "step failed; retrying"
+                    );
+                    attempt += 1;
+                    let mut stop = self.stop.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.wait_for(|s| *s) => {
+                            // Stopping while a step fails: leave the batch to
+                            // redelivery, after one grace period for a last try.
+                            let grace = Duration::from_secs(self.cfg.shutdown_timeout_secs) / 2;
+                            return match tokio::time::timeout(grace, run()).await {
+                                Ok(Ok(v)) => Ok(v),
+                                _ => Err(Stopped),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_step_marks_the_dependency_it_needs() {
+        assert_eq!(Step::WriteBatch.dependency(), Dependency::Database);
+        assert_eq!(Step::MarkPublished.dependency(), Dependency::Database);
+        assert_eq!(Step::PublishOutbox.dependency(), Dependency::Broker);
+        assert_eq!(Step::PublishDlq.dependency(), Dependency::Broker);
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_jitters_within_the_upper_half() {
+        assert_eq!(backoff(0, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(0, 0.0), Duration::from_millis(50));
+        assert_eq!(backoff(3, 1.0), Duration::from_millis(800));
+        assert_eq!(backoff(10, 1.0), MAX_BACKOFF);
+        assert_eq!(backoff(u32::MAX, 0.0), MAX_BACKOFF / 2);
+        let j = jitter();
+        assert!((0.0..1.0).contains(&j));
+    }
+}

@@ -1,0 +1,173 @@
+//! The batch transaction: lock the batch's encounters, load what the
+//! ledger needs, then write everything with one bulk statement per table.
+
+use anyhow::Context;
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Row, Transaction};
+
+use super::copy::copy_claim_lines;
+use super::BatchWrite;
+use crate::domain::ledger::Ledger;
+use crate::domain::ClaimLine;
+
+/// Opens the batch transaction and locks the batch's encounters (in a fixed
+/// order, so two instances cannot deadlock), then loads what the ledger
+/// needs. The lock is what makes the idempotency check and the writes one
+/// atomic step even during a rebalance.
+pub async fn begin_batch(
+    pool: &PgPool,
+    encounter_ids: &[&str],
+    event_ids: &[&str],
+) -> anyhow::Result<(Transaction<'static, Postgres>, Ledger)> {
+    let mut tx = pool
+        .begin()
+        .await
+        .context("Failed to begin a transaction")?;
+    let mut ledger = Ledger::default();
+    if encounter_ids.is_empty() {
+        return Ok((tx, ledger));
+    }
+    // Transaction-scoped advisory locks, taken in sorted id order so two
+    // instances cannot deadlock; a hash collision only serialises more.
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock(k)) FROM
+           (SELECT hashtextextended(id, 0) AS k FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n) ORDER BY n) AS keys",
+    )
+    .bind(encounter_ids)
+    .execute(&mut *tx)
+    .await
+    .context("Failed to lock encounters")?;
+    let rows = sqlx::query(
+        // One index probe per encounter, whatever the table's statistics say.
+        "SELECT u.id, v.version FROM unnest($1::text[]) AS u(id)
+         CROSS JOIN LATERAL (SELECT encounter_version AS version FROM encounter_events e
+                             WHERE e.encounter_id = u.id ORDER BY encounter_version DESC LIMIT 1) AS v",
+    )
+    .bind(encounter_ids)
+    .fetch_all(&mut *tx)
+    .await
+    .context("Failed to read encounter versions")?;
+    for row in rows {
+        let version: i32 = row.get(1);
+        let id: String = row.get(0);
+        ledger.versions.insert(id.into(), version as u32);
+    }
+    let seen = sqlx::query("SELECT event_id FROM encounter_events WHERE event_id = ANY($1)")
+        .bind(event_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .context("Failed to look up processed events")?;
+    ledger.seen = seen
+        .into_iter()
+        .map(|r| r.get::<String, _>(0).into())
+        .collect();
+    let active = sqlx::query(
+        // The lines in force are those of the encounter's newest event, if
+        // it produced lines: their ids follow from its version and count,
+        // so no index on claim_lines beyond the primary key is needed.
+        "SELECT to_jsonb(c) FROM unnest($1::text[]) AS u(id)
+         CROSS JOIN LATERAL (SELECT encounter_version, lines_produced FROM encounter_events e
+                             WHERE e.encounter_id = u.id AND e.outcome <> 'stale'
+                             ORDER BY encounter_version DESC LIMIT 1) AS v
+         CROSS JOIN LATERAL generate_series(1, v.lines_produced) AS n
+         JOIN claim_lines c ON c.claim_line_id = u.id || ':' || v.encounter_version || ':' || n
+         WHERE c.status <> 'void'
+         ORDER BY u.id, n",
+    )
+    .bind(encounter_ids)
+    .fetch_all(&mut *tx)
+    .await
+    .context("Failed to load the lines in force")?;
+    for row in active {
+        let value: serde_json::Value = row.get(0);
+        let line: ClaimLine =
+            serde_json::from_value(value).context("A stored claim line does not decode")?;
+        ledger
+            .active
+            .entry(line.encounter_id.clone())
+            .or_default()
+            .push(line);
+    }
+    Ok((tx, ledger))
+}
+
+/// Writes the batch with one bulk statement per table and commits. The
+/// batch's outbox entries get the id of their outbox row.
+pub async fn commit_batch(
+    mut tx: Transaction<'static, Postgres>,
+    batch: &mut BatchWrite,
+) -> anyhow::Result<()> {
+    if !batch.new_lines.is_empty() {
+        copy_claim_lines(&mut tx, &batch.new_lines).await?;
+    }
+    if !batch.voids.is_empty() {
+        let (ids, events): (Vec<&str>, Vec<&str>) =
+            batch.voids.iter().map(|(a, b)| (a.as_str(), &**b)).unzip();
+        sqlx::query(
+            "UPDATE claim_lines c SET status = 'void', voided_by_event_id = v.event_id, updated_at = now()
+             FROM unnest($1::text[], $2::text[]) AS v(claim_line_id, event_id)
+             WHERE c.claim_line_id = v.claim_line_id",
+        )
+        .bind(&ids)
+        .bind(&events)
+        .execute(&mut *tx)
+        .await
+        .context("Failed to void claim lines")?;
+    }
+    if !batch.events.is_empty() {
+        let e = &batch.events;
+        sqlx::query(
+            "INSERT INTO encounter_events (event_id, encounter_id, encounter_version, event_type, outcome,
+                lines_produced, lines_voided, occurred_at, source_topic, source_partition, source_offset)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::int4[],
+                $7::int4[], $8::timestamptz[], $9::text[], $10::int4[], $11::int8[])",
+        )
+        .bind(e.iter().map(|r| &*r.event_id).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| &*r.encounter_id).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.version as i32).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.event_type).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.lines_produced as i32).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.lines_voided as i32).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.source.topic.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.source.partition).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.source.offset).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .context("Failed to record events")?;
+    }
+    if !batch.dead_letters.is_empty() {
+        let d = &batch.dead_letters;
+        sqlx::query(
+            "INSERT INTO dead_letters (source_topic, source_partition, source_offset, reason, message)
+             SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[], $4::text[], $5::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(d.iter().map(|r| r.source.topic.as_str()).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.source.partition).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.source.offset).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.reason).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.message.as_str()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .context("Failed to record dead letters")?;
+    }
+    let outbox = &mut batch.outbox;
+    if !outbox.is_empty() {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO claim_line_outbox (claim_line_ids, statuses, topics) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(outbox.iter().map(|o| o.claim_line_id.as_str()).collect::<Vec<_>>())
+        .bind(outbox.iter().map(|o| o.status.as_str()).collect::<Vec<_>>())
+        .bind(outbox.iter().map(|o| &*o.topic).collect::<Vec<_>>())
+        .fetch_one(&mut *tx)
+        .await
+        .context("Failed to write the outbox")?;
+        for entry in outbox.iter_mut() {
+            entry.id = id;
+        }
+    }
+    tx.commit().await.context("Failed to commit the batch")?;
+    Ok(())
+}

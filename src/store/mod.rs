@@ -1,0 +1,131 @@
+//! Postgres (sqlx): connection, migrations, and the rows a batch writes.
+//!
+//! - [`batch`]: the batch transaction (lock, load the ledger, write, commit);
+//! - [`copy`]: claim lines by COPY;
+//! - [`outbox`]: what was committed and not yet acknowledged.
+
+mod batch;
+mod copy;
+mod outbox;
+
+pub use batch::{begin_batch, commit_batch};
+pub use outbox::{mark_published, unpublished};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::config::DatabaseUrl;
+use crate::domain::ledger::Outcome;
+use crate::domain::{ClaimLine, Status};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub async fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(pool_size)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url.check()?)
+        .await
+        .context("Failed to connect to Postgres (DATABASE_URL)")
+}
+
+/// A pool that connects on first use, so the service can start while
+/// Postgres is still down and report not-ready instead of exiting.
+pub fn connect_lazy(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(pool_size)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy(url.check()?)
+        .context("DATABASE_URL is not a valid Postgres URL")
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("Failed to run database migrations")
+}
+
+/// The migrations this build knows that the database has not applied
+/// (successfully), by version; empty when the schema is current. Errs only
+/// when the database cannot be asked.
+pub async fn missing_migrations(pool: &PgPool) -> anyhow::Result<Vec<i64>> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .context("Failed to read the migration history")?;
+    let applied: Vec<i64> = if exists {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+            .context("Failed to read the migration history")?
+    } else {
+        Vec::new()
+    };
+    Ok(MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect())
+}
+
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}
+
+/// Where an event came from on the broker.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One decoded event's row in `encounter_events`.
+#[derive(Debug)]
+pub struct EventRow {
+    pub event_id: Arc<str>,
+    pub encounter_id: Arc<str>,
+    pub version: u32,
+    pub event_type: &'static str,
+    pub outcome: Outcome,
+    pub lines_produced: usize,
+    pub lines_voided: usize,
+    pub occurred_at: DateTime<Utc>,
+    pub source: Source,
+}
+
+#[derive(Debug)]
+pub struct DeadLetterRow {
+    pub source: Source,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// A message for a claim-line topic; `id` is its batch's outbox row. Key
+/// and payload live only in memory: the database holds the line itself.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub claim_line_id: String,
+    pub status: Status,
+    pub topic: Arc<str>,
+    pub key: Arc<str>,
+    pub payload: String,
+}
+
+/// Everything one batch writes, in one transaction.
+#[derive(Debug, Default)]
+pub struct BatchWrite {
+    pub events: Vec<EventRow>,
+    pub new_lines: Vec<ClaimLine>,
+    /// (claim_line_id, voiding event_id)
+    pub voids: Vec<(String, Arc<str>)>,
+    /// In publishing order; ids are assigned on insert.
+    pub outbox: Vec<OutboxEntry>,
+    pub dead_letters: Vec<DeadLetterRow>,
+}
