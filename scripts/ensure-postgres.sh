@@ -40,7 +40,16 @@ if [ ! -f "$dir/data/PG_VERSION" ]; then
   log "creating a private cluster in $dir"
   "${run_as[@]}" "$bin/initdb" -D "$dir/data" -U postgres --auth=trust >&2
 fi
+# TLS like a real server (the tests connect with sslmode=require): a
+# self-signed certificate made once for the private cluster.
+if [ ! -f "$dir/data/server.key" ]; then
+  log "making a self-signed certificate for the private cluster"
+  openssl req -new -x509 -days 3650 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$dir/data/server.key" -out "$dir/data/server.crt" >/dev/null 2>&1
+  chmod 600 "$dir/data/server.key"
+  [ "$(id -u)" = 0 ] && chown postgres "$dir/data/server.key" "$dir/data/server.crt"
+fi
 log "starting the private cluster on port $port"
 "${run_as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >&2
+  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c ssl=on" start >&2
 echo "$url"

@@ -185,7 +185,12 @@ impl Metrics {
         for o in ["processed", "voided", "stale", "duplicate"] {
             m.events_processed.with_label_values(&[o]);
         }
-        for r in ["invalid_json", "schema_violation", "too_large"] {
+        for r in [
+            "invalid_json",
+            "schema_violation",
+            "too_large",
+            "rejected_by_storage",
+        ] {
             m.events_dead_lettered.with_label_values(&[r]);
         }
         for s in ["validated", "needs_review", "void"] {

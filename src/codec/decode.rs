@@ -2,7 +2,7 @@
 //! field and the reason (never the value: it may be PHI). Parse, don't
 //! validate: nothing past this module checks the contract's table again.
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use std::sync::Arc;
 
 use super::wire;
@@ -114,45 +114,87 @@ fn redact_if_phi(path: &str, message: String) -> String {
     message
 }
 
-fn check_len(field: &str, s: &str, min: usize, max: usize) -> Result<(), EventError> {
+/// The contract's limits (section 1): what Postgres or the broker would
+/// refuse, or what would let one event cost unbounded work, is refused here.
+pub const MAX_SERVICES: usize = 100;
+pub const MAX_DIAGNOSES: usize = 100;
+pub const MAX_TEXT_CHARS: usize = 128;
+/// Not in the contract's table, but bounded like everything else.
+pub const MAX_MODIFIERS: usize = 100;
+/// The earliest and latest date or timestamp the contract accepts.
+pub fn date_range() -> (NaiveDate, NaiveDate) {
+    (
+        NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default(),
+        NaiveDate::from_ymd_opt(2100, 12, 31).unwrap_or_default(),
+    )
+}
+
+/// A string of `min`-`max` characters with no control character (NUL
+/// included): Postgres refuses NUL in text, and control characters in ids
+/// break every tool downstream.
+fn check_text(field: &str, s: &str, min: usize, max: usize) -> Result<(), EventError> {
     let n = s.chars().count();
     if n < min || n > max {
-        Err(EventError::schema(
+        return Err(EventError::schema(
             field,
             format!("must be {min}-{max} characters, got {n}"),
-        ))
-    } else {
-        Ok(())
+        ));
     }
+    if s.chars().any(char::is_control) {
+        return Err(EventError::schema(
+            field,
+            "must not contain control characters (NUL included)",
+        ));
+    }
+    Ok(())
+}
+
+fn check_date(field: &str, date: NaiveDate) -> Result<(), EventError> {
+    let (first, last) = date_range();
+    if date < first || date > last {
+        return Err(EventError::schema(
+            field,
+            "must lie between 1900-01-01 and 2100-12-31",
+        ));
+    }
+    Ok(())
+}
+
+fn check_count(field: &str, n: usize, max: usize) -> Result<(), EventError> {
+    if n > max {
+        return Err(EventError::schema(
+            field,
+            format!("has {n} items, over the limit of {max}"),
+        ));
+    }
+    Ok(())
 }
 
 impl TryFrom<wire::EncounterEvent<'_>> for Encounter {
     type Error = EventError;
 
     fn try_from(ev: wire::EncounterEvent<'_>) -> Result<Self, Self::Error> {
-        check_len("event_id", &ev.event_id, 1, 128)?;
+        check_text("event_id", &ev.event_id, 1, MAX_TEXT_CHARS)?;
+        check_date("occurred_at", ev.occurred_at.date_naive())?;
         let enc = ev.encounter;
-        check_len("encounter.encounter_id", &enc.encounter_id, 1, 64)?;
-        if enc.version < 1 {
+        check_text("encounter.encounter_id", &enc.encounter_id, 1, 64)?;
+        // Stored as a Postgres integer.
+        if enc.version < 1 || enc.version > i32::MAX as u32 {
             return Err(EventError::schema(
                 "encounter.version",
-                "must be at least 1",
+                "must be 1 to 2147483647",
             ));
         }
-        if enc.patient.id.is_empty() {
-            return Err(EventError::schema(
-                "encounter.patient.id",
-                "must not be empty",
-            ));
+        check_date("encounter.date_of_service", enc.date_of_service)?;
+        check_text("encounter.patient.id", &enc.patient.id, 1, MAX_TEXT_CHARS)?;
+        if let Some(birth) = enc.patient.birth_date {
+            check_date("encounter.patient.birth_date", birth)?;
         }
         let npi = Npi::parse(&enc.provider.npi)
             .map_err(|r| EventError::schema("encounter.provider.npi", r))?;
-        if enc.payer.id.is_empty() {
-            return Err(EventError::schema(
-                "encounter.payer.id",
-                "must not be empty",
-            ));
-        }
+        check_text("encounter.payer.id", &enc.payer.id, 1, MAX_TEXT_CHARS)?;
+        check_count("encounter.diagnoses", enc.diagnoses.len(), MAX_DIAGNOSES)?;
+        check_count("encounter.services", enc.services.len(), MAX_SERVICES)?;
         let diagnoses = enc
             .diagnoses
             .iter()
@@ -169,10 +211,20 @@ impl TryFrom<wire::EncounterEvent<'_>> for Encounter {
                     "is before certified_from",
                 ))
             }
-            Some(p) => Some(PlanOfCare {
-                certified_from: p.certified_from,
-                certified_through: p.certified_through,
-            }),
+            Some(p) => {
+                check_date("encounter.plan_of_care.certified_from", p.certified_from)?;
+                check_date(
+                    "encounter.plan_of_care.certified_through",
+                    p.certified_through,
+                )?;
+                if let Some(id) = &p.id {
+                    check_text("encounter.plan_of_care.id", id, 0, MAX_TEXT_CHARS)?;
+                }
+                Some(PlanOfCare {
+                    certified_from: p.certified_from,
+                    certified_through: p.certified_through,
+                })
+            }
             None => None,
         };
         if enc.services.is_empty() && ev.event_type != EventType::Voided {
@@ -222,10 +274,9 @@ fn parse_service(
     credential: Credential,
 ) -> Result<Service, EventError> {
     let field = |name: &str| format!("encounter.services[{i}].{name}");
-    if s.line_id.is_empty() {
-        return Err(EventError::schema(field("line_id"), "must not be empty"));
-    }
+    check_text(&field("line_id"), &s.line_id, 1, MAX_TEXT_CHARS)?;
     let code = Code::parse(&s.code).map_err(|r| EventError::schema(field("code"), r))?;
+    check_count(&field("modifiers"), s.modifiers.len(), MAX_MODIFIERS)?;
     let modifiers = s
         .modifiers
         .iter()
@@ -243,6 +294,11 @@ fn parse_service(
                 field(name),
                 format!("{m} is out of range 0-{MAX_MINUTES}"),
             ));
+        }
+    }
+    for (name, t) in [("start", s.start), ("end", s.end)] {
+        if let Some(t) = t {
+            check_date(&field(name), t.date_naive())?;
         }
     }
     let interval = match (s.start, s.end) {

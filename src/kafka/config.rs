@@ -49,7 +49,7 @@ pub fn kafka_properties(
     let mut props: Vec<_> = vars
         .filter_map(|(k, v)| {
             let name = k.strip_prefix("KAFKA_")?;
-            if name.is_empty() || name == "BOOTSTRAP_SERVERS" {
+            if name.is_empty() || name == "BOOTSTRAP_SERVERS" || is_service_link(name) {
                 return None;
             }
             Some((name.to_ascii_lowercase().replace('_', "."), k, v))
@@ -57,6 +57,17 @@ pub fn kafka_properties(
         .collect();
     props.sort();
     props
+}
+
+/// The variables Kubernetes injects for a Service named `kafka`
+/// (`KAFKA_PORT`, `KAFKA_PORT_9092_TCP_ADDR`, `KAFKA_SERVICE_HOST`,
+/// `KAFKA_SERVICE_PORT_*`): not librdkafka properties (contract section 6).
+fn is_service_link(name: &str) -> bool {
+    name == "PORT"
+        || name.starts_with("PORT_")
+        || name == "SERVICE_HOST"
+        || name == "SERVICE_PORT"
+        || name.starts_with("SERVICE_PORT_")
 }
 
 /// One line naming the setting, never its value (it may be a secret).
@@ -91,6 +102,14 @@ mod tests {
             ("KAFKA_BOOTSTRAP_SERVERS", "b:9092"),
             ("CLAIMLINE_GROUP_ID", "g"),
             ("KAFKA_", "x"),
+            ("KAFKA_PORT", "tcp://10.96.0.12:9092"),
+            ("KAFKA_PORT_9092_TCP", "tcp://10.96.0.12:9092"),
+            ("KAFKA_PORT_9092_TCP_ADDR", "10.96.0.12"),
+            ("KAFKA_PORT_9092_TCP_PORT", "9092"),
+            ("KAFKA_PORT_9092_TCP_PROTO", "tcp"),
+            ("KAFKA_SERVICE_HOST", "10.96.0.12"),
+            ("KAFKA_SERVICE_PORT", "9092"),
+            ("KAFKA_SERVICE_PORT_BROKER", "9092"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let props = kafka_properties(vars.into_iter());

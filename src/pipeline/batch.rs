@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use super::plan::{self, Item, Plan};
+use super::plan::{self, Item, Plan, Rejection};
 use super::retry::{Step, Stopped};
 use super::Pipeline;
 use crate::domain::ledger::Outcome;
@@ -105,15 +105,9 @@ impl Pipeline {
     /// The batch written (retried until it holds), then its messages handed
     /// to the producer, not yet acknowledged.
     async fn write_and_send(&self, batch: Vec<Incoming>) -> Result<Sent, Stopped> {
-        let items = plan::decode_all(&batch);
+        let mut items = plan::decode_all(&batch);
         let write_started = Instant::now();
-        let (outbox, outcomes) = {
-            let (batch, items) = (&batch, &items);
-            self.retry(Step::WriteBatch, || {
-                Box::pin(self.write_batch(batch, items))
-            })
-            .await?
-        };
+        let (outbox, outcomes) = self.write_isolating(&batch, &mut items).await?;
         self.mark(Step::WriteBatch.dependency(), true);
         self.metrics
             .db_batch_latency
@@ -149,6 +143,74 @@ impl Pipeline {
             dead,
             dead_acks,
         })
+    }
+
+    /// Writes the batch; transient errors are retried, and when Postgres
+    /// refuses the batch's content the batch is split in halves, in order,
+    /// until the message that causes it is alone: it becomes a dead letter
+    /// and the rest is written.
+    async fn write_isolating(
+        &self,
+        batch: &[Incoming],
+        items: &mut [Item],
+    ) -> Result<(Vec<OutboxEntry>, Vec<(Outcome, u64)>), Stopped> {
+        let mut outbox = Vec::new();
+        let mut outcomes: BTreeMap<&'static str, (Outcome, u64)> = BTreeMap::new();
+        let mut pending = std::collections::VecDeque::new();
+        pending.push_back(0..batch.len());
+        while let Some(range) = pending.pop_front() {
+            let written = {
+                let (part, its) = (&batch[range.clone()], &items[range.clone()]);
+                self.retry(Step::WriteBatch, || {
+                    Box::pin(async move {
+                        match self.write_batch(part, its).await {
+                            Ok(done) => Ok(Ok(done)),
+                            Err(e) => match store::refused_by_content(&e) {
+                                Some(sqlstate) => Ok(Err(sqlstate)),
+                                None => Err(e),
+                            },
+                        }
+                    })
+                })
+                .await?
+            };
+            match written {
+                Ok((entries, counts)) => {
+                    outbox.extend(entries);
+                    for (outcome, n) in counts {
+                        outcomes.entry(outcome.as_str()).or_insert((outcome, 0)).1 += n;
+                    }
+                }
+                Err(sqlstate) => {
+                    let good: Vec<usize> = range
+                        .clone()
+                        .filter(|&i| matches!(items[i], Item::Good(_)))
+                        .collect();
+                    tracing::warn!(
+                        sqlstate = %sqlstate,
+                        messages = range.len(),
+                        "Postgres refused part of a batch; isolating the message"
+                    );
+                    match good.as_slice() {
+                        [] => {
+                            // Only dead letters, and Postgres refuses even
+                            // those: they still go to the dead-letter topic.
+                            tracing::error!(sqlstate = %sqlstate, "dead-letter rows refused; not recorded in Postgres");
+                        }
+                        [one] => {
+                            items[*one] = Item::Bad(Rejection::Storage { sqlstate });
+                            pending.push_front(range);
+                        }
+                        _ => {
+                            let mid = good[good.len() / 2];
+                            pending.push_front(mid..range.end);
+                            pending.push_front(range.start..mid);
+                        }
+                    }
+                }
+            }
+        }
+        Ok((outbox, outcomes.into_values().collect()))
     }
 
     /// One transaction for the whole batch: lock and load its encounters,

@@ -32,14 +32,13 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::codec::EventError;
 use crate::config::RunConfig;
 use crate::domain::Rules;
 use crate::http::Health;
 use crate::kafka::{self, ConsumerCtx, EventConsumer, Incoming, Outgoing, Producer};
 use crate::metrics::Metrics;
 use crate::store::{self, OutboxEntry};
-use plan::Topics;
+use plan::{Rejection, Topics};
 use retry::Step;
 
 /// Runs `claimline run` until `shutdown` resolves, then drains and returns.
@@ -196,7 +195,7 @@ impl Pipeline {
     }
 
     /// The original key and value, unchanged, with the contract's headers.
-    fn dead_letter_message<'a>(&'a self, m: &'a Incoming, e: &EventError) -> Outgoing<'a> {
+    fn dead_letter_message<'a>(&'a self, m: &'a Incoming, e: &Rejection) -> Outgoing<'a> {
         Outgoing {
             topic: &self.cfg.dlq_topic,
             key: m.key.as_deref(),

@@ -15,7 +15,30 @@ use crate::store::{BatchWrite, DeadLetterRow, EventRow, OutboxEntry, Source};
 /// A decoded message of a batch.
 pub enum Item {
     Good(Box<Encounter>),
-    Bad(EventError),
+    Bad(Rejection),
+}
+
+/// Why a message is dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// It breaks the contract (decoding said so).
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// It decoded, but Postgres refused what it produced (a permanent
+    /// error, isolated to this message). Only the SQLSTATE is kept: the
+    /// server's message may quote the value.
+    #[error("Postgres refused the event's rows (SQLSTATE {sqlstate})")]
+    Storage { sqlstate: String },
+}
+
+impl Rejection {
+    /// The dead letter's `error.reason` header.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            Rejection::Event(e) => e.reason_code(),
+            Rejection::Storage { .. } => "rejected_by_storage",
+        }
+    }
 }
 
 /// Decodes every message of a batch, in order.
@@ -24,7 +47,7 @@ pub fn decode_all(batch: &[Incoming]) -> Vec<Item> {
         .iter()
         .map(|m| match decode(&m.payload) {
             Ok(e) => Item::Good(Box::new(e)),
-            Err(e) => Item::Bad(e),
+            Err(e) => Item::Bad(e.into()),
         })
         .collect()
 }

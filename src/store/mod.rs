@@ -73,6 +73,20 @@ pub async fn missing_migrations(pool: &PgPool) -> anyhow::Result<Vec<i64>> {
         .collect())
 }
 
+/// The SQLSTATE of a Postgres error that the batch's *content* caused and
+/// that no retry will cure: data exceptions (class 22: NUL in text, a value
+/// out of range, bad encoding), integrity violations (23) and program
+/// limits (54: a row or value too large). `None` for everything else,
+/// which is transient (connection, timeout, serialization, shutdown) or
+/// our own bug, and is retried.
+pub fn refused_by_content(e: &anyhow::Error) -> Option<String> {
+    e.chain().find_map(|cause| {
+        let db = cause.downcast_ref::<sqlx::Error>()?.as_database_error()?;
+        let code = db.code()?;
+        matches!(code.get(..2), Some("22" | "23" | "54")).then(|| code.into_owned())
+    })
+}
+
 pub async fn ping(pool: &PgPool) -> bool {
     sqlx::query("SELECT 1").execute(pool).await.is_ok()
 }

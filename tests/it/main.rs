@@ -4,6 +4,7 @@
 
 mod evaluate_cli;
 mod operability;
+mod poison;
 mod schemas;
 mod service;
 mod support;

@@ -452,3 +452,44 @@ fn bad_configuration_fails_at_start_with_one_line_and_no_secret() {
     assert_eq!(code, Some(2));
     assert!(err.contains("--batch-size"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_over_tls_and_kubernetes_service_links_are_ignored() {
+    let env = TestEnv::new("tls", 1).await;
+    let sep = if env.db_url.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{}{sep}sslmode=require&application_name=claimline-tls-test",
+        env.db_url
+    );
+    // What Kubernetes injects for a Service named `kafka`.
+    let svc = env.service_with(
+        &url,
+        &[
+            ("KAFKA_PORT", "tcp://10.96.0.12:9092"),
+            ("KAFKA_PORT_9092_TCP", "tcp://10.96.0.12:9092"),
+            ("KAFKA_PORT_9092_TCP_ADDR", "10.96.0.12"),
+            ("KAFKA_PORT_9092_TCP_PORT", "9092"),
+            ("KAFKA_PORT_9092_TCP_PROTO", "tcp"),
+            ("KAFKA_SERVICE_HOST", "10.96.0.12"),
+            ("KAFKA_SERVICE_PORT", "9092"),
+        ],
+    );
+    svc.wait_ready(T).await;
+    env.send_events(&[event("tls-1", "finalized", "ENC-TLS", 1)])
+        .await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 1, T)
+        .await;
+    let connections = |ssl: bool| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.application_name = 'claimline-tls-test' AND s.ssl = $1",
+        )
+        .bind(ssl)
+        .fetch_one(&env.pool)
+    };
+    assert!(
+        connections(true).await.unwrap() > 0,
+        "no encrypted connection"
+    );
+    assert_eq!(connections(false).await.unwrap(), 0, "a plain connection");
+}

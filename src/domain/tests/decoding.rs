@@ -228,3 +228,104 @@ fn npi_check_digit() {
         assert!(values::Npi::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn what_storage_would_refuse_is_refused_at_decode() {
+    let base = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]);
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let many = |n: usize, f: &dyn Fn(usize) -> Value| Value::Array((0..n).map(f).collect());
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        (
+            "NUL in event_id",
+            Box::new(|v| v["event_id"] = json!("evt\u{0}1")),
+            "event_id",
+        ),
+        (
+            "NUL in line_id",
+            Box::new(|v| v["encounter"]["services"][0]["line_id"] = json!("a\u{0}")),
+            "encounter.services[0].line_id",
+        ),
+        (
+            "escape character in encounter_id",
+            Box::new(|v| v["encounter"]["encounter_id"] = json!("E\u{1b}[31m")),
+            "encounter.encounter_id",
+        ),
+        (
+            "control character in patient id",
+            Box::new(|v| v["encounter"]["patient"]["id"] = json!("P\u{7f}")),
+            "encounter.patient.id",
+        ),
+        (
+            "payer id over 128 characters",
+            Box::new(|v| v["encounter"]["payer"]["id"] = json!("é".repeat(129))),
+            "encounter.payer.id",
+        ),
+        (
+            "year 0000",
+            Box::new(|v| v["encounter"]["date_of_service"] = json!("0000-03-02")),
+            "encounter.date_of_service",
+        ),
+        (
+            "year 2101",
+            Box::new(|v| v["encounter"]["date_of_service"] = json!("2101-01-01")),
+            "encounter.date_of_service",
+        ),
+        (
+            "birth date before 1900",
+            Box::new(|v| v["encounter"]["patient"]["birth_date"] = json!("1899-12-31")),
+            "encounter.patient.birth_date",
+        ),
+        (
+            "occurred_at in year 9999",
+            Box::new(|v| v["occurred_at"] = json!("9999-01-01T00:00:00Z")),
+            "occurred_at",
+        ),
+        (
+            "service start in 1800",
+            Box::new(|v| {
+                v["encounter"]["services"][0]["start"] = json!("1800-03-02T14:00:00Z");
+                v["encounter"]["services"][0]["end"] = json!("1800-03-02T14:20:00Z");
+            }),
+            "encounter.services[0].start",
+        ),
+        (
+            "plan of care through 3000",
+            Box::new(|v| v["encounter"]["plan_of_care"]["certified_through"] = json!("3000-01-01")),
+            "encounter.plan_of_care.certified_through",
+        ),
+        (
+            "version over a Postgres integer",
+            Box::new(|v| v["encounter"]["version"] = json!(2_147_483_648u64)),
+            "encounter.version",
+        ),
+        (
+            "101 services",
+            Box::new(move |v| {
+                v["encounter"]["services"] =
+                    many(101, &|i| minutes_svc(&i.to_string(), "97110", 10))
+            }),
+            "encounter.services",
+        ),
+        (
+            "101 diagnoses",
+            Box::new(move |v| v["encounter"]["diagnoses"] = many(101, &|_| json!("S72.001D"))),
+            "encounter.diagnoses",
+        ),
+    ];
+    for (name, mutate, field) in cases {
+        let mut ev = base.clone();
+        mutate(&mut ev);
+        let err = reject(&ev);
+        assert_eq!(field_of(&err), field, "{name}: {err}");
+        assert_eq!(err.reason_code(), "schema_violation", "{name}");
+    }
+    // The limits themselves are accepted.
+    let mut ev = base.clone();
+    ev["encounter"]["version"] = json!(2_147_483_647u64);
+    ev["event_id"] = json!("e".repeat(128));
+    ev["encounter"]["date_of_service"] = json!("2100-12-31");
+    ev["encounter"]["plan_of_care"]["certified_through"] = json!("2100-12-31");
+    ev["encounter"]["diagnoses"] = many(100, &|_| json!("S72.001D"));
+    ev["encounter"]["services"] = many(100, &|i| minutes_svc(&i.to_string(), "97110", 10));
+    assert!(decode(ev.to_string().as_bytes()).is_ok());
+}

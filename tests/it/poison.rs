@@ -1,0 +1,129 @@
+//! Hostile but plausible input: no message stops the pipeline. Each poison
+//! message is dead-lettered with its reason within seconds, every good one
+//! around it is processed, and the service stays ready throughout.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{event, TestEnv};
+
+const T: Duration = Duration::from_secs(60);
+
+fn poison() -> Vec<(&'static str, Value, &'static str)> {
+    let mut out = Vec::new();
+    let mut e = event("nul\u{0}id", "finalized", "ENC-P1", 1);
+    e["encounter"]["services"][0]["line_id"] = json!("x");
+    out.push(("NUL in event_id", e, "schema_violation"));
+    let mut e = event("p-nul-line", "finalized", "ENC-P2", 1);
+    e["encounter"]["services"][0]["line_id"] = json!("l\u{0}1");
+    out.push(("NUL in a line_id", e, "schema_violation"));
+    let mut e = event("p-year-0", "finalized", "ENC-P3", 1);
+    e["encounter"]["date_of_service"] = json!("0000-03-02");
+    out.push(("year 0000", e, "schema_violation"));
+    let mut e = event("p-version", "finalized", "ENC-P4", 1);
+    e["encounter"]["version"] = json!(2_147_483_648u64);
+    out.push(("version over int4", e, "schema_violation"));
+    let mut e = event("p-services", "finalized", "ENC-P5", 1);
+    let one = e["encounter"]["services"][0].clone();
+    e["encounter"]["services"] = Value::Array(
+        (0..1000)
+            .map(|i| {
+                let mut s = one.clone();
+                s["line_id"] = json!(i.to_string());
+                s
+            })
+            .collect(),
+    );
+    out.push(("1000 services", e, "schema_violation"));
+    // Decodes fine; the test database refuses it (a CHECK constraint).
+    out.push((
+        "refused by Postgres",
+        event("refused-by-storage", "finalized", "ENC-P6", 1),
+        "rejected_by_storage",
+    ));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_corpus_is_dead_lettered_and_every_good_event_flows() {
+    let env = TestEnv::new("poison", 1).await;
+    let svc = env.service();
+    svc.wait_ready(T).await;
+    // A refusal Postgres makes only for this event, as a real data error
+    // would (SQLSTATE 23514); decoding cannot know it.
+    sqlx::query(
+        "ALTER TABLE encounter_events ADD CONSTRAINT test_poison \
+         CHECK (event_id <> 'refused-by-storage')",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+
+    let poison = poison();
+    let mut messages = Vec::new();
+    let mut good = 0;
+    for (i, (_, bad, _)) in poison.iter().enumerate() {
+        for j in 0..3 {
+            let id = format!("good-{i}-{j}");
+            messages.push((
+                Some(format!("ENC-G{i}{j}")),
+                event(&id, "finalized", &format!("ENC-G{i}{j}"), 1)
+                    .to_string()
+                    .into_bytes(),
+            ));
+            good += 1;
+        }
+        messages.push((Some(format!("ENC-P{i}")), bad.to_string().into_bytes()));
+    }
+    env.send(&messages).await;
+
+    env.wait_count(
+        "SELECT count(*) FROM encounter_events WHERE event_id LIKE 'good-%'",
+        good,
+        T,
+    )
+    .await;
+    env.wait_count("SELECT count(*) FROM dead_letters", poison.len() as i64, T)
+        .await;
+    let dead = env.read(&env.dlq, poison.len(), T).await;
+    assert_eq!(dead.len(), poison.len());
+    for (d, (name, bad, reason)) in dead.iter().zip(&poison) {
+        assert_eq!(d.header("error.reason"), Some(*reason), "{name}");
+        assert_eq!(
+            d.value,
+            bad.to_string().into_bytes(),
+            "{name}: value unchanged"
+        );
+        let message = d.header("error.message").unwrap();
+        assert!(message.len() <= 512, "{name}: {message}");
+        assert!(!message.contains("PAT-77812"), "{name}: {message}");
+    }
+    let reasons: Vec<String> =
+        sqlx::query_scalar("SELECT reason FROM dead_letters ORDER BY source_offset")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    let expected: Vec<&str> = poison.iter().map(|p| p.2).collect();
+    assert_eq!(reasons, expected);
+    // Every good event's lines were published, and the service is ready.
+    assert_eq!(
+        env.count("SELECT count(*) FROM claim_lines WHERE event_id LIKE 'good-%'")
+            .await,
+        env.count("SELECT count(*) FROM claim_lines").await
+    );
+    assert_eq!(svc.get("/readyz").await.map(|r| r.0), Some(200));
+    env.send_events(&[event("after", "finalized", "ENC-AFTER", 1)])
+        .await;
+    env.wait_count(
+        "SELECT count(*) FROM encounter_events WHERE event_id = 'after'",
+        1,
+        T,
+    )
+    .await;
+    let log = svc.log();
+    assert!(
+        !log.contains("refused-by-storage"),
+        "an event value in the log:\n{log}"
+    );
+}
