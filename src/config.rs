@@ -144,6 +144,10 @@ pub struct RunConfig {
     /// DDL rights; `claimline migrate` runs them).
     #[arg(long, env = "CLAIMLINE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate: bool,
+    /// /healthz fails when work has waited this long with no batch
+    /// completed (a stuck pipeline; Kubernetes then restarts the pod).
+    #[arg(long, env = "CLAIMLINE_STALL_TIMEOUT_SECS", default_value_t = 300)]
+    pub stall_timeout_secs: u64,
     /// Create the four topics at start-up when missing (for demos and tests).
     #[arg(long, env = "CLAIMLINE_CREATE_TOPICS", default_value_t = false)]
     pub create_topics: bool,

@@ -190,6 +190,8 @@ impl Metrics {
             "schema_violation",
             "too_large",
             "rejected_by_storage",
+            "version_conflict",
+            "event_id_conflict",
         ] {
             m.events_dead_lettered.with_label_values(&[r]);
         }

@@ -1,9 +1,12 @@
 //! What an event does to an encounter's claim lines, given what was already
-//! processed: a redelivered event does nothing, a stale version is recorded
-//! and skipped, a newer version voids the lines in force and adds its own,
-//! a void voids. Pure: the store loads [`Ledger`] and writes the outcome.
+//! processed (contract section 1): a redelivered event does nothing, a
+//! stale version is recorded and skipped, a newer version voids the lines
+//! in force and adds its own, a void (of the current version or a newer
+//! one) voids. Two events that claim the same version, or one `event_id`
+//! reused for another encounter or version, are conflicts: dead-lettered,
+//! never skipped silently. Pure: the store loads [`Ledger`] and writes the outcome.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::claim::ClaimLine;
@@ -22,6 +25,12 @@ pub enum Outcome {
     Stale,
     /// Its `event_id` was processed before: nothing changes.
     Duplicate,
+    /// A `finalized`/`amended` event with the current version under
+    /// another `event_id`: dead-lettered.
+    VersionConflict,
+    /// Its `event_id` was processed for another encounter or version:
+    /// dead-lettered.
+    EventIdConflict,
 }
 
 impl Outcome {
@@ -31,7 +40,14 @@ impl Outcome {
             Outcome::Voided => "voided",
             Outcome::Stale => "stale",
             Outcome::Duplicate => "duplicate",
+            Outcome::VersionConflict => "version_conflict",
+            Outcome::EventIdConflict => "event_id_conflict",
         }
+    }
+
+    /// A conflict: the event is dead-lettered with this outcome as reason.
+    pub fn is_conflict(self) -> bool {
+        matches!(self, Outcome::VersionConflict | Outcome::EventIdConflict)
     }
 }
 
@@ -40,8 +56,9 @@ impl Outcome {
 pub struct Ledger {
     /// Newest version processed per encounter.
     pub versions: HashMap<Arc<str>, u32>,
-    /// Event ids already processed.
-    pub seen: HashSet<Arc<str>>,
+    /// Event ids already processed, with the encounter and version each
+    /// carried.
+    pub seen: HashMap<Arc<str>, (Arc<str>, u32)>,
     /// The lines in force (not void) per encounter.
     pub active: HashMap<Arc<str>, Vec<ClaimLine>>,
 }
@@ -60,21 +77,29 @@ impl Ledger {
     /// Applies one event and updates the ledger, so events of the same
     /// encounter later in the batch see its effect.
     pub fn apply(&mut self, enc: &Encounter, rules: &Rules) -> Decision {
-        if !self.seen.insert(enc.event_id.clone()) {
-            return Decision {
-                outcome: Outcome::Duplicate,
-                voided: Vec::new(),
-                lines: Vec::new(),
-            };
+        let nothing = |outcome| Decision {
+            outcome,
+            voided: Vec::new(),
+            lines: Vec::new(),
+        };
+        if let Some((encounter_id, version)) = self.seen.get(&enc.event_id) {
+            return nothing(
+                if *encounter_id == enc.encounter_id && *version == enc.version {
+                    Outcome::Duplicate
+                } else {
+                    Outcome::EventIdConflict
+                },
+            );
         }
         let current = self.versions.get(&enc.encounter_id).copied().unwrap_or(0);
-        if enc.version <= current {
-            return Decision {
-                outcome: Outcome::Stale,
-                voided: Vec::new(),
-                lines: Vec::new(),
-            };
+        if enc.version < current {
+            self.remember(enc);
+            return nothing(Outcome::Stale);
         }
+        if enc.version == current && enc.event_type != EventType::Voided {
+            return nothing(Outcome::VersionConflict);
+        }
+        self.remember(enc);
         self.versions.insert(enc.encounter_id.clone(), enc.version);
         let voided: Vec<ClaimLine> = self
             .active
@@ -96,6 +121,13 @@ impl Ledger {
             voided,
             lines,
         }
+    }
+
+    fn remember(&mut self, enc: &Encounter) {
+        self.seen.insert(
+            enc.event_id.clone(),
+            (enc.encounter_id.clone(), enc.version),
+        );
     }
 }
 
@@ -152,7 +184,19 @@ mod tests {
             (Outcome::Stale, 0, 0)
         );
 
-        let d = ledger.apply(&enc("e3", "voided", 3), rules);
+        // The same version under another event id: a conflict, and so is
+        // an event id reused for another version.
+        let d = ledger.apply(&enc("e2-again", "amended", 2), rules);
+        assert_eq!(
+            (d.outcome, d.voided.len(), d.lines.len()),
+            (Outcome::VersionConflict, 0, 0)
+        );
+        let d = ledger.apply(&enc("e2", "amended", 3), rules);
+        assert_eq!(d.outcome, Outcome::EventIdConflict);
+        assert_eq!(ledger.versions["ENC-000101"], 2, "conflicts change nothing");
+
+        // A void of the current version voids it.
+        let d = ledger.apply(&enc("e3", "voided", 2), rules);
         assert_eq!(d.outcome, Outcome::Voided);
         assert_eq!(
             d.voided

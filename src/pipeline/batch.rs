@@ -15,6 +15,15 @@ use crate::domain::ClaimLine;
 use crate::kafka::{Ack, EventConsumer, Incoming};
 use crate::store::{self, OutboxEntry};
 
+/// What one committed transaction produced.
+struct Written {
+    outbox: Vec<OutboxEntry>,
+    outcomes: Vec<(Outcome, u64)>,
+    /// Messages of the part written that are dead letters now (index in
+    /// the part, why).
+    conflicts: Vec<(usize, Rejection)>,
+}
+
 /// A written batch whose messages were handed to the producer.
 pub(super) struct Sent {
     pub batch: Vec<Incoming>,
@@ -33,7 +42,11 @@ impl Pipeline {
         // The previous batch: committed, its messages sent, acks pending.
         // Its acknowledgements are awaited while the next batch is written.
         let mut in_flight: Option<Sent> = None;
+        let progress = &self.health.progress;
         loop {
+            if in_flight.is_none() {
+                progress.idle();
+            }
             let first = tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
                 m = consumer.recv() => Some(m),
@@ -41,7 +54,10 @@ impl Pipeline {
                 _ = tokio::time::sleep(linger), if in_flight.is_some() => None,
             };
             let first = match first {
-                Some(Ok(m)) => m,
+                Some(Ok(m)) => {
+                    progress.work_arrived();
+                    m
+                }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -175,10 +191,13 @@ impl Pipeline {
                 .await?
             };
             match written {
-                Ok((entries, counts)) => {
-                    outbox.extend(entries);
-                    for (outcome, n) in counts {
+                Ok(done) => {
+                    outbox.extend(done.outbox);
+                    for (outcome, n) in done.outcomes {
                         outcomes.entry(outcome.as_str()).or_insert((outcome, 0)).1 += n;
+                    }
+                    for (i, why) in done.conflicts {
+                        items[range.start + i] = Item::Bad(why);
                     }
                 }
                 Err(sqlstate) => {
@@ -215,21 +234,22 @@ impl Pipeline {
 
     /// One transaction for the whole batch: lock and load its encounters,
     /// plan, write, commit.
-    async fn write_batch(
-        &self,
-        batch: &[Incoming],
-        items: &[Item],
-    ) -> anyhow::Result<(Vec<OutboxEntry>, Vec<(Outcome, u64)>)> {
+    async fn write_batch(&self, batch: &[Incoming], items: &[Item]) -> anyhow::Result<Written> {
         let (encounter_ids, event_ids) = plan::keys(items);
         let (tx, ledger) = store::begin_batch(&self.pool, &encounter_ids, &event_ids).await?;
         let Plan {
             write: mut w,
             outcomes,
+            conflicts,
         } = plan::plan(batch, items, ledger, self.rules, &self.topics);
         store::commit_batch(tx, &mut w).await?;
         // Count billing metrics only once the transaction holds.
         self.count_billing(&w.new_lines);
-        Ok((w.outbox, outcomes))
+        Ok(Written {
+            outbox: w.outbox,
+            outcomes,
+            conflicts,
+        })
     }
 
     /// One metric update per label set and batch.

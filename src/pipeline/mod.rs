@@ -47,7 +47,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let health = Arc::new(Health::default());
+    let health = Arc::new(Health::new(Duration::from_secs(cfg.stall_timeout_secs)));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;

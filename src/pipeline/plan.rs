@@ -24,6 +24,13 @@ pub enum Rejection {
     /// It breaks the contract (decoding said so).
     #[error(transparent)]
     Event(#[from] EventError),
+    /// It conflicts with what was processed (contract section 1).
+    #[error("{message}")]
+    Conflict {
+        /// `version_conflict` or `event_id_conflict`.
+        reason: &'static str,
+        message: &'static str,
+    },
     /// It decoded, but Postgres refused what it produced (a permanent
     /// error, isolated to this message). Only the SQLSTATE is kept: the
     /// server's message may quote the value.
@@ -32,10 +39,24 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    fn conflict(outcome: Outcome) -> Rejection {
+        let message = match outcome {
+            Outcome::VersionConflict => {
+                "encounter.version: this version was already processed under another event_id"
+            }
+            _ => "event_id: already processed for another encounter or version",
+        };
+        Rejection::Conflict {
+            reason: outcome.as_str(),
+            message,
+        }
+    }
+
     /// The dead letter's `error.reason` header.
     pub fn reason_code(&self) -> &'static str {
         match self {
             Rejection::Event(e) => e.reason_code(),
+            Rejection::Conflict { reason, .. } => reason,
             Rejection::Storage { .. } => "rejected_by_storage",
         }
     }
@@ -82,10 +103,13 @@ impl Topics {
     }
 }
 
-/// What one batch writes, and how many events had each outcome.
+/// What one batch writes, how many events had each outcome, and the
+/// messages that turned out to conflict (index in the batch, why): they
+/// are dead letters now.
 pub struct Plan {
     pub write: BatchWrite,
     pub outcomes: Vec<(Outcome, u64)>,
+    pub conflicts: Vec<(usize, Rejection)>,
 }
 
 /// Applies the batch's events in order to `ledger`: every good event gets
@@ -101,7 +125,8 @@ pub fn plan(
 ) -> Plan {
     let mut w = BatchWrite::default();
     let mut outcomes: BTreeMap<&'static str, (Outcome, u64)> = BTreeMap::new();
-    for (m, item) in batch.iter().zip(items) {
+    let mut conflicts = Vec::new();
+    for (i, (m, item)) in batch.iter().zip(items).enumerate() {
         let source = Source {
             topic: m.topic.clone(),
             partition: m.partition,
@@ -119,6 +144,16 @@ pub fn plan(
             }
         };
         let d = ledger.apply(enc, rules);
+        if d.outcome.is_conflict() {
+            let why = Rejection::conflict(d.outcome);
+            w.dead_letters.push(DeadLetterRow {
+                source,
+                reason: why.reason_code(),
+                message: why.to_string(),
+            });
+            conflicts.push((i, why));
+            continue;
+        }
         outcomes
             .entry(d.outcome.as_str())
             .or_insert((d.outcome, 0))
@@ -149,6 +184,7 @@ pub fn plan(
     Plan {
         write: w,
         outcomes: outcomes.into_values().collect(),
+        conflicts,
     }
 }
 
@@ -260,7 +296,7 @@ mod tests {
     fn an_event_already_processed_writes_nothing() {
         let batch = messages(&[bytes(&event("e1", "ENC-1", 1, "finalized"))]);
         let mut ledger = Ledger::default();
-        ledger.seen.insert("e1".into());
+        ledger.seen.insert("e1".into(), ("ENC-1".into(), 1));
         ledger.versions.insert("ENC-1".into(), 1);
         let p = run(&batch, ledger);
         assert!(p.write.events.is_empty() && p.write.outbox.is_empty());
@@ -272,7 +308,7 @@ mod tests {
         let first = messages(&[bytes(&event("e1", "ENC-1", 1, "finalized"))]);
         let old = run(&first, Ledger::default()).write.new_lines;
         let mut ledger = Ledger::default();
-        ledger.seen.insert("e1".into());
+        ledger.seen.insert("e1".into(), ("ENC-1".into(), 1));
         ledger.versions.insert("ENC-1".into(), 1);
         ledger.active.insert("ENC-1".into(), old.clone());
         let batch = messages(&[
@@ -309,6 +345,45 @@ mod tests {
         assert!(p.write.new_lines.is_empty());
         assert_eq!(p.write.voids.len(), old.len());
         assert!(p.write.outbox.iter().all(|o| o.status == Status::Void));
+    }
+
+    #[test]
+    fn conflicts_become_dead_letters_with_their_reason() {
+        let mut ledger = Ledger::default();
+        ledger.seen.insert("e1".into(), ("ENC-1".into(), 1));
+        ledger.versions.insert("ENC-1".into(), 1);
+        let batch = messages(&[
+            bytes(&event("e2", "ENC-1", 1, "amended")),
+            bytes(&event("e1", "ENC-2", 1, "finalized")),
+            bytes(&event("e3", "ENC-1", 2, "amended")),
+        ]);
+        let p = run(&batch, ledger);
+        let reasons: Vec<_> = p
+            .write
+            .dead_letters
+            .iter()
+            .map(|d| (d.source.offset, d.reason))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![(100, "version_conflict"), (101, "event_id_conflict")]
+        );
+        let conflicts: Vec<_> = p
+            .conflicts
+            .iter()
+            .map(|(i, r)| (*i, r.reason_code()))
+            .collect();
+        assert_eq!(
+            conflicts,
+            vec![(0, "version_conflict"), (1, "event_id_conflict")]
+        );
+        assert!(p
+            .write
+            .dead_letters
+            .iter()
+            .all(|d| !d.message.contains("ENC-")));
+        assert_eq!(p.write.events.len(), 1, "only e3 is recorded");
+        assert_eq!(p.outcomes, vec![(Outcome::Processed, 1)]);
     }
 
     #[test]

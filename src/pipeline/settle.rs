@@ -87,6 +87,7 @@ impl Pipeline {
         }
         self.mark(Step::PublishOutbox.dependency(), true);
         consumer.store_offsets(&batch);
+        self.health.progress.progressed();
         Ok(())
     }
 

@@ -52,14 +52,21 @@ pub async fn begin_batch(
         let id: String = row.get(0);
         ledger.versions.insert(id.into(), version as u32);
     }
-    let seen = sqlx::query("SELECT event_id FROM encounter_events WHERE event_id = ANY($1)")
-        .bind(event_ids)
-        .fetch_all(&mut *tx)
-        .await
-        .context("Failed to look up processed events")?;
+    let seen = sqlx::query(
+        "SELECT event_id, encounter_id, encounter_version FROM encounter_events WHERE event_id = ANY($1)",
+    )
+    .bind(event_ids)
+    .fetch_all(&mut *tx)
+    .await
+    .context("Failed to look up processed events")?;
     ledger.seen = seen
         .into_iter()
-        .map(|r| r.get::<String, _>(0).into())
+        .map(|r| {
+            let event_id: String = r.get(0);
+            let encounter_id: String = r.get(1);
+            let version: i32 = r.get(2);
+            (event_id.into(), (encounter_id.into(), version as u32))
+        })
         .collect();
     let active = sqlx::query(
         // The lines in force are those of the encounter's newest event, if

@@ -36,6 +36,18 @@ fn poison() -> Vec<(&'static str, Value, &'static str)> {
             .collect(),
     );
     out.push(("1000 services", e, "schema_violation"));
+    // Conflicts with what came before it (contract section 1): an event id
+    // reused for another encounter, and a version claimed by a second event.
+    out.push((
+        "event id reused",
+        event("good-0-0", "finalized", "ENC-ELSEWHERE", 1),
+        "event_id_conflict",
+    ));
+    out.push((
+        "version claimed twice",
+        event("second-claim", "amended", "ENC-G00", 1),
+        "version_conflict",
+    ));
     // Decodes fine; the test database refuses it (a CHECK constraint).
     out.push((
         "refused by Postgres",

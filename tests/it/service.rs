@@ -284,8 +284,15 @@ async fn sigterm_drains_and_exits_zero() {
 async fn postgres_unreachable_mid_stream_drops_readiness_and_loses_nothing() {
     let env = TestEnv::new("pgcut", 1).await;
     let mut proxy = crate::support::Proxy::start(&crate::support::host_port(&env.db_url)).await;
-    let svc = env.service_with(&proxy.url(&env.db_url), &[("CLAIMLINE_BATCH_SIZE", "20")]);
+    let svc = env.service_with(
+        &proxy.url(&env.db_url),
+        &[
+            ("CLAIMLINE_BATCH_SIZE", "20"),
+            ("CLAIMLINE_STALL_TIMEOUT_SECS", "2"),
+        ],
+    );
     svc.wait_ready(T).await;
+    assert_eq!(svc.get("/healthz").await.map(|r| r.0), Some(200));
     env.send_events(&stream(200, "a")).await;
     env.wait_count("SELECT count(*) FROM encounter_events", 200, T)
         .await;
@@ -317,12 +324,32 @@ async fn postgres_unreachable_mid_stream_drops_readiness_and_loses_nothing() {
         Duration::from_secs(30),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Work waits and nothing completes: /healthz fails, so Kubernetes
+    // would restart the pod.
+    let start = std::time::Instant::now();
+    loop {
+        if let Some((503, body)) = svc.get("/healthz").await {
+            assert!(body.contains("stalled"), "{body}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "/healthz never failed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     proxy.restore().await;
 
     env.wait_count("SELECT count(*) FROM encounter_events", 400, T)
         .await;
     svc.wait_ready(T).await;
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
+    let start = std::time::Instant::now();
+    while svc.get("/healthz").await.map(|r| r.0) != Some(200) {
+        assert!(start.elapsed() < T, "/healthz did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 800);
     env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
         .await;
