@@ -386,6 +386,56 @@ mod tests {
         assert_eq!(p.outcomes, vec![(Outcome::Processed, 1)]);
     }
 
+    proptest::proptest! {
+        /// The fuzz target of the plan step: any bytes, damaged events and
+        /// repeats in a batch. It never panics, and every message is
+        /// accounted for exactly once: an event row, a duplicate, or a dead
+        /// letter whose message is short and quotes no value.
+        #[test]
+        fn every_message_is_accounted_for_whatever_the_bytes(
+            picks in proptest::collection::vec(
+                (0usize..4, 0u32..4, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), 0usize..400),
+                1..24,
+            ),
+        ) {
+            let kinds = ["finalized", "amended", "voided", "finalized"];
+            let values: Vec<Vec<u8>> = picks
+                .iter()
+                .map(|(kind, n, noise, cut)| {
+                    let ev = event(&format!("e{n}"), &format!("ENC-{}", n % 2), n + 1, kinds[*kind]);
+                    let mut b = bytes(&ev);
+                    match kind {
+                        3 => noise.clone(),
+                        2 if *cut < b.len() => {
+                            b.truncate(*cut);
+                            b
+                        }
+                        _ => b,
+                    }
+                })
+                .collect();
+            let batch = messages(&values);
+            let p = run(&batch, Ledger::default());
+            let duplicates: u64 = p
+                .outcomes
+                .iter()
+                .filter(|(o, _)| *o == Outcome::Duplicate)
+                .map(|(_, n)| n)
+                .sum();
+            let accounted = p.write.events.len() + p.write.dead_letters.len() + duplicates as usize;
+            proptest::prop_assert_eq!(accounted, batch.len());
+            for d in &p.write.dead_letters {
+                proptest::prop_assert!(d.message.len() <= 512, "{}", d.message);
+                proptest::prop_assert!(!d.message.contains("PAT-1"), "{}", d.message);
+            }
+            let ids: std::collections::HashSet<&str> =
+                p.write.outbox.iter().map(|o| o.claim_line_id.as_str()).collect();
+            let new: std::collections::HashSet<&str> =
+                p.write.new_lines.iter().map(|l| l.claim_line_id.as_str()).collect();
+            proptest::prop_assert!(new.is_subset(&ids));
+        }
+    }
+
     #[test]
     fn keys_are_the_sorted_unique_encounters_and_every_event() {
         let batch = messages(&[
