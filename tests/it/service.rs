@@ -304,19 +304,10 @@ async fn postgres_unreachable_mid_stream_drops_readiness_and_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     proxy.cut();
     env.send_events(&stream(200, "b")).await;
-    let start = std::time::Instant::now();
-    loop {
-        if let Some((503, body)) = svc.get("/readyz").await {
-            assert!(body.contains("database"), "{body}");
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "readiness never dropped:\n{}",
-            svc.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let body = svc
+        .wait_status("/readyz", 503, Duration::from_secs(30))
+        .await;
+    assert!(body.contains("database"), "{body}");
     // Keep it down until a batch write has failed and is being retried.
     svc.wait_metric(
         "claimline_retries_total{step=\"write_batch\"}",
@@ -326,18 +317,10 @@ async fn postgres_unreachable_mid_stream_drops_readiness_and_loses_nothing() {
     .await;
     // Work waits and nothing completes: /healthz fails, so Kubernetes
     // would restart the pod.
-    let start = std::time::Instant::now();
-    loop {
-        if let Some((503, body)) = svc.get("/healthz").await {
-            assert!(body.contains("stalled"), "{body}");
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "/healthz never failed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let body = svc
+        .wait_status("/healthz", 503, Duration::from_secs(30))
+        .await;
+    assert!(body.contains("stalled"), "{body}");
     proxy.restore().await;
 
     env.wait_count("SELECT count(*) FROM encounter_events", 400, T)
@@ -345,11 +328,7 @@ async fn postgres_unreachable_mid_stream_drops_readiness_and_loses_nothing() {
     svc.wait_ready(T).await;
     env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
         .await;
-    let start = std::time::Instant::now();
-    while svc.get("/healthz").await.map(|r| r.0) != Some(200) {
-        assert!(start.elapsed() < T, "/healthz did not recover");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    svc.wait_status("/healthz", 200, T).await;
     assert_eq!(env.count("SELECT count(*) FROM claim_lines").await, 800);
     env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
         .await;

@@ -334,14 +334,22 @@ impl Service {
     }
 
     pub async fn wait_ready(&self, timeout: Duration) {
+        self.wait_status("/readyz", 200, timeout).await;
+    }
+
+    /// Polls `path` until it answers `status`, or fails the test; returns
+    /// the body.
+    pub async fn wait_status(&self, path: &str, status: u16, timeout: Duration) -> String {
         let start = Instant::now();
         loop {
-            if let Some((200, _)) = self.get("/readyz").await {
-                return;
+            if let Some((code, body)) = self.get(path).await {
+                if code == status {
+                    return body;
+                }
             }
             assert!(
                 start.elapsed() < timeout,
-                "not ready after {timeout:?}:\n{}",
+                "{path} not {status} after {timeout:?}:\n{}",
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
