@@ -14,7 +14,8 @@ use crate::metrics::Metrics;
 
 /// What /readyz and /healthz report; each part is kept current by its owner.
 pub struct Health {
-    pub assigned: Arc<AtomicBool>,
+    /// The consumer joined its group (with or without partitions).
+    pub in_group: Arc<AtomicBool>,
     pub database: AtomicBool,
     pub producer: AtomicBool,
     pub progress: Progress,
@@ -78,7 +79,7 @@ impl Progress {
 impl Health {
     pub fn new(stall_after: Duration) -> Self {
         Health {
-            assigned: Arc::default(),
+            in_group: Arc::default(),
             database: AtomicBool::new(false),
             producer: AtomicBool::new(false),
             progress: Progress::new(stall_after),
@@ -88,8 +89,8 @@ impl Health {
     /// `None` when ready, else the short reason.
     pub fn not_ready_reason(&self) -> Option<String> {
         let mut reasons = Vec::new();
-        if !self.assigned.load(Ordering::Relaxed) {
-            reasons.push("no partitions assigned");
+        if !self.in_group.load(Ordering::Relaxed) {
+            reasons.push("not in the consumer group");
         }
         if !self.database.load(Ordering::Relaxed) {
             reasons.push("database unreachable");

@@ -21,9 +21,9 @@ use super::{Incoming, KafkaArgs};
 use crate::metrics::Metrics;
 
 /// Consumer callbacks: commit stored offsets before partitions are taken
-/// away, track the assignment for /readyz, and export lag from statistics.
+/// away, track group membership for /readyz, and export lag from statistics.
 pub struct ConsumerCtx {
-    pub assigned: Arc<AtomicBool>,
+    pub in_group: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -53,18 +53,22 @@ impl ConsumerContext for ConsumerCtx {
         }
     }
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let n = consumer.assignment().map(|a| a.count()).unwrap_or(0);
-        self.assigned.store(n > 0, Ordering::Relaxed);
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                // In the group, with or without partitions: an idle replica
+                // beyond the partition count is ready (contract section 5).
+                self.in_group.store(true, Ordering::Relaxed);
                 tracing::info!(partitions = tpl.count(), "partitions assigned")
             }
             Rebalance::Revoke(tpl) => {
                 tracing::info!(partitions = tpl.count(), "partitions revoked");
                 self.metrics.consumer_lag.reset();
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Error(e) => {
+                self.in_group.store(false, Ordering::Relaxed);
+                tracing::warn!(error = %e, "rebalance error")
+            }
         }
     }
 }

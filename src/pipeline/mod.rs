@@ -78,7 +78,7 @@ pub async fn run(
         &cfg.kafka,
         &cfg.group_id,
         ConsumerCtx {
-            assigned: health.assigned.clone(),
+            in_group: health.in_group.clone(),
             metrics: metrics.clone(),
         },
     )?;

@@ -203,3 +203,24 @@ async fn pretty_logs_for_a_terminal_and_no_patient_data_at_debug() {
         assert!(!log.contains(phi), "{phi} in the log");
     }
 }
+
+/// An idle replica beyond the partition count is in the group with no
+/// partitions: ready (contract section 5), and the busy one keeps working.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_replica_beyond_the_partitions_is_ready() {
+    let env = TestEnv::new("idle", 1).await;
+    let a = env.service();
+    a.wait_ready(Duration::from_secs(60)).await;
+    let b = env.service();
+    b.wait_ready(Duration::from_secs(60)).await;
+    env.send_events(&[event("idle-1", "finalized", "ENC-IDLE", 1)])
+        .await;
+    env.wait_count(
+        "SELECT count(*) FROM encounter_events",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    a.wait_ready(Duration::from_secs(60)).await;
+    b.wait_ready(Duration::from_secs(60)).await;
+}
