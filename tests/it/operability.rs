@@ -224,3 +224,40 @@ async fn an_idle_replica_beyond_the_partitions_is_ready() {
     a.wait_ready(Duration::from_secs(60)).await;
     b.wait_ready(Duration::from_secs(60)).await;
 }
+
+/// CLAIMLINE_MIGRATE=false (contract section 4): the service runs no DDL;
+/// with the schema behind it refuses to start and says what to run, and
+/// once `claimline migrate` ran it starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_migrations_the_service_refuses_a_schema_behind_it() {
+    let env = TestEnv::new("nomigrate", 1).await;
+    let mut svc = env.service_with(&env.db_url, &[("CLAIMLINE_MIGRATE", "false")]);
+    let start = std::time::Instant::now();
+    while !svc.log().contains("claimline migrate") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no refusal:\n{}",
+            svc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(svc.terminate(Duration::from_secs(10)), Some(1));
+    assert_eq!(
+        env.count("SELECT count(*) FROM pg_tables WHERE tablename = 'claim_lines'")
+            .await,
+        0,
+        "no DDL ran"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .arg("migrate")
+        .env("DATABASE_URL", &env.db_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svc = env.service_with(&env.db_url, &[("CLAIMLINE_MIGRATE", "false")]);
+    svc.wait_ready(Duration::from_secs(60)).await;
+}
