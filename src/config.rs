@@ -148,6 +148,11 @@ pub struct RunConfig {
     /// completed (a stuck pipeline; Kubernetes then restarts the pod).
     #[arg(long, env = "CLAIMLINE_STALL_TIMEOUT_SECS", default_value_t = 300)]
     pub stall_timeout_secs: u64,
+    /// How long an instance's claim on the outbox rows it writes holds
+    /// without renewal; after that (the instance died or is stuck) another
+    /// instance publishes them.
+    #[arg(long, env = "CLAIMLINE_OUTBOX_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub outbox_lease_secs: u64,
     /// Create the four topics at start-up when missing (for demos and tests).
     #[arg(long, env = "CLAIMLINE_CREATE_TOPICS", default_value_t = false)]
     pub create_topics: bool,

@@ -33,6 +33,9 @@ pub struct Metrics {
     /// Times a step failed and was retried, by step.
     pub retries: IntCounterVec,
     pub ready: IntGauge,
+    /// Outbox rows not yet acknowledged, and the age of the oldest.
+    pub outbox_rows: IntGauge,
+    pub outbox_oldest_age: prometheus::Gauge,
 }
 
 impl Metrics {
@@ -147,6 +150,16 @@ impl Metrics {
             )
             .unwrap(),
             ready: IntGauge::new("claimline_ready", "1 when /readyz answers 200").unwrap(),
+            outbox_rows: IntGauge::new(
+                "claimline_outbox_rows",
+                "Outbox rows (batches of claim-line messages) not yet acknowledged by the broker",
+            )
+            .unwrap(),
+            outbox_oldest_age: prometheus::Gauge::new(
+                "claimline_outbox_oldest_age_seconds",
+                "Age of the oldest unacknowledged outbox row (0 when empty)",
+            )
+            .unwrap(),
             registry,
         };
         let build = IntGaugeVec::new(
@@ -176,6 +189,8 @@ impl Metrics {
         r.register(Box::new(m.db_pool_connections.clone())).unwrap();
         r.register(Box::new(m.retries.clone())).unwrap();
         r.register(Box::new(m.ready.clone())).unwrap();
+        r.register(Box::new(m.outbox_rows.clone())).unwrap();
+        r.register(Box::new(m.outbox_oldest_age.clone())).unwrap();
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

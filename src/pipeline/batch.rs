@@ -236,17 +236,28 @@ impl Pipeline {
     /// plan, write, commit.
     async fn write_batch(&self, batch: &[Incoming], items: &[Item]) -> anyhow::Result<Written> {
         let (encounter_ids, event_ids) = plan::keys(items);
-        let (tx, ledger) = store::begin_batch(&self.pool, &encounter_ids, &event_ids).await?;
+        let (mut tx, ledger) = store::begin_batch(&self.pool, &encounter_ids, &event_ids).await?;
+        // Unpublished lines of these encounters go out before this batch's
+        // voids and replacements (contract section 2).
+        let mut outbox = store::claim_for_encounters(
+            &mut tx,
+            &encounter_ids,
+            &self.owner,
+            &self.in_flight.snapshot(),
+        )
+        .await?;
         let Plan {
             write: mut w,
             outcomes,
             conflicts,
         } = plan::plan(batch, items, ledger, self.rules, &self.topics);
-        store::commit_batch(tx, &mut w).await?;
+        store::commit_batch(tx, &mut w, &self.owner).await?;
+        outbox.append(&mut w.outbox);
+        self.in_flight.add(&outbox);
         // Count billing metrics only once the transaction holds.
         self.count_billing(&w.new_lines);
         Ok(Written {
-            outbox: w.outbox,
+            outbox,
             outcomes,
             conflicts,
         })

@@ -23,6 +23,7 @@ pub mod plan;
 mod probe;
 pub mod retry;
 mod settle;
+mod sweep;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -90,7 +91,29 @@ pub async fn run(
         stop_rx.clone(),
     );
 
+    let instance = instance_id();
+    let owner = store::Owner {
+        id: instance.as_str().into(),
+        lease: Duration::from_secs(cfg.outbox_lease_secs),
+    };
+    let in_flight = sweep::InFlight::default();
+    sweep::Keeper {
+        pool: pool.clone(),
+        producer: producer.clone(),
+        sweeper: store::Owner {
+            id: format!("{instance}/sweep").into(),
+            lease: owner.lease,
+        },
+        owner: owner.clone(),
+        in_flight: in_flight.clone(),
+        metrics: metrics.clone(),
+    }
+    .spawn(stop_rx.clone());
+    tracing::info!(instance = %instance, "outbox owner");
+
     let p = Pipeline {
+        owner,
+        in_flight,
         topics: Topics {
             output: cfg.output_topic.as_str().into(),
             review: cfg.review_topic.as_str().into(),
@@ -132,6 +155,9 @@ enum Start {
 /// What every part of the running pipeline shares.
 struct Pipeline {
     cfg: RunConfig,
+    /// This instance, as the owner of the outbox rows it writes.
+    owner: store::Owner,
+    in_flight: sweep::InFlight,
     /// The claim-line topics, shared by every outbox entry.
     topics: Topics,
     rules: &'static Rules,
@@ -183,9 +209,8 @@ impl Pipeline {
             })
             .await?;
         }
-        // Lines committed before a crash but never acknowledged go out first.
-        self.retry(Step::PublishOutbox, || Box::pin(self.drain_outbox()))
-            .await?;
+        // Rows a crashed instance left are published by the sweep once
+        // their lease lapses (never while another instance still sends them).
         if let Err(e) = consumer.subscribe(&self.cfg.input_topic) {
             tracing::error!(error = format!("{e:#}"), "cannot subscribe");
             return Err(retry::Stopped);
@@ -203,6 +228,22 @@ impl Pipeline {
             headers: kafka::dlq_headers(e.reason_code(), &e.to_string(), m),
         }
     }
+}
+
+/// Names this process among the group's instances: the pod name where
+/// Kubernetes sets HOSTNAME, the process id, and a random part (a pod
+/// restarted with the same name is another owner).
+fn instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "claimline".to_owned());
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .take(63)
+        .collect();
+    format!("{host}-{}-{:08x}", std::process::id(), h.finish() as u32)
 }
 
 fn outbox_message(e: &OutboxEntry) -> Outgoing<'_> {

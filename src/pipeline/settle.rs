@@ -38,6 +38,7 @@ impl Pipeline {
                 Box::pin(store::mark_published(&self.pool, ids))
             })
             .await?;
+            self.in_flight.remove(ids);
             for e in &outbox {
                 self.metrics
                     .claim_lines_published
@@ -96,28 +97,5 @@ impl Pipeline {
         self.producer
             .publish_all(entries.iter().map(outbox_message).collect())
             .await
-    }
-
-    /// At start-up: whatever a crash left unacknowledged, sent and marked.
-    pub(super) async fn drain_outbox(&self) -> anyhow::Result<()> {
-        loop {
-            let entries = store::unpublished(&self.pool, 10).await?;
-            if entries.is_empty() {
-                return Ok(());
-            }
-            tracing::info!(
-                lines = entries.len(),
-                "publishing claim lines left unacknowledged"
-            );
-            self.send_outbox(&entries).await?;
-            let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
-            store::mark_published(&self.pool, &ids).await?;
-            for e in &entries {
-                self.metrics
-                    .claim_lines_published
-                    .with_label_values(&[e.status.as_str()])
-                    .inc();
-            }
-        }
     }
 }

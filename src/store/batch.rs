@@ -6,6 +6,7 @@ use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::copy::copy_claim_lines;
+use super::outbox::Owner;
 use super::BatchWrite;
 use crate::domain::ledger::Ledger;
 use crate::domain::ClaimLine;
@@ -103,6 +104,7 @@ pub async fn begin_batch(
 pub async fn commit_batch(
     mut tx: Transaction<'static, Postgres>,
     batch: &mut BatchWrite,
+    owner: &Owner,
 ) -> anyhow::Result<()> {
     if !batch.new_lines.is_empty() {
         copy_claim_lines(&mut tx, &batch.new_lines).await?;
@@ -162,12 +164,19 @@ pub async fn commit_batch(
     }
     let outbox = &mut batch.outbox;
     if !outbox.is_empty() {
+        let mut encounters: Vec<&str> = outbox.iter().map(|o| &*o.key).collect();
+        encounters.sort_unstable();
+        encounters.dedup();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO claim_line_outbox (claim_line_ids, statuses, topics) VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO claim_line_outbox (claim_line_ids, statuses, topics, encounter_ids, owner, lease_until)
+             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) RETURNING id",
         )
         .bind(outbox.iter().map(|o| o.claim_line_id.as_str()).collect::<Vec<_>>())
         .bind(outbox.iter().map(|o| o.status.as_str()).collect::<Vec<_>>())
         .bind(outbox.iter().map(|o| &*o.topic).collect::<Vec<_>>())
+        .bind(&encounters)
+        .bind(&*owner.id)
+        .bind(owner.lease.as_secs_f64())
         .fetch_one(&mut *tx)
         .await
         .context("Failed to write the outbox")?;

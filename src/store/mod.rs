@@ -9,7 +9,9 @@ mod copy;
 mod outbox;
 
 pub use batch::{begin_batch, commit_batch};
-pub use outbox::{mark_published, unpublished};
+pub use outbox::{
+    backlog, claim_for_encounters, claim_lapsed, mark_published, renew, OwnedElsewhere, Owner,
+};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,27 +1,174 @@
 //! The outbox: the messages of committed batches not yet acknowledged,
 //! rebuilt from the stored claim lines, and their removal once they are.
+//! Each row has an owner, the instance that publishes it while it renews
+//! its lease; a lapsed row is claimed by whichever instance sweeps first,
+//! never while an older row of the same encounters waits.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::Row;
 
 use super::OutboxEntry;
 use crate::domain::{ClaimLine, Status};
 
-/// The messages of the oldest `batches` unacknowledged outbox rows, in
-/// publishing order, rebuilt from the stored claim lines.
-pub async fn unpublished(pool: &PgPool, batches: i64) -> anyhow::Result<Vec<OutboxEntry>> {
+/// Who publishes a row: this instance, for as long as its lease holds.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub id: Arc<str>,
+    pub lease: Duration,
+}
+
+impl Owner {
+    fn lease_secs(&self) -> f64 {
+        self.lease.as_secs_f64()
+    }
+}
+
+/// Another instance holds a live lease on an unpublished row of the
+/// batch's encounters: its lines must go out before this batch's voids and
+/// replacements, so the batch waits (a transient error, retried).
+#[derive(Debug, thiserror::Error)]
+#[error("another instance is still publishing lines of these encounters")]
+pub struct OwnedElsewhere;
+
+/// In the batch transaction (its encounters locked): the unpublished rows
+/// of `encounter_ids` that this batch must publish first. Rows this
+/// instance has in flight are left alone (already in the producer, ahead);
+/// rows whose lease lapsed, or that are this instance's but not in flight
+/// (an ambiguous COMMIT: committed, though the client saw an error), are
+/// claimed and returned in order; a live row of another instance is
+/// [`OwnedElsewhere`].
+pub async fn claim_for_encounters(
+    conn: &mut PgConnection,
+    encounter_ids: &[&str],
+    owner: &Owner,
+    in_flight: &[i64],
+) -> anyhow::Result<Vec<OutboxEntry>> {
+    if encounter_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT id, owner, lease_until > now() FROM claim_line_outbox
+         WHERE encounter_ids && $1::text[] ORDER BY id FOR UPDATE",
+    )
+    .bind(encounter_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .context("Failed to read the outbox")?;
+    let mut claim = Vec::new();
+    for r in rows {
+        let (id, row_owner, live): (i64, String, bool) = (r.get(0), r.get(1), r.get(2));
+        if in_flight.contains(&id) {
+            continue;
+        }
+        if live && row_owner != *owner.id {
+            return Err(OwnedElsewhere.into());
+        }
+        claim.push(id);
+    }
+    take(conn, &claim, owner).await
+}
+
+/// Claims up to `limit` rows whose lease lapsed and that no older row of
+/// the same encounters precedes, and returns their messages in order.
+pub async fn claim_lapsed(
+    pool: &PgPool,
+    owner: &Owner,
+    limit: i64,
+) -> anyhow::Result<Vec<OutboxEntry>> {
+    let mut tx = pool
+        .begin()
+        .await
+        .context("Failed to begin a transaction")?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM claim_line_outbox o
+         WHERE lease_until < now()
+           AND NOT EXISTS (SELECT 1 FROM claim_line_outbox p
+                           WHERE p.id < o.id AND p.encounter_ids && o.encounter_ids)
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await
+    .context("Failed to read the outbox")?;
+    if ids.is_empty() {
+        tx.rollback().await.context("Failed to end a transaction")?;
+        return Ok(Vec::new());
+    }
+    let entries = take(&mut tx, &ids, owner).await?;
+    tx.commit().await.context("Failed to claim outbox rows")?;
+    Ok(entries)
+}
+
+/// Extends the lease of this instance's rows in flight.
+pub async fn renew(pool: &PgPool, owner: &Owner, ids: &[i64]) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE claim_line_outbox SET lease_until = now() + make_interval(secs => $3)
+         WHERE id = ANY($1) AND owner = $2",
+    )
+    .bind(ids)
+    .bind(&*owner.id)
+    .bind(owner.lease_secs())
+    .execute(pool)
+    .await
+    .context("Failed to renew outbox leases")?;
+    Ok(())
+}
+
+/// Unpublished rows and the age of the oldest, in seconds.
+pub async fn backlog(pool: &PgPool) -> anyhow::Result<(i64, f64)> {
+    let row = sqlx::query(
+        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0)
+         FROM claim_line_outbox",
+    )
+    .fetch_one(pool)
+    .await
+    .context("Failed to read the outbox")?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Makes `ids` this instance's, with a fresh lease, and rebuilds their
+/// messages.
+async fn take(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    owner: &Owner,
+) -> anyhow::Result<Vec<OutboxEntry>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query(
+        "UPDATE claim_line_outbox SET owner = $2, lease_until = now() + make_interval(secs => $3)
+         WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .bind(&*owner.id)
+    .bind(owner.lease_secs())
+    .execute(&mut *conn)
+    .await
+    .context("Failed to claim outbox rows")?;
+    messages(conn, ids).await
+}
+
+/// The messages of outbox rows `ids`, in publishing order, rebuilt from
+/// the stored claim lines.
+async fn messages(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<Vec<OutboxEntry>> {
     let rows = sqlx::query(
         "SELECT o.id, u.status, u.topic, to_jsonb(c), c.voided_by_event_id
-         FROM (SELECT * FROM claim_line_outbox ORDER BY id LIMIT $1) AS o,
+         FROM claim_line_outbox o,
               unnest(o.claim_line_ids, o.statuses, o.topics) WITH ORDINALITY AS u(claim_line_id, status, topic, n)
               JOIN claim_lines c USING (claim_line_id)
+         WHERE o.id = ANY($1)
          ORDER BY o.id, u.n",
     )
-    .bind(batches)
-    .fetch_all(pool)
+    .bind(ids)
+    .fetch_all(&mut *conn)
     .await
     .context("Failed to read the outbox")?;
     rows.into_iter()

@@ -230,7 +230,10 @@ fn stream(n: usize, tag: &str) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_mid_stream_and_restarted_loses_nothing_and_duplicates_nothing() {
     let env = TestEnv::new("kill", 3).await;
-    let mut svc = env.service_with(&env.db_url, &[("CLAIMLINE_BATCH_SIZE", "50")]);
+    // A short lease: the killed instance's unacknowledged rows are taken
+    // over seconds after it is gone.
+    let lease = ("CLAIMLINE_OUTBOX_LEASE_SECS", "3");
+    let mut svc = env.service_with(&env.db_url, &[("CLAIMLINE_BATCH_SIZE", "50"), lease]);
     let events = stream(3000, "k");
     env.send_events(&events).await;
     // Kill it once part of the stream is in Postgres.
@@ -246,7 +249,7 @@ async fn killed_mid_stream_and_restarted_loses_nothing_and_duplicates_nothing() 
     svc.kill();
     let at_kill = env.count("SELECT count(*) FROM encounter_events").await;
     assert!(at_kill < 3000, "killed before the end ({at_kill})");
-    let _svc = env.service();
+    let _svc = env.service_with(&env.db_url, &[lease]);
     env.wait_count(
         "SELECT count(*) FROM encounter_events",
         3000,
@@ -498,4 +501,89 @@ async fn postgres_over_tls_and_kubernetes_service_links_are_ignored() {
         "no encrypted connection"
     );
     assert_eq!(connections(false).await.unwrap(), 0, "a plain connection");
+}
+
+/// The client loses the reply to a batch's COMMIT that the server made: the
+/// retry finds the events recorded and publishes the batch's lines from
+/// the outbox row it wrote, at once (not after its lease), each once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ambiguous_commit_orphans_no_line() {
+    let env = TestEnv::new("ambiguous", 1).await;
+    let proxy = crate::support::Proxy::start(&crate::support::host_port(&env.db_url)).await;
+    let url = format!("{}?sslmode=disable", proxy.url(&env.db_url));
+    let svc = env.service_with(&url, &[("CLAIMLINE_OUTBOX_LEASE_SECS", "600")]);
+    svc.wait_ready(T).await;
+    env.send_events(&stream(5, "warm")).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 5, T)
+        .await;
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
+    proxy.lose_next_commit_reply();
+    env.send_events(&stream(20, "amb")).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 25, T)
+        .await;
+    svc.wait_metric(
+        "claimline_retries_total{step=\"write_batch\"}",
+        |v| v >= 1.0,
+        T,
+    )
+    .await;
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
+    let mut seen = std::collections::HashMap::new();
+    for topic in [&env.output, &env.review] {
+        for m in env.read(topic, 100, Duration::from_secs(5)).await {
+            let v = m.json();
+            let key = format!("{}/{}", v["claim_line_id"], v["status"]);
+            *seen.entry(key).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(
+        seen.len() as i64,
+        env.count("SELECT count(*) FROM claim_lines").await
+    );
+    assert!(seen.values().all(|n| *n == 1), "a line twice: {seen:?}");
+}
+
+/// What KEDA scale-out and every rolling update do: a second instance
+/// joins while the first works through a backlog. Ready within seconds,
+/// every line published, no (claim_line_id, status) twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_instance_joining_mid_backlog_adds_no_duplicates() {
+    let env = TestEnv::new("scaleout", 4).await;
+    let events = stream(4000, "s");
+    env.send_events(&events).await;
+    let a = env.service_with(&env.db_url, &[("CLAIMLINE_BATCH_SIZE", "200")]);
+    a.wait_ready(T).await;
+    env.wait_until_count("SELECT count(*) FROM encounter_events", 400, T)
+        .await;
+    let b = env.service_with(&env.db_url, &[("CLAIMLINE_BATCH_SIZE", "200")]);
+    b.wait_ready(Duration::from_secs(30)).await;
+    env.wait_count(
+        "SELECT count(*) FROM encounter_events",
+        4000,
+        Duration::from_secs(180),
+    )
+    .await;
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
+    let lines = env.count("SELECT count(*) FROM claim_lines").await;
+    let mut seen = std::collections::HashMap::new();
+    for topic in [&env.output, &env.review] {
+        for m in env
+            .read(topic, 2 * lines as usize, Duration::from_secs(10))
+            .await
+        {
+            let v = m.json();
+            let key = format!("{}/{}", v["claim_line_id"], v["status"]);
+            *seen.entry(key).or_insert(0) += 1;
+        }
+    }
+    let twice = seen.values().filter(|n| **n > 1).count();
+    assert_eq!(
+        twice, 0,
+        "{twice} (claim_line_id, status) pairs published twice"
+    );
+    assert_eq!(seen.len() as i64, lines, "every line published");
+    drop((a, b));
 }

@@ -233,19 +233,25 @@ impl TestEnv {
 
     /// Waits until `sql` counts `expected`, or fails the test.
     pub async fn wait_count(&self, sql: &str, expected: i64, timeout: Duration) {
+        self.wait_count_where(sql, |n| n == expected, timeout).await;
+    }
+
+    /// Polls until the count is at least `least`.
+    pub async fn wait_until_count(&self, sql: &str, least: i64, timeout: Duration) {
+        self.wait_count_where(sql, |n| n >= least, timeout).await;
+    }
+
+    async fn wait_count_where(&self, sql: &str, ok: impl Fn(i64) -> bool, timeout: Duration) {
         let start = Instant::now();
         loop {
             let n: i64 = sqlx::query_scalar(sql)
                 .fetch_one(&self.pool)
                 .await
                 .unwrap_or(-1);
-            if n == expected {
+            if ok(n) {
                 return;
             }
-            assert!(
-                start.elapsed() < timeout,
-                "{sql}: {n} after {timeout:?}, expected {expected}"
-            );
+            assert!(start.elapsed() < timeout, "{sql}: {n} after {timeout:?}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -415,6 +421,7 @@ pub struct Proxy {
     pub port: u16,
     upstream: String,
     task: Option<tokio::task::JoinHandle<()>>,
+    lose_commit_reply: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proxy {
@@ -423,6 +430,7 @@ impl Proxy {
             port: free_port(),
             upstream: upstream.to_owned(),
             task: None,
+            lose_commit_reply: Default::default(),
         };
         p.restore().await;
         p
@@ -435,21 +443,38 @@ impl Proxy {
         }
     }
 
+    /// The next COMMIT reaches the server, but its reply never reaches the
+    /// client: the connection closes instead (an ambiguous COMMIT). Needs
+    /// a plain-text connection (sslmode=disable) to see the reply.
+    pub fn lose_next_commit_reply(&self) {
+        self.lose_commit_reply
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub async fn restore(&mut self) {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
             .unwrap();
         let upstream = self.upstream.clone();
+        let lose = self.lose_commit_reply.clone();
         self.task = Some(tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
+                let Ok((inbound, _)) = listener.accept().await else {
                     continue;
                 };
                 let upstream = upstream.clone();
+                let lose = lose.clone();
                 conns.spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let (mut server_read, mut server_write) = outbound.into_split();
+                        let (mut client_read, mut client_write) = inbound.into_split();
+                        let up = tokio::io::copy(&mut client_read, &mut server_write);
+                        let down = forward_replies(&mut server_read, &mut client_write, &lose);
+                        tokio::select! {
+                            _ = up => {}
+                            _ = down => {}
+                        }
                     }
                 });
             }
@@ -471,6 +496,53 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
+    }
+}
+
+/// Server-to-client Postgres messages (type byte, length, body), passed on
+/// one by one (TLS connections are passed through unread), except that a CommandComplete "COMMIT" while `lose` is set
+/// ends the connection instead.
+async fn forward_replies(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    lose: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The answer to an SSLRequest comes first, one byte: 'S' (TLS follows:
+    // pass it through unread) or 'N' (plain text continues).
+    let mut first = [0u8; 1];
+    from.read_exact(&mut first).await?;
+    if matches!(first[0], b'S' | b'N') {
+        to.write_all(&first).await?;
+        if first[0] == b'S' {
+            tokio::io::copy(from, to).await?;
+            return Ok(());
+        }
+        from.read_exact(&mut first).await?;
+    }
+    let mut pending_first = Some(first[0]);
+    loop {
+        let mut head = [0u8; 5];
+        match pending_first.take() {
+            Some(b) => {
+                head[0] = b;
+                from.read_exact(&mut head[1..]).await?;
+            }
+            None => {
+                from.read_exact(&mut head).await?;
+            }
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut body = vec![0u8; len.saturating_sub(4)];
+        from.read_exact(&mut body).await?;
+        if head[0] == b'C'
+            && body.starts_with(b"COMMIT")
+            && lose.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        to.write_all(&head).await?;
+        to.write_all(&body).await?;
     }
 }
 
