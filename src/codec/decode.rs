@@ -89,29 +89,40 @@ fn explain_decode_error(bytes: &[u8]) -> EventError {
 }
 
 /// serde quotes the offending value ("invalid type: string \"…\"",
-/// "invalid value: integer `…`"). That value may be patient data or an NPI,
-/// or a whole double-encoded event, and error messages travel into logs and
-/// dead-letter headers: never repeat it.
+/// "invalid value: integer `…`", "unknown variant `…`"). That value may be
+/// patient data or an NPI, or a whole double-encoded event, and error
+/// messages travel into logs and dead-letter headers: never repeat it.
+/// Only what serde writes itself is kept: the kind of value it found (one
+/// word) and what was expected (the text after the *last* ", expected ",
+/// which the value cannot fake: serde writes it after the value). Any
+/// other message that could quote something is replaced whole.
 fn redact_if_phi(path: &str, message: String) -> String {
     if path.starts_with("encounter.patient") {
         return "invalid value (not shown: patient data)".to_owned();
     }
-    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
-        if let Some(i) = message.find(prefix) {
-            if let Some(j) = message[i..].find(", expected") {
-                let what = message[i + prefix.len()..i + j]
-                    .split([' ', '`', '"'])
-                    .next()
-                    .unwrap_or("");
-                return format!(
-                    "{}{prefix}{what} (value not shown){}",
-                    &message[..i],
-                    &message[i + j..]
-                );
-            }
+    // serde_json appends the position; keep it.
+    let (text, position) = match message.rfind(" at line ") {
+        Some(i) => message.split_at(i),
+        None => (message.as_str(), ""),
+    };
+    let expected = text.rsplit_once(", expected ").map(|(_, e)| e);
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let (Some(rest), Some(expected)) = (text.strip_prefix(prefix), expected) {
+            let kind = rest
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .next()
+                .unwrap_or("");
+            return format!("{prefix}{kind} (value not shown), expected {expected}{position}");
         }
     }
-    message
+    if let (Some(_), Some(expected)) = (text.strip_prefix("unknown variant "), expected) {
+        return format!("unknown value (not shown), expected {expected}{position}");
+    }
+    let ours = ["missing field `", "duplicate field `", "invalid length "];
+    if ours.iter().any(|p| text.starts_with(p)) || !text.contains(['`', '"']) {
+        return message;
+    }
+    format!("invalid value (not shown){position}")
 }
 
 /// The contract's limits (section 1): what Postgres or the broker would

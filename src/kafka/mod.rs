@@ -13,7 +13,7 @@ pub mod producer;
 
 pub use config::KafkaArgs;
 pub use consumer::{ConsumerCtx, EventConsumer};
-pub use producer::{create_topics, Ack, Producer};
+pub use producer::{create_topics, Ack, Delivery, Producer};
 
 /// One consumed message, owned.
 #[derive(Debug, Clone)]

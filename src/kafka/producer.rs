@@ -22,8 +22,31 @@ pub struct Producer {
     inner: FutureProducer,
 }
 
-/// A message handed to the producer; await [`Ack::acknowledged`].
-pub struct Ack(Option<DeliveryFuture>);
+/// A message handed to the producer; await [`Ack::delivered`].
+pub struct Ack(Result<DeliveryFuture, Delivery>);
+
+/// How a message fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The broker acknowledged it.
+    Acked,
+    /// Not delivered this time (broker down, timeout): send it again.
+    Failed,
+    /// Larger than the producer or the broker takes: sending it again
+    /// cannot succeed.
+    TooLarge,
+}
+
+fn delivery_error(e: &KafkaError) -> Delivery {
+    match e.rdkafka_error_code() {
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::MessageBatchTooLarge,
+        ) => Delivery::TooLarge,
+        _ => Delivery::Failed,
+    }
+}
 
 impl Producer {
     /// The service's producer: room for an oversized input to be
@@ -72,14 +95,14 @@ impl Producer {
         }
         loop {
             match self.inner.send_result(record) {
-                Ok(fut) => return Ack(Some(fut)),
+                Ok(fut) => return Ack(Ok(fut)),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Err((e, _)) => {
                     tracing::warn!(error = %e, "the producer refused a message");
-                    return Ack(None);
+                    return Ack(Err(delivery_error(&e)));
                 }
             }
         }
@@ -126,19 +149,24 @@ impl Producer {
 }
 
 impl Ack {
-    /// True when the broker acknowledged the message.
-    pub async fn acknowledged(self) -> bool {
+    /// How the message fared.
+    pub async fn delivered(self) -> Delivery {
         match self.0 {
-            Some(fut) => match fut.await {
-                Ok(Ok(_)) => true,
+            Ok(fut) => match fut.await {
+                Ok(Ok(_)) => Delivery::Acked,
                 Ok(Err((e, _))) => {
                     tracing::warn!(error = %e, "the broker did not acknowledge a message");
-                    false
+                    delivery_error(&e)
                 }
-                Err(_) => false,
+                Err(_) => Delivery::Failed,
             },
-            None => false,
+            Err(d) => d,
         }
+    }
+
+    /// True when the broker acknowledged the message.
+    pub async fn acknowledged(self) -> bool {
+        self.delivered().await == Delivery::Acked
     }
 }
 

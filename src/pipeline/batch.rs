@@ -146,7 +146,7 @@ impl Pipeline {
             if let Item::Bad(e) = &items[i] {
                 dead_acks.push(
                     self.producer
-                        .enqueue(self.dead_letter_message(&batch[i], e))
+                        .enqueue(self.dead_letter_message(&batch[i], e, false))
                         .await,
                 );
             }

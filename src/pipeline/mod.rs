@@ -219,13 +219,23 @@ impl Pipeline {
         Ok(Start::Ready)
     }
 
-    /// The original key and value, unchanged, with the contract's headers.
-    fn dead_letter_message<'a>(&'a self, m: &'a Incoming, e: &Rejection) -> Outgoing<'a> {
+    /// The original key and value, unchanged, with the contract's headers;
+    /// `stripped`: an empty value instead, the original kept in Postgres.
+    fn dead_letter_message<'a>(
+        &'a self,
+        m: &'a Incoming,
+        e: &Rejection,
+        stripped: bool,
+    ) -> Outgoing<'a> {
+        let mut headers = kafka::dlq_headers(e.reason_code(), &e.to_string(), m);
+        if stripped {
+            headers.push(("error.value_stored", "postgres".to_owned()));
+        }
         Outgoing {
             topic: &self.cfg.dlq_topic,
             key: m.key.as_deref(),
-            payload: &m.payload,
-            headers: kafka::dlq_headers(e.reason_code(), &e.to_string(), m),
+            payload: if stripped { &[] } else { &m.payload },
+            headers,
         }
     }
 }

@@ -6,7 +6,9 @@ use super::batch::Sent;
 use super::plan::Item;
 use super::retry::{Step, Stopped};
 use super::{outbox_message, Pipeline};
-use crate::kafka::EventConsumer;
+use std::sync::Mutex;
+
+use crate::kafka::{Delivery, EventConsumer, Incoming};
 use crate::store::{self, OutboxEntry};
 
 impl Pipeline {
@@ -55,24 +57,23 @@ impl Pipeline {
             }
         }
         let mut failed = Vec::new();
+        let stripped = Mutex::new(Vec::new());
         for (&i, ack) in dead.iter().zip(dead_acks) {
-            if !ack.acknowledged().await {
-                failed.push(i);
+            match ack.delivered().await {
+                Delivery::Acked => {}
+                Delivery::Failed => failed.push(i),
+                Delivery::TooLarge => {
+                    failed.push(i);
+                    if let Ok(mut s) = stripped.lock() {
+                        s.push(i);
+                    }
+                }
             }
         }
         if !failed.is_empty() {
-            let (failed, batch, items) = (&failed, &batch, &items);
+            let (failed, batch, items, stripped) = (&failed, &batch, &items, &stripped);
             self.retry(Step::PublishDlq, || {
-                Box::pin(async move {
-                    let messages = failed
-                        .iter()
-                        .filter_map(|&i| match &items[i] {
-                            Item::Bad(e) => Some(self.dead_letter_message(&batch[i], e)),
-                            Item::Good(_) => None,
-                        })
-                        .collect();
-                    self.producer.publish_all(messages).await
-                })
+                Box::pin(self.resend_dead_letters(failed, batch, items, stripped))
             })
             .await?;
         }
@@ -89,6 +90,52 @@ impl Pipeline {
         self.mark(Step::PublishOutbox.dependency(), true);
         consumer.store_offsets(&batch);
         self.health.progress.progressed();
+        Ok(())
+    }
+
+    /// Sends the dead letters `indexes` of `batch` again. One the broker
+    /// will not take (too large) goes out with its headers and an empty
+    /// value, its bytes kept in Postgres (contract section 2); `stripped`
+    /// remembers which, across tries.
+    async fn resend_dead_letters(
+        &self,
+        indexes: &[usize],
+        batch: &[Incoming],
+        items: &[Item],
+        stripped: &Mutex<Vec<usize>>,
+    ) -> anyhow::Result<()> {
+        let strip_now = |i: usize| stripped.lock().map(|s| s.contains(&i)).unwrap_or(false);
+        let to_store: Vec<&Incoming> = indexes
+            .iter()
+            .filter(|&&i| strip_now(i))
+            .map(|&i| &batch[i])
+            .collect();
+        store::keep_dead_letter_values(&self.pool, &to_store).await?;
+        let mut acks = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            if let Item::Bad(e) = &items[i] {
+                let m = self.dead_letter_message(&batch[i], e, strip_now(i));
+                acks.push((i, self.producer.enqueue(m).await));
+            }
+        }
+        let mut failed = 0;
+        for (i, ack) in acks {
+            match ack.delivered().await {
+                Delivery::Acked => {}
+                Delivery::Failed => failed += 1,
+                Delivery::TooLarge => {
+                    failed += 1;
+                    if let Ok(mut s) = stripped.lock() {
+                        if !s.contains(&i) {
+                            s.push(i);
+                        }
+                    }
+                }
+            }
+        }
+        if failed > 0 {
+            anyhow::bail!("{failed} dead letter(s) were not acknowledged by the broker");
+        }
         Ok(())
     }
 

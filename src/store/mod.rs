@@ -89,6 +89,31 @@ pub fn refused_by_content(e: &anyhow::Error) -> Option<String> {
     })
 }
 
+/// Keeps the original bytes of dead letters whose value the broker would
+/// not take (they may be PHI: the table has claim_lines' protections).
+pub async fn keep_dead_letter_values(
+    pool: &PgPool,
+    messages: &[&crate::kafka::Incoming],
+) -> anyhow::Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO dead_letter_payloads (source_topic, source_partition, source_offset, key, value)
+         SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[], $4::bytea[], $5::bytea[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(messages.iter().map(|m| m.topic.as_str()).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.partition).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.offset).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.key.as_deref()).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.payload.as_slice()).collect::<Vec<_>>())
+    .execute(pool)
+    .await
+    .context("Failed to keep dead-letter values")?;
+    Ok(())
+}
+
 pub async fn ping(pool: &PgPool) -> bool {
     sqlx::query("SELECT 1").execute(pool).await.is_ok()
 }

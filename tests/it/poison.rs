@@ -139,3 +139,40 @@ async fn a_poison_corpus_is_dead_lettered_and_every_good_event_flows() {
         "an event value in the log:\n{log}"
     );
 }
+
+/// A dead letter whose original value the broker will not take goes out
+/// with its headers and an empty value, and the bytes stay in Postgres
+/// (contract section 2); nothing after it waits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_too_large_to_forward_keeps_its_value_in_postgres() {
+    let env = TestEnv::new("dlqbig", 1).await;
+    // The producer takes at most 1 MiB, as many brokers do.
+    let svc = env.service_with(&env.db_url, &[("KAFKA_MESSAGE_MAX_BYTES", "1048576")]);
+    svc.wait_ready(T).await;
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024)).into_bytes();
+    env.send(&[
+        (Some("k-big".to_string()), big.clone()),
+        (
+            Some("ENC-AFTER".to_string()),
+            event("after-big", "finalized", "ENC-AFTER", 1)
+                .to_string()
+                .into_bytes(),
+        ),
+    ])
+    .await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 1, T)
+        .await;
+    let dead = env.read(&env.dlq, 1, T).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].header("error.reason"), Some("too_large"));
+    assert_eq!(dead[0].header("error.value_stored"), Some("postgres"));
+    assert!(dead[0].value.is_empty());
+    assert_eq!(dead[0].key.as_deref(), Some("k-big"));
+    let kept: Vec<u8> = sqlx::query_scalar("SELECT value FROM dead_letter_payloads")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, big);
+    env.wait_count("SELECT count(*) FROM dead_letters", 1, T)
+        .await;
+}

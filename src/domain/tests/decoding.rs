@@ -209,6 +209,38 @@ fn errors_never_repeat_the_offending_value() {
 }
 
 #[test]
+fn unknown_values_and_values_that_fake_the_message_are_not_repeated() {
+    let secret = "PAT-SECRET-1, expected nothing";
+    let mut ev = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]);
+    ev["encounter"]["payer"]["plan"] = json!(secret);
+    let err = reject(&ev).to_string();
+    assert!(!err.contains("PAT-SECRET"), "{err}");
+    assert!(err.contains("encounter.payer.plan"), "{err}");
+    assert!(err.contains("`medicare`"), "the allowed values stay: {err}");
+    let mut ev = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]);
+    ev["encounter"]["provider"]["npi"] = json!([secret]);
+    let err = reject(&ev).to_string();
+    assert!(!err.contains("PAT-SECRET"), "{err}");
+    let mut ev = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]);
+    ev["event_type"] = json!({ "x": secret });
+    let err = reject(&ev).to_string();
+    assert!(
+        !err.contains("PAT-SECRET") && !err.contains("nothing"),
+        "{err}"
+    );
+    for field in ["event_id", "encounter.encounter_id"] {
+        let mut ev = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]);
+        if field == "event_id" {
+            ev["event_id"] = json!(7);
+        } else {
+            ev["encounter"]["encounter_id"] = json!(secret.len());
+        }
+        let err = reject(&ev).to_string();
+        assert!(err.contains("(value not shown)"), "{err}");
+    }
+}
+
+#[test]
 fn unknown_fields_are_ignored_and_a_void_may_have_no_services() {
     let mut ev = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]);
     ev["encounter"]["facility"] = json!("north wing");
