@@ -136,6 +136,10 @@ pub struct RunConfig {
     /// Postgres connections in the pool.
     #[arg(long, env = "CLAIMLINE_DB_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub db_pool_size: u32,
+    /// Postgres statement and lock timeout (idle in a transaction: twice
+    /// this), so a half-open connection or a held lock cannot wedge a step.
+    #[arg(long, env = "CLAIMLINE_DB_STATEMENT_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub db_statement_timeout_secs: u64,
     /// Longest a shutdown waits for in-flight work before exiting.
     #[arg(long, env = "CLAIMLINE_SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,

@@ -73,7 +73,11 @@ pub async fn run(
             .await;
     });
 
-    let pool = store::connect_lazy(&cfg.database.database_url, cfg.db_pool_size)?;
+    let pool = store::connect_lazy(
+        &cfg.database.database_url,
+        cfg.db_pool_size,
+        Duration::from_secs(cfg.db_statement_timeout_secs),
+    )?;
     let producer = Producer::create(&cfg.kafka)?;
     let consumer = EventConsumer::create(
         &cfg.kafka,

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::config::DatabaseUrl;
 use crate::domain::ledger::Outcome;
@@ -36,13 +38,28 @@ pub async fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<PgPool
 }
 
 /// A pool that connects on first use, so the service can start while
-/// Postgres is still down and report not-ready instead of exiting.
-pub fn connect_lazy(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
+/// Postgres is still down and report not-ready instead of exiting. Every
+/// session gets a statement and a lock timeout of `timeout` and an
+/// idle-in-transaction timeout of twice that, so a half-open connection or
+/// a lock held elsewhere fails a step (retried) instead of wedging it.
+pub fn connect_lazy(
+    url: &DatabaseUrl,
+    pool_size: u32,
+    timeout: Duration,
+) -> anyhow::Result<PgPool> {
+    let ms = |d: Duration| d.as_millis().to_string();
+    let options = PgConnectOptions::from_str(url.check()?)
+        // Its error could quote the URL: not chained.
+        .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid Postgres URL"))?
+        .options([
+            ("statement_timeout", ms(timeout)),
+            ("lock_timeout", ms(timeout)),
+            ("idle_in_transaction_session_timeout", ms(2 * timeout)),
+        ]);
+    Ok(PgPoolOptions::new()
         .max_connections(pool_size)
         .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy(url.check()?)
-        .context("DATABASE_URL is not a valid Postgres URL")
+        .connect_lazy_with(options))
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

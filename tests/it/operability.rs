@@ -261,3 +261,33 @@ async fn without_migrations_the_service_refuses_a_schema_behind_it() {
     let svc = env.service_with(&env.db_url, &[("CLAIMLINE_MIGRATE", "false")]);
     svc.wait_ready(Duration::from_secs(60)).await;
 }
+
+/// A lock held elsewhere (or a half-open connection) fails the step after
+/// the statement/lock timeout and it is retried, instead of waiting
+/// forever; once the lock is gone the event goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_lock_times_out_and_the_step_is_retried() {
+    let env = TestEnv::new("locktimeout", 1).await;
+    let svc = env.service_with(&env.db_url, &[("CLAIMLINE_DB_STATEMENT_TIMEOUT_SECS", "1")]);
+    svc.wait_ready(Duration::from_secs(60)).await;
+    let mut blocker = env.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE claim_lines IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    env.send_events(&[event("locked-1", "finalized", "ENC-LOCK", 1)])
+        .await;
+    svc.wait_metric(
+        "claimline_retries_total{step=\"write_batch\"}",
+        |v| v >= 1.0,
+        Duration::from_secs(60),
+    )
+    .await;
+    blocker.rollback().await.unwrap();
+    env.wait_count(
+        "SELECT count(*) FROM encounter_events",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+}
