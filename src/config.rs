@@ -130,6 +130,10 @@ pub struct RunConfig {
     /// Most messages in one batch (one transaction).
     #[arg(long, env = "CLAIMLINE_BATCH_SIZE", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch_size: u32,
+    /// Most message bytes in one batch: with 1 MiB events, the default
+    /// keeps a batch's memory bounded whatever CLAIMLINE_BATCH_SIZE says.
+    #[arg(long, env = "CLAIMLINE_BATCH_MAX_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_max_bytes: u64,
     /// How long a batch waits to fill once its first message arrived.
     #[arg(long, env = "CLAIMLINE_BATCH_LINGER_MS", default_value_t = 20)]
     pub batch_linger_ms: u64,

@@ -100,12 +100,17 @@ impl Pipeline {
         linger: Duration,
     ) -> Vec<Incoming> {
         let max = self.cfg.batch_size as usize;
-        let mut batch = Vec::with_capacity(max);
+        let max_bytes = usize::try_from(self.cfg.batch_max_bytes).unwrap_or(usize::MAX);
+        let mut bytes = first.payload.len();
+        let mut batch = Vec::with_capacity(max.min(1024));
         batch.push(first);
         let deadline = tokio::time::Instant::now() + linger;
-        while batch.len() < max {
+        while batch.len() < max && bytes < max_bytes {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(m),
+                Ok(Ok(m)) => {
+                    bytes += m.payload.len();
+                    batch.push(m);
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
                     break;
@@ -121,7 +126,10 @@ impl Pipeline {
     /// The batch written (retried until it holds), then its messages handed
     /// to the producer, not yet acknowledged.
     async fn write_and_send(&self, batch: Vec<Incoming>) -> Result<Sent, Stopped> {
-        let mut items = plan::decode_all(&batch);
+        // Decoding and planning are CPU work: done in place of a blocking
+        // thread, so the runtime's other tasks (HTTP probes, acks, the
+        // outbox keeper) keep their worker threads.
+        let mut items = tokio::task::block_in_place(|| plan::decode_all(&batch));
         let write_started = Instant::now();
         let (outbox, outcomes) = self.write_isolating(&batch, &mut items).await?;
         self.mark(Step::WriteBatch.dependency(), true);
@@ -250,7 +258,9 @@ impl Pipeline {
             write: mut w,
             outcomes,
             conflicts,
-        } = plan::plan(batch, items, ledger, self.rules, &self.topics);
+        } = tokio::task::block_in_place(|| {
+            plan::plan(batch, items, ledger, self.rules, &self.topics)
+        });
         store::commit_batch(tx, &mut w, &self.owner).await?;
         outbox.append(&mut w.outbox);
         self.in_flight.add(&outbox);

@@ -291,3 +291,36 @@ async fn a_held_lock_times_out_and_the_step_is_retried() {
     )
     .await;
 }
+
+/// Batches are bounded by bytes as well as by count: a backlog read with a
+/// one-byte budget goes one message a batch.
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_are_bounded_by_bytes() {
+    let env = TestEnv::new("batchbytes", 1).await;
+    let events: Vec<_> = (0..30)
+        .map(|i| event(&format!("bb-{i}"), "finalized", &format!("ENC-BB-{i}"), 1))
+        .collect();
+    env.send_events(&events).await;
+    let svc = env.service_with(&env.db_url, &[("CLAIMLINE_BATCH_MAX_BYTES", "1")]);
+    env.wait_count(
+        "SELECT count(*) FROM encounter_events",
+        30,
+        Duration::from_secs(60),
+    )
+    .await;
+    let scrape = svc
+        .wait_metric(
+            "claimline_batch_size_events_count",
+            |n| n >= 30.0,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(
+        metric(&scrape, "claimline_batch_size_events_sum"),
+        Some(30.0)
+    );
+    assert_eq!(
+        metric(&scrape, "claimline_batch_size_events_count"),
+        Some(30.0)
+    );
+}
