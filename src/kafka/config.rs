@@ -5,6 +5,8 @@
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 
+use super::properties::{scope, Scope};
+
 /// The Kafka flags every subcommand that talks to the broker takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaArgs {
@@ -26,19 +28,47 @@ impl KafkaArgs {
         }
     }
 
-    /// The base client configuration: bootstrap servers and the
-    /// `KAFKA_*` properties from the environment.
-    pub(super) fn client_config(&self) -> anyhow::Result<ClientConfig> {
+    /// The base configuration of one client: bootstrap servers and the
+    /// `KAFKA_*` properties from the environment that apply to it (a
+    /// consumer-only property is not given to the producer, and the other
+    /// way round). A name that is no librdkafka property is an error
+    /// naming the variable: a typo must not silently drop a setting.
+    pub(super) fn client_config(&self, client: Client) -> anyhow::Result<ClientConfig> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers);
         for (prop, var, value) in kafka_properties(std::env::vars()) {
             if value.is_empty() {
                 anyhow::bail!("{var} is set but empty");
             }
-            c.set(prop, value);
+            if for_client(&prop, &var, client)? {
+                c.set(prop, value);
+            }
         }
         Ok(c)
     }
+}
+
+/// The kinds of client, for the properties each takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Consumer,
+    Producer,
+    /// Topic administration: the properties every client takes.
+    Admin,
+}
+
+/// Whether property `prop` (from variable `var`) applies to `client`;
+/// an error if it is no librdkafka property.
+fn for_client(prop: &str, var: &str, client: Client) -> anyhow::Result<bool> {
+    let Some(scope) = scope(prop) else {
+        anyhow::bail!("invalid Kafka setting {var}: {prop} is not a librdkafka property");
+    };
+    Ok(matches!(
+        (scope, client),
+        (Scope::Both, _)
+            | (Scope::Consumer, Client::Consumer)
+            | (Scope::Producer, Client::Producer)
+    ))
 }
 
 /// The `KAFKA_<NAME>` pass-through properties among `vars`, as
@@ -124,5 +154,31 @@ mod tests {
                 ("security.protocol", "SASL_SSL")
             ]
         );
+    }
+
+    #[test]
+    fn each_client_gets_the_properties_that_apply_to_it() {
+        use Client::*;
+        let takes = |prop, client| for_client(prop, "KAFKA_X", client).unwrap();
+        assert!(takes("security.protocol", Consumer) && takes("security.protocol", Producer));
+        assert!(takes("security.protocol", Admin));
+        assert!(takes("session.timeout.ms", Consumer) && !takes("session.timeout.ms", Producer));
+        assert!(!takes("session.timeout.ms", Admin));
+        assert!(takes("linger.ms", Producer) && !takes("linger.ms", Consumer));
+        assert!(takes("auto.offset.reset", Consumer) && !takes("acks", Consumer));
+        let err = for_client("not.a.property", "KAFKA_NOT_A_PROPERTY", Consumer)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("KAFKA_NOT_A_PROPERTY"), "{err}");
+    }
+
+    #[test]
+    fn the_property_table_is_sorted_for_binary_search() {
+        let names: Vec<&str> = super::super::properties::PROPERTIES
+            .iter()
+            .map(|p| p.0)
+            .collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+        assert!(names.len() > 150);
     }
 }

@@ -17,7 +17,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::config::config_error;
-use super::{Incoming, KafkaArgs};
+use super::{Client, Incoming, KafkaArgs};
 use crate::metrics::Metrics;
 
 /// Consumer callbacks: commit stored offsets before partitions are taken
@@ -80,7 +80,7 @@ pub struct EventConsumer {
 
 impl EventConsumer {
     pub fn create(args: &KafkaArgs, group_id: &str, ctx: ConsumerCtx) -> anyhow::Result<Self> {
-        let mut c = args.client_config()?;
+        let mut c = args.client_config(Client::Consumer)?;
         for (k, v) in [
             ("group.id", group_id),
             ("enable.auto.commit", "true"),
@@ -162,7 +162,7 @@ pub struct TopicReader {
 
 impl TopicReader {
     pub fn create(args: &KafkaArgs, topic: &str) -> anyhow::Result<Self> {
-        let mut c = args.client_config()?;
+        let mut c = args.client_config(Client::Consumer)?;
         c.set("group.id", format!("claimline-read-{}", std::process::id()))
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false");

@@ -10,8 +10,9 @@
 pub mod config;
 pub mod consumer;
 pub mod producer;
+pub mod properties;
 
-pub use config::KafkaArgs;
+pub use config::{Client, KafkaArgs};
 pub use consumer::{ConsumerCtx, EventConsumer};
 pub use producer::{create_topics, Ack, Delivery, Producer};
 

@@ -14,7 +14,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::config::config_error;
-use super::{KafkaArgs, Outgoing};
+use super::{Client, KafkaArgs, Outgoing};
 
 /// The service's producer (cheap to clone: one librdkafka handle).
 #[derive(Clone)]
@@ -52,7 +52,7 @@ impl Producer {
     /// The service's producer: room for an oversized input to be
     /// dead-lettered unchanged.
     pub fn create(args: &KafkaArgs) -> anyhow::Result<Self> {
-        let mut c = args.client_config()?;
+        let mut c = args.client_config(Client::Producer)?;
         c.set("enable.idempotence", "true");
         if c.get("linger.ms").is_none() {
             c.set("linger.ms", "5");
@@ -68,7 +68,7 @@ impl Producer {
     /// The `send` tool's producer: the same configuration, librdkafka's
     /// defaults otherwise.
     pub fn create_plain(args: &KafkaArgs) -> anyhow::Result<Self> {
-        let mut c = args.client_config()?;
+        let mut c = args.client_config(Client::Producer)?;
         c.set("enable.idempotence", "true");
         Ok(Producer {
             inner: c.create().map_err(config_error)?,
@@ -177,7 +177,7 @@ pub async fn create_topics(
     partitions: i32,
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = args
-        .client_config()?
+        .client_config(Client::Admin)?
         .create()
         .context("invalid Kafka admin configuration")?;
     let new: Vec<NewTopic> = topics
