@@ -2,16 +2,18 @@
 //! reorder. Messages are enqueued in order and their acknowledgements
 //! awaited later, so a batch's sends overlap the next batch's work.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::DeliveryFuture;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::watch;
 
 use super::config::config_error;
 use super::{Client, KafkaArgs, Outgoing};
@@ -19,7 +21,27 @@ use super::{Client, KafkaArgs, Outgoing};
 /// The service's producer (cheap to clone: one librdkafka handle).
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer,
+    inner: FutureProducer<ProducerCtx>,
+    fatal: Arc<watch::Sender<bool>>,
+}
+
+/// Notices a fatal error (for an idempotent producer, one after which
+/// ordering or exactly-once delivery can no longer be kept): the service
+/// must stop and restart rather than go on.
+#[derive(Default)]
+pub struct ProducerCtx {
+    fatal: Arc<watch::Sender<bool>>,
+}
+
+impl ClientContext for ProducerCtx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            tracing::error!(error = %error, reason, "fatal producer error");
+            self.fatal.send_replace(true);
+        } else {
+            tracing::warn!(error = %error, reason, "producer error");
+        }
+    }
 }
 
 /// A message handed to the producer; await [`Ack::delivered`].
@@ -60,9 +82,26 @@ impl Producer {
         if c.get("message.max.bytes").is_none() {
             c.set("message.max.bytes", "8388608");
         }
+        Producer::with(c)
+    }
+
+    fn with(c: rdkafka::config::ClientConfig) -> anyhow::Result<Self> {
+        let ctx = ProducerCtx::default();
+        let fatal = ctx.fatal.clone();
         Ok(Producer {
-            inner: c.create().map_err(config_error)?,
+            inner: c.create_with_context(ctx).map_err(config_error)?,
+            fatal,
         })
+    }
+
+    /// Resolves when the producer hit a fatal error.
+    pub async fn fatal(&self) {
+        let mut rx = self.fatal.subscribe();
+        let _ = rx.wait_for(|f| *f).await;
+    }
+
+    pub fn is_fatal(&self) -> bool {
+        *self.fatal.borrow()
     }
 
     /// The `send` tool's producer: the same configuration, librdkafka's
@@ -70,9 +109,7 @@ impl Producer {
     pub fn create_plain(args: &KafkaArgs) -> anyhow::Result<Self> {
         let mut c = args.client_config(Client::Producer)?;
         c.set("enable.idempotence", "true");
-        Ok(Producer {
-            inner: c.create().map_err(config_error)?,
-        })
+        Producer::with(c)
     }
 
     /// Hands one message to the producer, waiting while its queue is full.
@@ -198,4 +235,21 @@ pub async fn create_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_fatal_error_marks_the_producer_fatal() {
+        let ctx = ProducerCtx::default();
+        ctx.error(
+            KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
+            "broker down",
+        );
+        assert!(!*ctx.fatal.borrow());
+        ctx.error(KafkaError::Global(RDKafkaErrorCode::Fatal), "fenced");
+        assert!(*ctx.fatal.borrow());
+    }
 }

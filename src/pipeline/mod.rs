@@ -50,9 +50,11 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(Duration::from_secs(cfg.stall_timeout_secs)));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let on_signal = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        on_signal.send_replace(true);
     });
 
     let listener = tokio::net::TcpListener::bind(cfg.metrics_addr)
@@ -79,6 +81,13 @@ pub async fn run(
         Duration::from_secs(cfg.db_statement_timeout_secs),
     )?;
     let producer = Producer::create(&cfg.kafka)?;
+    {
+        let (producer, stop) = (producer.clone(), stop_tx.clone());
+        tokio::spawn(async move {
+            producer.fatal().await;
+            stop.send_replace(true);
+        });
+    }
     let consumer = EventConsumer::create(
         &cfg.kafka,
         &cfg.group_id,
@@ -145,6 +154,11 @@ pub async fn run(
     let limit = Duration::from_secs(p.cfg.shutdown_timeout_secs);
     consumer.commit_and_leave();
     p.producer.flush(limit.min(Duration::from_secs(10)));
+    if p.producer.is_fatal() {
+        // Exit non-zero: the orchestrator restarts the process with a new
+        // producer; what was not acknowledged is redelivered.
+        anyhow::bail!("the producer hit a fatal error; stopping");
+    }
     tracing::info!("stopped");
     Ok(())
 }
