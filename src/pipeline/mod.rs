@@ -1,22 +1,23 @@
 //! The service: consume, decode, evaluate, persist, publish, then store the
 //! offset. One task, batches in arrival order, so order per partition holds.
 //!
-//! - this file: start-up (HTTP, clients, migrations, topics, outbox drain)
+//! - this file: start-up (HTTP, clients, migrations, topics)
 //!   and the drain at shutdown;
 //! - [`batch`]: the batch loop: gather, write, send;
 //! - [`plan`]: the pure step: messages + ledger + rules -> rows, outbox,
 //!   dead letters;
 //! - [`settle`]: acknowledgements, outbox mark, dead letters, offsets;
 //! - [`retry`]: typed steps retried with jittered backoff;
-//! - [`probe`]: the background health probe behind /readyz.
+//! - [`probe`]: the background health probe behind /readyz;
+//! - [`sweep`]: the outbox keeper (leases, lapsed rows, backlog gauges).
 //!
 //! Each batch runs in three steps, each retried with backoff until it
 //! succeeds or the service stops: (1) one Postgres transaction records the
 //! events, claim lines, voids, dead letters and the outbox; (2) the outbox
 //! is published and marked; (3) bad messages go to the dead-letter topic.
 //! Only then are the batch's offsets stored. A crash anywhere redelivers the
-//! batch: step 1 sees the events as duplicates, and unpublished outbox rows
-//! are sent at start-up.
+//! batch: step 1 sees the events as duplicates, and the outbox rows the
+//! crashed instance owned are published once their lease lapses.
 
 mod batch;
 pub mod plan;
