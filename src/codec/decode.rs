@@ -143,38 +143,63 @@ pub fn date_range() -> (NaiveDate, NaiveDate) {
 /// A string of `min`-`max` characters with no control character (NUL
 /// included): Postgres refuses NUL in text, and control characters in ids
 /// break every tool downstream.
-fn check_text(field: &str, s: &str, min: usize, max: usize) -> Result<(), EventError> {
-    let n = s.chars().count();
+/// A field's name for an error: a literal, or a closure that formats it
+/// only when there is an error (service fields are checked for every
+/// service of every event).
+trait FieldName {
+    fn name(self) -> String;
+}
+
+impl FieldName for &str {
+    fn name(self) -> String {
+        self.to_owned()
+    }
+}
+
+impl<F: FnOnce() -> String> FieldName for F {
+    fn name(self) -> String {
+        self()
+    }
+}
+
+fn check_text(field: impl FieldName, s: &str, min: usize, max: usize) -> Result<(), EventError> {
+    // Ids are almost always printable ASCII: one pass over the bytes then.
+    let printable_ascii = s.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let n = if printable_ascii {
+        s.len()
+    } else {
+        s.chars().count()
+    };
     if n < min || n > max {
         return Err(EventError::schema(
-            field,
+            field.name(),
             format!("must be {min}-{max} characters, got {n}"),
         ));
     }
-    if s.chars().any(char::is_control) {
+    if !printable_ascii && s.chars().any(char::is_control) {
         return Err(EventError::schema(
-            field,
+            field.name(),
             "must not contain control characters (NUL included)",
         ));
     }
     Ok(())
 }
 
-fn check_date(field: &str, date: NaiveDate) -> Result<(), EventError> {
+fn check_date(field: impl FieldName, date: NaiveDate) -> Result<(), EventError> {
     let (first, last) = date_range();
     if date < first || date > last {
         return Err(EventError::schema(
-            field,
+            field.name(),
             "must lie between 1900-01-01 and 2100-12-31",
         ));
     }
     Ok(())
 }
 
-fn check_count(field: &str, n: usize, max: usize) -> Result<(), EventError> {
+fn check_count(field: impl FieldName, n: usize, max: usize) -> Result<(), EventError> {
     if n > max {
         return Err(EventError::schema(
-            field,
+            field.name(),
             format!("has {n} items, over the limit of {max}"),
         ));
     }
@@ -285,9 +310,9 @@ fn parse_service(
     credential: Credential,
 ) -> Result<Service, EventError> {
     let field = |name: &str| format!("encounter.services[{i}].{name}");
-    check_text(&field("line_id"), &s.line_id, 1, MAX_TEXT_CHARS)?;
+    check_text(|| field("line_id"), &s.line_id, 1, MAX_TEXT_CHARS)?;
     let code = Code::parse(&s.code).map_err(|r| EventError::schema(field("code"), r))?;
-    check_count(&field("modifiers"), s.modifiers.len(), MAX_MODIFIERS)?;
+    check_count(|| field("modifiers"), s.modifiers.len(), MAX_MODIFIERS)?;
     let modifiers = s
         .modifiers
         .iter()
@@ -309,7 +334,7 @@ fn parse_service(
     }
     for (name, t) in [("start", s.start), ("end", s.end)] {
         if let Some(t) = t {
-            check_date(&field(name), t.date_naive())?;
+            check_date(|| field(name), t.date_naive())?;
         }
     }
     let interval = match (s.start, s.end) {

@@ -84,3 +84,56 @@ fn claim_lines_of_the_examples_validate_against_the_claim_line_schema() {
     }
     assert!(n > 10);
 }
+
+/// Every field the schemas publish, and every dead-letter reason the
+/// service uses, is described in the integrators' page `docs/wire-format.md`.
+#[test]
+fn the_integrators_page_names_every_published_field() {
+    let doc = std::fs::read_to_string(root().join("docs/wire-format.md")).unwrap();
+    fn fields(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Object(props)) = m.get("properties") {
+                    out.extend(props.keys().cloned());
+                }
+                m.values().for_each(|v| fields(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| fields(v, out)),
+            _ => {}
+        }
+    }
+    let mut missing = Vec::new();
+    for name in ["encounter-event.schema.json", "claim-line.schema.json"] {
+        let schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(root().join("schemas").join(name)).unwrap(),
+        )
+        .unwrap();
+        let mut names = Vec::new();
+        fields(&schema, &mut names);
+        assert!(!names.is_empty());
+        missing.extend(
+            names
+                .into_iter()
+                .filter(|f| !doc.contains(&format!("`{f}`")) && !doc.contains(&format!(".{f}`")))
+                .map(|f| format!("{name}: {f}")),
+        );
+    }
+    for reason in [
+        "invalid_json",
+        "schema_violation",
+        "too_large",
+        "version_conflict",
+        "event_id_conflict",
+        "rejected_by_storage",
+    ] {
+        if !doc.contains(&format!("`{reason}`")) {
+            missing.push(format!("reason {reason}"));
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "not in docs/wire-format.md: {missing:?}"
+    );
+}
