@@ -56,7 +56,9 @@ async fn load(bootstrap: &str, topic: &str, n: usize) {
 async fn load_with(bootstrap: &str, topic: &str, n: usize, tag: &str, per_second: Option<u32>) {
     let template: serde_json::Value =
         serde_json::from_str(include_str!("event-4-services.json")).unwrap();
+    let pad = pad_bytes();
     let producer: FutureProducer = config(bootstrap)
+        .set("message.max.bytes", "8388608")
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
         .create()
@@ -72,6 +74,10 @@ async fn load_with(bootstrap: &str, topic: &str, n: usize, tag: &str, per_second
         let enc = format!("ENC-{tag}-{i}");
         ev["event_id"] = format!("bench-{tag}-{i}").into();
         ev["encounter"]["encounter_id"] = enc.clone().into();
+        if pad > 0 {
+            // An unknown field: ignored by the service, but the bytes travel.
+            ev["pad"] = "x".repeat(pad).into();
+        }
         let payload = ev.to_string();
         loop {
             match producer.send_result(FutureRecord::to(topic).key(&enc).payload(&payload)) {
@@ -128,6 +134,7 @@ async fn passthrough(bootstrap: &str, from: &str, to: &str, n: usize) -> Duratio
         .unwrap();
     let producer: FutureProducer = config(bootstrap)
         .set("enable.idempotence", "true")
+        .set("message.max.bytes", "8388608")
         .set("linger.ms", "5")
         .create()
         .unwrap();
@@ -217,6 +224,15 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// BENCH_EVENT_PAD_BYTES=N pads every event with N bytes of an unknown
+/// field (e.g. 1000000 for the 1 MiB-event memory check).
+fn pad_bytes() -> usize {
+    std::env::var("BENCH_EVENT_PAD_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::var("BENCH_EVENTS")
@@ -241,7 +257,10 @@ async fn main() {
         .unwrap();
     let db_url = format!("{}/{tag}", admin_url.rsplit_once('/').unwrap().0);
 
-    println!("loading {n} events (4 services each) into {input} ({PARTITIONS} partitions)...");
+    println!(
+        "loading {n} events (4 services each, {} bytes of padding) into {input} ({PARTITIONS} partitions)...",
+        pad_bytes()
+    );
     let t = Instant::now();
     load(&bootstrap, &input, n).await;
     println!("  loaded in {:.1}s", t.elapsed().as_secs_f64());

@@ -8,6 +8,10 @@ ALTER TABLE claim_line_outbox
     ADD COLUMN owner text NOT NULL DEFAULT '',
     ADD COLUMN lease_until timestamptz NOT NULL DEFAULT '-infinity';
 
+-- A batch looks up the unpublished rows of its encounters (&&): without an
+-- index every row's array would be compared element by element.
+CREATE INDEX claim_line_outbox_encounters ON claim_line_outbox USING gin (encounter_ids);
+
 -- Rows written before this migration: their encounters from their line ids
 -- ("{encounter_id}:{version}:{line_no}"); their lease has lapsed.
 UPDATE claim_line_outbox o SET encounter_ids = ARRAY(

@@ -110,8 +110,8 @@ pub async fn run(
         id: instance.as_str().into(),
         lease: Duration::from_secs(cfg.outbox_lease_secs),
     };
-    let in_flight = sweep::InFlight::default();
-    sweep::Keeper {
+    tracing::info!(instance = %instance, "outbox owner");
+    let keeper = sweep::Keeper {
         pool: pool.clone(),
         producer: producer.clone(),
         sweeper: store::Owner {
@@ -119,15 +119,13 @@ pub async fn run(
             lease: owner.lease,
         },
         owner: owner.clone(),
-        in_flight: in_flight.clone(),
+        in_flight: sweep::InFlight::default(),
         metrics: metrics.clone(),
-    }
-    .spawn(stop_rx.clone());
-    tracing::info!(instance = %instance, "outbox owner");
+    };
 
     let p = Pipeline {
         owner,
-        in_flight,
+        in_flight: keeper.in_flight.clone(),
         topics: Topics {
             output: cfg.output_topic.as_str().into(),
             review: cfg.review_topic.as_str().into(),
@@ -141,7 +139,8 @@ pub async fn run(
         stop: stop_rx,
     };
     match p.start(&consumer).await {
-        Ok(Start::Ready) => {}
+        // The outbox keeper needs the schema: it starts once it is there.
+        Ok(Start::Ready) => keeper.spawn(p.stop.clone()),
         Ok(Start::SchemaBehind(missing)) => anyhow::bail!(
             "the database schema is not current (migrations {missing:?} not applied) and \
              CLAIMLINE_MIGRATE=false: run `claimline migrate` first"
