@@ -102,6 +102,15 @@ fn the_integrators_page_names_every_published_field() {
             _ => {}
         }
     }
+    // The names inside the page's code spans (`encounter.patient.id`,
+    // `{code, severity, message, related_codes}`, ...).
+    let documented: std::collections::HashSet<&str> = doc
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(|span| span.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .filter(|w| !w.is_empty())
+        .collect();
     let mut missing = Vec::new();
     for name in ["encounter-event.schema.json", "claim-line.schema.json"] {
         let schema: Value = serde_json::from_str(
@@ -114,7 +123,7 @@ fn the_integrators_page_names_every_published_field() {
         missing.extend(
             names
                 .into_iter()
-                .filter(|f| !doc.contains(&format!("`{f}`")) && !doc.contains(&format!(".{f}`")))
+                .filter(|f| !documented.contains(f.as_str()))
                 .map(|f| format!("{name}: {f}")),
         );
     }
