@@ -17,7 +17,7 @@ pub struct Metrics {
     pub events_dead_lettered: IntCounterVec,
     /// Claim lines acknowledged by the broker, by status.
     pub claim_lines_published: IntCounterVec,
-    /// Units on new claim lines, by code.
+    /// Units on new claim lines, by code (catalogue codes; `other` for the rest).
     pub units_billed: IntCounterVec,
     /// Flags raised on new claim lines, by flag code.
     pub flags_raised: IntCounterVec,
@@ -115,8 +115,10 @@ impl Metrics {
                     "claimline_batch_size_events",
                     "Messages per processed batch",
                 )
+                // Up to the largest CLAIMLINE_BATCH_SIZE (default 2,000).
                 .buckets(vec![
-                    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
+                    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0,
+                    10000.0,
                 ]),
             )
             .unwrap(),

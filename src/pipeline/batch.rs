@@ -278,7 +278,13 @@ impl Pipeline {
         let mut units: BTreeMap<&str, u64> = BTreeMap::new();
         let mut flags: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for l in lines {
-            *units.entry(l.code.as_str()).or_default() += u64::from(l.units);
+            // A code outside the catalogue is `other`: a sender must not be
+            // able to grow a series per invented code.
+            let code = match self.rules.catalogue.get_code(&l.code) {
+                Some(_) => l.code.as_str(),
+                None => "other",
+            };
+            *units.entry(code).or_default() += u64::from(l.units);
             for f in &l.flags {
                 *flags
                     .entry((f.code.as_str(), f.severity.as_str()))

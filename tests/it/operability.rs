@@ -324,3 +324,29 @@ async fn batches_are_bounded_by_bytes() {
         Some(30.0)
     );
 }
+
+/// A code a sender invents does not become a metric series of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn invented_codes_are_counted_as_other() {
+    let env = TestEnv::new("othercode", 1).await;
+    let svc = env.service();
+    svc.wait_ready(Duration::from_secs(60)).await;
+    let mut ev = event("oc-1", "finalized", "ENC-OC", 1);
+    ev["encounter"]["services"][0]["code"] = json!("Z9999");
+    env.send_events(&[ev]).await;
+    env.wait_count(
+        "SELECT count(*) FROM encounter_events",
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    let scrape = svc
+        .wait_metric(
+            "claimline_units_billed_total{code=\"other\"}",
+            |v| v >= 0.0,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(!scrape.contains("Z9999"), "{scrape}");
+    assert!(scrape.contains("claimline_batch_size_events_bucket{le=\"2000\"}"));
+}
