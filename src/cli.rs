@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{DatabaseArgs, RunConfig};
 use crate::kafka::KafkaArgs;
+use crate::replay::ReplayArgs;
+use crate::tools::ReadFormat;
 
 /// Turns therapy encounter events into billable claim lines.
 #[derive(Parser)]
@@ -54,7 +56,23 @@ pub enum Command {
         /// Stop after this many seconds without a message.
         #[arg(long, default_value_t = 5)]
         idle_secs: u64,
+        /// `full`: partition, offset, key, headers and value as one JSON
+        /// object a message (a dead letter's reason is in its headers);
+        /// `values`: the values alone.
+        #[arg(long, value_enum, default_value = "full")]
+        format: ReadFormat,
     },
+    /// Dead letters: `claimline dlq replay` sends them back to the input topic.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// Send dead letters back to the input topic, each at most once.
+    Replay(Box<ReplayArgs>),
 }
 
 #[cfg(test)]

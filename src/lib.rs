@@ -16,7 +16,8 @@
 //! - [`pipeline`]: composes them: decode, evaluate, persist, publish, store
 //!   the offset; start-up, batch loop, pure plan, settle, retry.
 //! - [`http`], [`metrics`], [`telemetry`]: what SREs scrape and read.
-//! - [`tools`]: `claimline send` / `read`, Kafka tools for demos.
+//! - [`tools`], [`replay`]: `claimline send` / `read` / `dlq replay`, Kafka
+//!   tools for demos and integrators.
 
 pub mod ascii;
 pub mod codec;
@@ -30,6 +31,7 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
+pub mod replay;
 pub mod store;
 pub mod telemetry;
 pub mod tools;

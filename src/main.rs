@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use claimline::cli::{Cli, Command};
+use claimline::cli::{Cli, Command, DlqCommand};
 
 /// mimalloc: the service allocates and frees many small strings per event
 /// (serde, claim lines, Kafka payloads), where it is several times cheaper
@@ -48,15 +48,34 @@ fn main() -> ExitCode {
             topic,
             max,
             idle_secs,
+            format,
         } => match claimline::tools::read(
             &kafka,
             &topic,
             max,
             std::time::Duration::from_secs(idle_secs),
+            format,
         ) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => report("read", Err(e)),
         },
+        Command::Dlq {
+            command: DlqCommand::Replay(args),
+        } => report(
+            "dlq replay",
+            runtime().block_on(async move {
+                let s = claimline::replay::replay(&args).await?;
+                let verb = if args.dry_run {
+                    "would replay"
+                } else {
+                    "replayed"
+                };
+                Ok(format!(
+                    "{verb} {}, {} already replayed before; matched by reason: {:?}",
+                    s.replayed, s.already, s.matched
+                ))
+            }),
+        ),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `claimline send` and `claimline read`: small Kafka tools for demos and
+//! `claimline send`, `read` and `dlq replay`: Kafka tools for demos and
 //! integration engineers, so nothing else (kcat) needs installing. They
 //! build their clients through the service's configuration code, so the
 //! same `KAFKA_*` settings (TLS, SASL) apply.
@@ -7,8 +7,9 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use serde_json::{json, Value};
 
-use crate::kafka::consumer::TopicReader;
+use crate::kafka::consumer::{Record, TopicReader};
 use crate::kafka::{KafkaArgs, Outgoing, Producer};
 
 /// Sends each non-blank line as one message, keyed by its
@@ -21,7 +22,7 @@ pub async fn send(kafka: &KafkaArgs, topic: &str, input: impl BufRead) -> anyhow
         if line.trim().is_empty() {
             continue;
         }
-        let key = serde_json::from_str::<serde_json::Value>(&line)
+        let key = serde_json::from_str::<Value>(&line)
             .ok()
             .and_then(|v| v["encounter"]["encounter_id"].as_str().map(str::to_owned))
             .unwrap_or_default();
@@ -41,16 +42,51 @@ pub async fn send(kafka: &KafkaArgs, topic: &str, input: impl BufRead) -> anyhow
     Ok(n)
 }
 
-/// Prints the values of a topic from the beginning, one per line, until
-/// `max` messages or `idle` without a new one.
-pub fn read(kafka: &KafkaArgs, topic: &str, max: usize, idle: Duration) -> anyhow::Result<usize> {
+/// [`send`] from a file, or stdin for `-`.
+pub async fn send_path(
+    kafka: &KafkaArgs,
+    topic: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<usize> {
+    if path.as_os_str() == "-" {
+        send(kafka, topic, std::io::stdin().lock()).await
+    } else {
+        let f =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        send(kafka, topic, std::io::BufReader::new(f)).await
+    }
+}
+
+/// What `read` prints of each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadFormat {
+    /// One JSON object a message: partition, offset, key, headers and the
+    /// value (as JSON when it is JSON, else as text).
+    Full,
+    /// The value alone, one a line (for piping claim lines into jq).
+    Values,
+}
+
+/// Prints a topic's messages from the beginning, one per line, until `max`
+/// messages or `idle` without a new one.
+pub fn read(
+    kafka: &KafkaArgs,
+    topic: &str,
+    max: usize,
+    idle: Duration,
+    format: ReadFormat,
+) -> anyhow::Result<usize> {
     let reader = TopicReader::create(kafka, topic)?;
     let mut n = 0;
     let mut out = std::io::stdout().lock();
     let mut last = Instant::now();
     while n < max && last.elapsed() < idle {
         if let Some(m) = reader.poll(Duration::from_millis(200)) {
-            let line = [m.payload.as_slice(), b"\n"].concat();
+            let mut line = match format {
+                ReadFormat::Values => m.payload.clone(),
+                ReadFormat::Full => envelope(&m).to_string().into_bytes(),
+            };
+            line.push(b'\n');
             if let Err(e) = out.write_all(&line) {
                 // A closed pipe (e.g. `| head`) just ends the read.
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -65,17 +101,22 @@ pub fn read(kafka: &KafkaArgs, topic: &str, max: usize, idle: Duration) -> anyho
     Ok(n)
 }
 
-/// [`send`] from a file, or stdin for `-`.
-pub async fn send_path(
-    kafka: &KafkaArgs,
-    topic: &str,
-    path: &std::path::Path,
-) -> anyhow::Result<usize> {
-    if path.as_os_str() == "-" {
-        send(kafka, topic, std::io::stdin().lock()).await
-    } else {
-        let f =
-            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        send(kafka, topic, std::io::BufReader::new(f)).await
-    }
+/// A message as one JSON object.
+pub fn envelope(m: &Record) -> Value {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let headers: serde_json::Map<String, Value> = m
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(text(v))))
+        .collect();
+    let value = serde_json::from_slice::<Value>(&m.payload)
+        .unwrap_or_else(|_| Value::String(text(&m.payload)));
+    json!({
+        "partition": m.partition,
+        "offset": m.offset,
+        "timestamp_ms": m.timestamp_ms,
+        "key": m.key.as_deref().map(text),
+        "headers": headers,
+        "value": value,
+    })
 }

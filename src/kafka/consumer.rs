@@ -148,8 +148,13 @@ impl EventConsumer {
     }
 }
 
-/// A message as the `read` tool shows it.
+/// A message as the `read` and `dlq replay` tools see it.
+#[derive(Debug, Clone)]
 pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    /// Broker or producer timestamp, milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
     pub key: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
     pub payload: Vec<u8>,
@@ -176,6 +181,9 @@ impl TopicReader {
         use rdkafka::message::Headers;
         match self.inner.poll(timeout)? {
             Ok(m) => Some(Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp_ms: m.timestamp().to_millis(),
                 key: m.key().map(<[u8]>::to_vec),
                 headers: m
                     .headers()
@@ -192,5 +200,15 @@ impl TopicReader {
                 None
             }
         }
+    }
+}
+
+impl Record {
+    /// The value of header `key`, as text.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 }

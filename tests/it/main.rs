@@ -8,3 +8,4 @@ mod poison;
 mod schemas;
 mod service;
 mod support;
+mod tools;
