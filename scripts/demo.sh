@@ -39,10 +39,10 @@ for _ in $(seq 1 150); do
 done
 
 echo; echo "== claim lines on claim-lines (validated and void)"
-"$bin" read --bootstrap-servers "$bootstrap" --topic claim-lines --idle-secs 3 \
+"$bin" read --bootstrap-servers "$bootstrap" --topic claim-lines --idle-secs 3 --format values \
   | python3 scripts/show-lines.py
 echo; echo "== claim lines on claim-lines.review (held)"
-"$bin" read --bootstrap-servers "$bootstrap" --topic claim-lines.review --idle-secs 3 \
+"$bin" read --bootstrap-servers "$bootstrap" --topic claim-lines.review --idle-secs 3 --format values \
   | python3 scripts/show-lines.py
 
 echo; echo "== rows in Postgres ($db_url)"
