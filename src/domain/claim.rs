@@ -88,6 +88,12 @@ pub enum FlagCode {
     PlanOfCareExpired,
     NoFunctionalActivity,
     AssistantModifier,
+    SharedMinutes,
+    AssistantNotAllowed,
+    NotRecognizedByPayer,
+    DisciplineMismatch,
+    RecertificationDue,
+    TooManyModifiers,
     /// Extension: the plan requires a plan of care and the event has none.
     MissingPlanOfCare,
     /// Extension: the code is not in the catalogue, so its units are unknown.
@@ -95,7 +101,7 @@ pub enum FlagCode {
 }
 
 impl FlagCode {
-    pub const ALL: [FlagCode; 15] = [
+    pub const ALL: [FlagCode; 21] = [
         FlagCode::NotOneOnOne,
         FlagCode::Below8Minutes,
         FlagCode::Overlap97535,
@@ -109,6 +115,12 @@ impl FlagCode {
         FlagCode::PlanOfCareExpired,
         FlagCode::NoFunctionalActivity,
         FlagCode::AssistantModifier,
+        FlagCode::SharedMinutes,
+        FlagCode::AssistantNotAllowed,
+        FlagCode::NotRecognizedByPayer,
+        FlagCode::DisciplineMismatch,
+        FlagCode::RecertificationDue,
+        FlagCode::TooManyModifiers,
         FlagCode::MissingPlanOfCare,
         FlagCode::UnknownCode,
     ];
@@ -128,6 +140,12 @@ impl FlagCode {
             FlagCode::PlanOfCareExpired => "PLAN_OF_CARE_EXPIRED",
             FlagCode::NoFunctionalActivity => "NO_FUNCTIONAL_ACTIVITY",
             FlagCode::AssistantModifier => "ASSISTANT_MODIFIER",
+            FlagCode::SharedMinutes => "SHARED_MINUTES",
+            FlagCode::AssistantNotAllowed => "ASSISTANT_NOT_ALLOWED",
+            FlagCode::NotRecognizedByPayer => "NOT_RECOGNIZED_BY_PAYER",
+            FlagCode::DisciplineMismatch => "DISCIPLINE_MISMATCH",
+            FlagCode::RecertificationDue => "RECERTIFICATION_DUE",
+            FlagCode::TooManyModifiers => "TOO_MANY_MODIFIERS",
             FlagCode::MissingPlanOfCare => "MISSING_PLAN_OF_CARE",
             FlagCode::UnknownCode => "UNKNOWN_CODE",
         }

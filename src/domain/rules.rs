@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::claim::{FlagCode, UnitMethod};
-use super::values::{Code, Plan};
+use super::values::{Code, Discipline, Plan};
 
 /// Names the rule set (code + data) that produced a line.
 pub const RULES_VERSION: &str = "claimline-rules-2026.11.1";
@@ -31,8 +31,25 @@ pub struct CodeInfo {
     pub code: Code,
     /// A 15-minute timed code; otherwise one unit a day.
     pub timed: bool,
+    /// A procedure that requires direct one-on-one contact: documented as
+    /// group or not one-on-one, its minutes are not timed minutes.
+    #[serde(default)]
+    pub one_on_one: bool,
+    #[serde(default)]
+    pub kind: Option<CodeKind>,
+    /// The discipline the code belongs to, where it belongs to one.
+    #[serde(default)]
+    pub discipline: Option<Discipline>,
     pub description: String,
     pub rvu: Option<Rvu>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeKind {
+    Evaluation,
+    Reevaluation,
+    Group,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +111,26 @@ pub struct PayerPolicy {
     pub assistant_payment_percent: u32,
     #[serde(default)]
     pub require_plan_of_care: bool,
+    /// Check the practitioner MUEs of the edit table.
+    #[serde(default)]
+    pub mue: bool,
+    /// Add CQ/CO to units furnished by an assistant.
+    #[serde(default)]
+    pub assistant_modifiers: bool,
+    /// The payer recognizes speech-language pathology assistants.
+    #[serde(default = "yes")]
+    pub slp_assistants: bool,
+    /// Codes this payer does not pay, with what to bill instead.
+    #[serde(default)]
+    pub not_recognized: HashMap<Code, Code>,
+    /// Days after the plan of care's certification began that it must be
+    /// recertified.
+    #[serde(default)]
+    pub recertification_days: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl PayerPolicy {
@@ -149,16 +186,29 @@ impl PayerPolicies {
 pub struct PtpEdit {
     pub column1: Code,
     pub column2: Code,
-    /// 0: never together; 1: allowed with a distinct-service modifier.
+    /// 0: never together; 1: allowed with a distinct-service modifier on
+    /// the column-2 line.
     pub modifier_indicator: u8,
-    pub effective: NaiveDate,
+    /// None: in force from the start of the table.
+    pub effective: Option<NaiveDate>,
     pub deleted: Option<NaiveDate>,
 }
 
 impl PtpEdit {
     pub fn in_effect(&self, date: NaiveDate) -> bool {
-        self.effective <= date && self.deleted.is_none_or(|d| date < d)
+        self.effective.is_none_or(|e| e <= date) && self.deleted.is_none_or(|d| date < d)
     }
+}
+
+/// A practitioner MUE: the most units of a code one provider bills one
+/// patient on one date of service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Mue {
+    pub code: Code,
+    pub value: u32,
+    /// MUE adjudication indicator: 1 line, 2 date of service (policy), 3
+    /// date of service (clinical).
+    pub adjudication_indicator: u8,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,7 +221,15 @@ pub struct NoSharedMinutes {
 #[derive(Debug, Clone, Deserialize)]
 pub struct EditTable {
     pub ptp: Vec<PtpEdit>,
+    #[serde(default)]
+    pub mue: Vec<Mue>,
     pub no_shared_minutes: Vec<NoSharedMinutes>,
+}
+
+impl EditTable {
+    pub fn mue(&self, code: Code) -> Option<&Mue> {
+        self.mue.iter().find(|m| m.code == code)
+    }
 }
 
 impl EditTable {

@@ -189,6 +189,11 @@ impl Modifier {
         matches!(self.as_str(), "59" | "XE" | "XS" | "XP" | "XU")
     }
 
+    /// GP, GO or GN: the plan of care's discipline.
+    pub fn is_therapy(&self) -> bool {
+        *self == Modifier::GP || *self == Modifier::GO || *self == Modifier::GN
+    }
+
     /// CQ or CO: an assistant furnished part of the service.
     pub fn is_assistant(&self) -> bool {
         *self == Modifier::CQ || *self == Modifier::CO

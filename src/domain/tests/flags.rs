@@ -55,39 +55,50 @@ fn overlapping_minutes_with_97535_and_97110_are_flagged_on_both_lines() {
 
 #[test]
 fn edit_pair_with_modifier_indicator_1() {
-    // No modifier: the column 2 code is held.
+    // CMS's modifier 59 article: 97140 is column 1, 97530 column 2. No
+    // modifier: the column-2 line (97530) is the one held.
     let lines = run(&event(
         "medicare",
         vec![
-            svc("1", "97530", "10:00", "10:30"),
-            svc("2", "97140", "10:30", "10:45"),
+            svc("1", "97140", "10:00", "10:15"),
+            svc("2", "97530", "10:15", "10:45"),
         ],
     ));
-    let f = flag(line(&lines, "97140"), FlagCode::NcciPtp).expect("edit applies");
+    let f = flag(line(&lines, "97530"), FlagCode::NcciPtp).expect("edit applies");
     assert_eq!(
         (f.severity, f.related_codes.clone()),
-        (Severity::Error, vec![values::Code::lit(b"97530")])
+        (Severity::Error, vec![values::Code::lit(b"97140")])
     );
-    // Distinct times and 59 on the column 2 code: allowed, noted.
-    let mut manual = svc("2", "97140", "10:30", "10:45");
+    assert!(flag(line(&lines, "97140"), FlagCode::NcciPtp).is_none());
+    // 59 on the column-1 line does not bypass the edit.
+    let mut manual = svc("1", "97140", "10:00", "10:15");
     manual["modifiers"] = json!(["59"]);
     let lines = run(&event(
         "medicare",
-        vec![svc("1", "97530", "10:00", "10:30"), manual.clone()],
+        vec![manual, svc("2", "97530", "10:15", "10:45")],
     ));
-    let l = line(&lines, "97140");
+    let f = flag(line(&lines, "97530"), FlagCode::NcciPtp).unwrap();
+    assert_eq!(f.severity, Severity::Error);
+    // Distinct times and 59 on the column-2 line: allowed, noted.
+    let mut activities = svc("2", "97530", "10:15", "10:45");
+    activities["modifiers"] = json!(["59"]);
+    let lines = run(&event(
+        "medicare",
+        vec![svc("1", "97140", "10:00", "10:15"), activities.clone()],
+    ));
+    let l = line(&lines, "97530");
     assert_eq!(flag(l, FlagCode::NcciPtp).unwrap().severity, Severity::Info);
     assert!(flag(l, FlagCode::Modifier59Misuse).is_none());
     assert_eq!(l.status, Status::Validated);
     assert_eq!(l.modifiers, vec!["GP", "59"]);
     // XU on a service whose minutes overlap: the modifier is misused.
-    manual["modifiers"] = json!(["XU"]);
-    manual["start"] = json!("2026-03-02T10:20:00Z");
+    activities["modifiers"] = json!(["XU"]);
+    activities["start"] = json!("2026-03-02T10:10:00Z");
     let lines = run(&event(
         "medicare",
-        vec![svc("1", "97530", "10:00", "10:30"), manual],
+        vec![svc("1", "97140", "10:00", "10:15"), activities],
     ));
-    let l = line(&lines, "97140");
+    let l = line(&lines, "97530");
     assert_eq!(
         flag(l, FlagCode::Modifier59Misuse).unwrap().severity,
         Severity::Error
@@ -160,8 +171,9 @@ fn edits_apply_only_between_their_effective_and_deletion_dates() {
 
 #[test]
 fn units_over_the_daily_limit_are_held() {
+    // The 4 units of 97530 a day is a commercial payer's rule of thumb.
     let lines = run(&event(
-        "medicare",
+        "commercial",
         vec![svc("1", "97530", "10:00", "11:10")],
     ));
     assert_eq!(lines[0].units, 5);
@@ -170,10 +182,17 @@ fn units_over_the_daily_limit_are_held() {
         Severity::Error
     );
     let lines = run(&event(
-        "medicare",
+        "commercial",
         vec![svc("1", "97530", "10:00", "10:53")],
     ));
     assert_eq!(lines[0].units, 4);
+    assert!(flag(&lines[0], FlagCode::UnitsOverLimit).is_none());
+    // Not a Medicare rule: Medicare's per-day limits are CMS's MUEs.
+    let lines = run(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "11:10")],
+    ));
+    assert_eq!(lines[0].units, 5);
     assert!(flag(&lines[0], FlagCode::UnitsOverLimit).is_none());
 }
 

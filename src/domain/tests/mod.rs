@@ -69,6 +69,7 @@ fn units(lines: &[ClaimLine]) -> Vec<(String, u32)> {
         .collect()
 }
 
+mod audit;
 mod decoding;
 mod flags;
 mod payment;

@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn modifiers_in_billing_order() {
     let mut s = svc("1", "97530", "10:00", "10:30");
-    s["assistant_minutes"] = json!(4);
+    s["assistant_minutes"] = json!(30);
     s["modifiers"] = json!(["KX", "GP"]);
     let l = &run(&event("medicare", vec![s.clone()]))[0];
     assert_eq!(l.modifiers, vec!["GP", "CQ", "KX"]);
@@ -28,6 +28,11 @@ fn modifiers_in_billing_order() {
     let l = &run(&ot)[0];
     assert_eq!(l.modifiers, vec!["GN"]);
     assert!(flag(l, FlagCode::AssistantModifier).is_none());
+    // Medicare does not recognize SLP assistants.
+    assert_eq!(
+        flag(l, FlagCode::AssistantNotAllowed).unwrap().severity,
+        Severity::Error
+    );
 }
 
 // ---- payment ---------------------------------------------------------------

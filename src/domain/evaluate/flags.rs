@@ -1,0 +1,348 @@
+//! The checks that raise flags: per code (documentation, one-on-one,
+//! limits, who may furnish it, what the payer pays) and per pair of codes
+//! (shared minutes, procedure-to-procedure edits, distinct-service
+//! modifiers on services that were not distinct).
+
+use chrono::Days;
+
+use super::minutes::{documented_as_group, Counted};
+use super::{therapy_modifier, Draft};
+use crate::domain::claim::{FlagCode, Severity, UnitMethod};
+use crate::domain::encounter::Encounter;
+use crate::domain::rules::{CodeKind, PayerPolicy, Rules};
+use crate::domain::values::{Code, Credential, Discipline, Modifier};
+
+const THERAPEUTIC_ACTIVITIES: Code = Code::lit(b"97530");
+const GROUP_THERAPY: Code = Code::lit(b"97150");
+
+pub(super) fn line_flags(
+    d: &mut Draft,
+    enc: &Encounter,
+    policy: &PayerPolicy,
+    rules: &Rules,
+    counted: &Counted,
+) {
+    let code = d.code;
+    documentation(d, enc, policy);
+    let not_one_on_one: Vec<usize> = d
+        .services
+        .iter()
+        .copied()
+        .filter(|&i| counted.not_one_on_one[i])
+        .collect();
+    if !not_one_on_one.is_empty() {
+        let minutes: u32 = not_one_on_one
+            .iter()
+            .map(|&i| enc.services[i].minutes)
+            .sum();
+        d.flag(
+            FlagCode::NotOneOnOne,
+            Severity::Error,
+            format!("{code} requires direct one-on-one contact, but {minutes} of its minutes were documented as group or not one-on-one; those minutes are not timed minutes and earn no unit. Bill group therapy as 97150 (one untimed unit)."),
+            &[GROUP_THERAPY],
+        );
+    }
+    if code == THERAPEUTIC_ACTIVITIES && d.services(&enc.services).all(|s| s.activities == 0) {
+        d.flag(
+            FlagCode::NoFunctionalActivity,
+            Severity::Warning,
+            "97530 documents no functional activity (transfers, balance, stairs, simulated work); add the dynamic activities performed or the payer may deny it.".into(),
+            &[],
+        );
+    }
+    if d.timed() {
+        let all_group = d.services(&enc.services).all(documented_as_group);
+        if d.minutes < 8 && !all_group {
+            let message = match policy.unit_method {
+                UnitMethod::PerCode => format!("{code} has {} minutes, under the 8 needed for a unit, so this payer pays no unit for it.", d.minutes),
+                UnitMethod::CmsTotalTime => format!("{code} has {} minutes, under 8, so it earns no unit of its own; under the total-time method it got {} unit(s) from the pooled minutes.", d.minutes, d.units),
+            };
+            d.flag(FlagCode::Below8Minutes, Severity::Warning, message, &[]);
+        }
+        if d.services(&enc.services).any(|s| s.interval.is_none()) {
+            d.flag(
+                FlagCode::MissingTimeDocumentation,
+                Severity::Warning,
+                format!("{code} is a timed code but the record has no start and stop times for it; document them so the minutes can be audited."),
+                &[],
+            );
+        }
+    }
+    let mismatch = d.services(&enc.services).find(|s| s.minutes_mismatch()).map(|s| {
+        format!(
+            "Line {} of {code} documents {} minutes but its start and stop times span {}; the times were used. Correct whichever is wrong.",
+            s.line_id,
+            s.documented_minutes.unwrap_or(0),
+            s.minutes
+        )
+    });
+    if let Some(msg) = mismatch {
+        d.flag(FlagCode::MinutesMismatch, Severity::Warning, msg, &[]);
+    }
+    limits(d, policy, rules);
+    who_and_what(d, enc, policy);
+}
+
+/// Medical necessity and the plan of care.
+fn documentation(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
+    if enc.diagnoses.is_empty() {
+        d.flag(
+            FlagCode::MissingDiagnosis,
+            Severity::Error,
+            "The encounter has no diagnosis, so medical necessity is not shown; add the ICD-10-CM codes that justify the treatment.".into(),
+            &[],
+        );
+    }
+    match &enc.plan_of_care {
+        Some(poc)
+            if enc.date_of_service < poc.certified_from
+                || enc.date_of_service > poc.certified_through =>
+        {
+            d.flag(
+                FlagCode::PlanOfCareExpired,
+                Severity::Error,
+                format!(
+                    "The date of service {} is outside the plan of care's certification ({} to {}); get the plan of care recertified before billing.",
+                    enc.date_of_service, poc.certified_from, poc.certified_through
+                ),
+                &[],
+            );
+        }
+        Some(poc) => {
+            // Pub 100-02, ch. 15, sec. 220.1.3; 42 CFR 424.24(c): a plan
+            // of care is certified for up to 90 days.
+            let due = policy.recertification_days.and_then(|n| {
+                poc.certified_from
+                    .checked_add_days(Days::new(u64::from(n)))
+                    .map(|due| (n, due))
+            });
+            if let Some((n, due)) = due.filter(|(_, due)| enc.date_of_service > *due) {
+                d.flag(
+                    FlagCode::RecertificationDue,
+                    Severity::Error,
+                    format!("The date of service {} is more than {n} days after the plan of care's certification began ({}); this payer needs it recertified by {due}. Get the recertification signed before billing.", enc.date_of_service, poc.certified_from),
+                    &[],
+                );
+            }
+        }
+        None if policy.require_plan_of_care => d.flag(
+            FlagCode::MissingPlanOfCare,
+            Severity::Warning,
+            "The payer requires a certified plan of care and the encounter names none; attach it before billing.".into(),
+            &[],
+        ),
+        None => {}
+    }
+}
+
+/// Units over the practitioner MUE (Medicare, Medicaid) or over a per-day
+/// limit the payer's policy sets. The code's units for the day, over all
+/// its lines.
+fn limits(d: &mut Draft, policy: &PayerPolicy, rules: &Rules) {
+    let code = d.code;
+    if policy.mue {
+        if let Some(mue) = rules.edits.mue(code).filter(|m| d.units > m.value) {
+            let (value, mai) = (mue.value, mue.adjudication_indicator);
+            d.flag(
+                FlagCode::UnitsOverLimit,
+                Severity::Error,
+                format!("{} units of {code} exceed its practitioner MUE of {value} a day (MUE adjudication indicator {mai}); bill at most {value} or document why, per the payer's appeal process.", d.units),
+                &[],
+            );
+        }
+    }
+    if let Some(limit) = policy.daily_unit_limit(code).filter(|l| d.units > *l) {
+        d.flag(
+            FlagCode::UnitsOverLimit,
+            Severity::Error,
+            format!("{} units of {code} exceed this payer's limit of {limit} a day; bill at most {limit} or document the medical necessity of the extra time.", d.units),
+            &[],
+        );
+    }
+}
+
+/// Who may furnish the service, what the payer pays, and whether the code
+/// belongs to the provider's discipline.
+fn who_and_what(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
+    let code = d.code;
+    let by_assistant = enc.credential == Credential::Assistant || d.assistant_minutes > 0;
+    let kind = d.info.and_then(|i| i.kind);
+    if by_assistant && matches!(kind, Some(CodeKind::Evaluation | CodeKind::Reevaluation)) {
+        d.flag(
+            FlagCode::AssistantNotAllowed,
+            Severity::Error,
+            format!("{code} is an evaluation; only the therapist may furnish it (Pub 100-02, ch. 15, sec. 230.1: assistants may not provide evaluative or assessment services). Bill it under the therapist who evaluated the patient."),
+            &[],
+        );
+    } else if by_assistant && enc.discipline == Discipline::SLP && !policy.slp_assistants {
+        d.flag(
+            FlagCode::AssistantNotAllowed,
+            Severity::Error,
+            "This payer does not recognize speech-language pathology assistants (Medicare: Pub 100-02, ch. 15, sec. 230.3.C); services they furnish are not billable as therapy.".into(),
+            &[],
+        );
+    }
+    if let Some(instead) = policy.not_recognized.get(&code) {
+        d.flag(
+            FlagCode::NotRecognizedByPayer,
+            Severity::Error,
+            format!("This payer does not pay {code}; bill {instead} for the service instead."),
+            &[*instead],
+        );
+    }
+    let own = therapy_modifier(enc.discipline);
+    if let Some(other) = d
+        .info
+        .and_then(|i| i.discipline)
+        .filter(|x| *x != enc.discipline)
+    {
+        d.flag(
+            FlagCode::DisciplineMismatch,
+            Severity::Error,
+            format!("{code} is a {other:?} code but the provider's discipline is {:?}; bill it under a {other:?} provider or correct the code.", enc.discipline),
+            &[],
+        );
+    }
+    let contradicting: Vec<Modifier> = d
+        .services(&enc.services)
+        .flat_map(|s| &s.modifiers)
+        .filter(|m| m.is_therapy() && **m != own)
+        .copied()
+        .collect();
+    if let Some(m) = contradicting.first() {
+        d.flag(
+            FlagCode::DisciplineMismatch,
+            Severity::Error,
+            format!("The clinician put {m} on {code}, but the provider's discipline is {:?}, whose modifier is {own}; the line carries {own}. Correct the discipline or the modifier.", enc.discipline),
+            &[],
+        );
+    }
+}
+
+/// Minutes the documented times of two codes share.
+fn shared_minutes(a: &Draft, b: &Draft, enc: &Encounter) -> u32 {
+    let mut total = 0;
+    for sa in a.services(&enc.services) {
+        for sb in b.services(&enc.services) {
+            if let (Some(ia), Some(ib)) = (sa.interval, sb.interval) {
+                total += ia.overlap_minutes(&ib);
+            }
+        }
+    }
+    total
+}
+
+fn has_distinct_modifier(d: &Draft, enc: &Encounter) -> bool {
+    d.services(&enc.services)
+        .flat_map(|s| &s.modifiers)
+        .any(Modifier::is_distinct_service)
+}
+
+/// Flags that need two codes.
+pub(super) fn pair_flags(drafts: &mut [Draft], enc: &Encounter, rules: &Rules, counted: &Counted) {
+    let index = |code: Code, drafts: &[Draft]| drafts.iter().position(|d| d.code == code);
+    let line_of = |service: usize, drafts: &[Draft]| {
+        drafts
+            .iter()
+            .position(|d| d.services.contains(&service))
+            .unwrap_or(0)
+    };
+    // (line, other line, shared minutes) for every pair the rules relate.
+    let mut pairs: Vec<(usize, usize, u32)> = Vec::new();
+
+    for rule in &rules.edits.no_shared_minutes {
+        let (Some(a), Some(b)) = (index(rule.code, drafts), index(rule.other, drafts)) else {
+            continue;
+        };
+        let shared = shared_minutes(&drafts[a], &drafts[b], enc);
+        pairs.push((a, b, shared));
+        if shared > 0 {
+            for (x, y) in [(a, b), (b, a)] {
+                let (cx, cy) = (drafts[x].code, drafts[y].code);
+                drafts[x].flag(
+                    rule.flag,
+                    Severity::Error,
+                    format!("{cx} and {cy} share {shared} documented minute(s); the same minutes cannot be billed under both codes. Each minute was counted once, for the service listed first; correct the start and stop times or bill the shared time under one code."),
+                    &[cy],
+                );
+            }
+        }
+    }
+
+    // Any other two timed services documenting the same clock minutes.
+    for &(i, j, m) in &counted.shared {
+        let (a, b) = (line_of(i, drafts), line_of(j, drafts));
+        let (ca, cb) = (drafts[a].code, drafts[b].code);
+        let own_rule = rules
+            .edits
+            .no_shared_minutes
+            .iter()
+            .any(|r| (r.code == ca && r.other == cb) || (r.code == cb && r.other == ca));
+        if own_rule {
+            continue;
+        }
+        let (first, second) = (&enc.services[i].line_id, &enc.services[j].line_id);
+        let message = format!("Services {first} ({ca}) and {second} ({cb}) document {m} of the same clock minutes; a minute is billed once, so they were counted for {first}, listed first. Correct the times if the services were truly separate.");
+        let targets = if a == b {
+            vec![(a, ca)]
+        } else {
+            vec![(a, cb), (b, ca)]
+        };
+        for (x, other) in targets {
+            let already = drafts[x]
+                .flags
+                .iter()
+                .any(|f| f.code == FlagCode::SharedMinutes && f.related_codes.contains(&other));
+            if !already {
+                drafts[x].flag(
+                    FlagCode::SharedMinutes,
+                    Severity::Error,
+                    message.clone(),
+                    &[other],
+                );
+            }
+        }
+    }
+
+    for edit in rules.edits.ptp.iter() {
+        if !edit.in_effect(enc.date_of_service) {
+            continue;
+        }
+        let (Some(c1), Some(c2)) = (index(edit.column1, drafts), index(edit.column2, drafts))
+        else {
+            continue;
+        };
+        let shared = shared_minutes(&drafts[c1], &drafts[c2], enc);
+        pairs.push((c1, c2, shared));
+        let (col1, col2) = (edit.column1, edit.column2);
+        // Only a distinct-service modifier on the column-2 line bypasses an
+        // indicator-1 edit (NCCI Policy Manual, ch. I; CMS MLN1783722).
+        let modifier = has_distinct_modifier(&drafts[c2], enc);
+        let (severity, message) = match (edit.modifier_indicator, modifier) {
+            (0, _) => (Severity::Error, format!("{col2} is bundled into {col1} on this date (NCCI edit, modifier indicator 0); no modifier allows both, so {col2} will be denied. Remove it or correct the codes.")),
+            (_, false) => (Severity::Error, format!("{col2} is bundled into {col1} (NCCI edit, modifier indicator 1): the {col2} line is denied unless it carries 59 or XE/XS/XP/XU, which is only correct when the services were truly distinct (separate time blocks); otherwise remove {col2}.")),
+            (_, true) => (Severity::Info, format!("{col2} and {col1} form an NCCI edit pair billed with a distinct-service modifier on {col2}; keep the documentation that shows separate time and purpose.")),
+        };
+        drafts[c2].flag(FlagCode::NcciPtp, severity, message, &[col1]);
+    }
+
+    for (a, b, shared) in pairs {
+        if shared == 0 {
+            continue;
+        }
+        for (x, y) in [(a, b), (b, a)] {
+            let already = drafts[x].flags.iter().any(|f| {
+                f.code == FlagCode::Modifier59Misuse && f.related_codes.contains(&drafts[y].code)
+            });
+            if has_distinct_modifier(&drafts[x], enc) && !already {
+                let (cx, cy) = (drafts[x].code, drafts[y].code);
+                drafts[x].flag(
+                    FlagCode::Modifier59Misuse,
+                    Severity::Error,
+                    format!("{cx} carries 59/XE/XS/XP/XU but its minutes overlap {cy} by {shared} minute(s); the modifier is only correct for truly distinct services. Remove the modifier or correct the times."),
+                    &[cy],
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Which documented minutes count as timed minutes. Only one-on-one
+//! minutes do (a one-on-one procedure documented as group or not
+//! one-on-one counts none: group therapy is 97150), and a clock minute
+//! counts once: minutes that a service's documented times share with a
+//! service listed before it go to the earlier one (contract section 3).
+//! Medicare Claims Processing Manual (Pub 100-04), ch. 5, sec. 20.2: the
+//! total timed minutes are the minutes of direct one-on-one timed services.
+
+use crate::domain::encounter::{Interval, Service};
+use crate::domain::rules::{CodeKind, Rules};
+
+/// The minutes each service counts for, and why some count less.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// Per service, in order: the timed minutes it counts for.
+    pub minutes: Vec<u32>,
+    /// Per service: a one-on-one procedure documented as group or not
+    /// one-on-one.
+    pub not_one_on_one: Vec<bool>,
+    /// (earlier service, later service, minutes they both document).
+    pub shared: Vec<(usize, usize, u32)>,
+}
+
+/// Whether service `s` was documented as group or not one-on-one.
+pub fn documented_as_group(s: &Service) -> bool {
+    !s.one_on_one || s.group_size.is_some_and(|g| g > 1)
+}
+
+pub fn count(services: &[Service], rules: &Rules) -> Counted {
+    let mut out = Counted {
+        minutes: Vec::with_capacity(services.len()),
+        not_one_on_one: Vec::with_capacity(services.len()),
+        shared: Vec::new(),
+    };
+    // The documented intervals of the timed services counted so far.
+    let mut taken: Vec<(usize, Interval)> = Vec::new();
+    for (j, s) in services.iter().enumerate() {
+        let info = rules.catalogue.get_code(&s.code);
+        let timed = info.is_some_and(|i| i.timed);
+        let group_code = info.is_some_and(|i| i.kind == Some(CodeKind::Group));
+        let excluded = info.is_some_and(|i| i.one_on_one) && documented_as_group(s);
+        out.not_one_on_one.push(excluded);
+        if excluded || !timed || group_code {
+            out.minutes.push(if excluded { 0 } else { s.minutes });
+            continue;
+        }
+        let Some(iv) = s.interval else {
+            out.minutes.push(s.minutes);
+            continue;
+        };
+        for (i, other) in &taken {
+            let m = iv.overlap_minutes(other);
+            if m > 0 {
+                out.shared.push((*i, j, m));
+            }
+        }
+        let shared_secs = overlap_with_union(&iv, taken.iter().map(|(_, t)| *t));
+        let own_secs = (iv.end - iv.start).num_seconds() - shared_secs;
+        out.minutes
+            .push(u32::try_from(own_secs.max(0) / 60).unwrap_or(u32::MAX));
+        taken.push((j, iv));
+    }
+    out
+}
+
+/// Seconds of `iv` that the union of `others` covers (each second once).
+fn overlap_with_union(iv: &Interval, others: impl Iterator<Item = Interval>) -> i64 {
+    let mut parts: Vec<(i64, i64)> = others
+        .filter_map(|o| {
+            let start = iv.start.max(o.start);
+            let end = iv.end.min(o.end);
+            (end > start).then(|| (start.timestamp(), end.timestamp()))
+        })
+        .collect();
+    parts.sort_unstable();
+    let mut total = 0;
+    let mut reach = i64::MIN;
+    for (start, end) in parts {
+        let start = start.max(reach);
+        if end > start {
+            total += end - start;
+        }
+        reach = reach.max(end);
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn iv(a: (u32, u32), b: (u32, u32)) -> Interval {
+        Interval {
+            start: Utc.with_ymd_and_hms(2026, 3, 2, a.0, a.1, 0).unwrap(),
+            end: Utc.with_ymd_and_hms(2026, 3, 2, b.0, b.1, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_union_counts_each_second_once() {
+        let x = iv((14, 0), (14, 30));
+        let others = [
+            iv((14, 10), (14, 20)),
+            iv((14, 15), (14, 40)),
+            iv((13, 0), (13, 5)),
+        ];
+        assert_eq!(overlap_with_union(&x, others.into_iter()), 20 * 60);
+        assert_eq!(overlap_with_union(&x, [].into_iter()), 0);
+    }
+}

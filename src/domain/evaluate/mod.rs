@@ -1,0 +1,304 @@
+//! One encounter in, its claim lines out: units, modifiers, flags, status
+//! and an expected payment. Pure: no I/O, no clock, no randomness.
+//!
+//! - [`minutes`]: which documented minutes count as timed minutes;
+//! - [`assistant`]: CQ/CO per 15-minute unit;
+//! - [`flags`]: the checks that raise flags, per line and per pair;
+//! - [`payment`]: the expected payment of each line.
+
+mod assistant;
+mod flags;
+mod minutes;
+mod payment;
+
+use std::borrow::Cow;
+
+use super::claim::{ClaimLine, Flag, FlagCode, Severity, Status};
+use super::encounter::{Encounter, Service};
+use super::rules::{CodeInfo, PayerPolicy, Rules, RULES_VERSION};
+use super::units;
+use super::values::{Code, Discipline, EventType, Modifier};
+
+/// The most modifiers one claim line carries (837P SV101-3 to SV101-6;
+/// CMS-1500 item 24D).
+const MAX_MODIFIERS: usize = 4;
+
+/// The services of one code on the date of service.
+struct Draft<'a> {
+    code: Code,
+    info: Option<&'a CodeInfo>,
+    /// Indexes of this code's services in the encounter, in order.
+    services: Vec<usize>,
+    /// Timed minutes (see [`minutes`]), and the assistant's share of them.
+    minutes: u32,
+    assistant_minutes: u32,
+    units: u32,
+    flags: Vec<Flag>,
+}
+
+impl<'a> Draft<'a> {
+    fn services<'s>(&'s self, all: &'a [Service]) -> impl Iterator<Item = &'a Service> + 's {
+        self.services.iter().map(move |&i| &all[i])
+    }
+
+    fn timed(&self) -> bool {
+        self.info.is_some_and(|i| i.timed)
+    }
+
+    fn flag(&mut self, code: FlagCode, severity: Severity, message: String, related: &[Code]) {
+        self.flags.push(Flag {
+            code,
+            severity,
+            message,
+            related_codes: related.to_vec(),
+        });
+    }
+}
+
+/// A claim line to be: a draft's units, all of them or the part with (or
+/// without) CQ/CO.
+struct Part {
+    draft: usize,
+    units: u32,
+    minutes: u32,
+    assistant: bool,
+    modifiers: Vec<Modifier>,
+    flags: Vec<Flag>,
+}
+
+/// Evaluates one encounter. A `voided` event yields no lines: voiding what
+/// was published before is the pipeline's job, since only it knows what was.
+pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
+    if enc.event_type == EventType::Voided {
+        return Vec::new();
+    }
+    let policy = rules.policies.for_payer(&enc.payer_id, enc.plan);
+    let counted = minutes::count(&enc.services, rules);
+    let mut drafts = group_by_code(enc, rules, &counted);
+    assign_units(&mut drafts, policy);
+    for d in &mut drafts {
+        flags::line_flags(d, enc, policy, rules, &counted);
+    }
+    flags::pair_flags(&mut drafts, enc, rules, &counted);
+    let mut parts = split_assistant_units(&drafts, enc, policy);
+    for p in &mut parts {
+        assign_modifiers(p, &drafts[p.draft], enc, policy);
+    }
+    let payments = payment::expected(&parts, &drafts, rules, policy);
+
+    parts
+        .into_iter()
+        .zip(payments)
+        .enumerate()
+        .map(|(i, (p, payment))| {
+            let line_no = i as u32 + 1;
+            let mut flags = drafts[p.draft].flags.clone();
+            flags.extend(p.flags);
+            let status = if flags.iter().any(|f| f.severity == Severity::Error) {
+                Status::NeedsReview
+            } else {
+                Status::Validated
+            };
+            ClaimLine {
+                claim_line_id: ClaimLine::id(&enc.encounter_id, enc.version, line_no),
+                encounter_id: enc.encounter_id.clone(),
+                encounter_version: enc.version,
+                event_id: enc.event_id.clone(),
+                date_of_service: enc.date_of_service,
+                patient_id: enc.patient_id.shared(),
+                provider_npi: enc.npi,
+                payer_id: enc.payer_id.clone(),
+                line_no,
+                code: drafts[p.draft].code,
+                units: p.units,
+                minutes: p.minutes,
+                modifiers: p.modifiers,
+                unit_method: policy.unit_method,
+                status,
+                flags,
+                diagnoses: enc.diagnoses.clone(),
+                expected_payment_cents: payment,
+                rules_version: Cow::Borrowed(RULES_VERSION),
+            }
+        })
+        .collect()
+}
+
+/// Services with the same code on the same date are one code, in the order
+/// each code first appears.
+fn group_by_code<'a>(
+    enc: &'a Encounter,
+    rules: &'a Rules,
+    counted: &minutes::Counted,
+) -> Vec<Draft<'a>> {
+    let mut drafts: Vec<Draft<'a>> = Vec::with_capacity(enc.services.len());
+    for (i, s) in enc.services.iter().enumerate() {
+        let m = counted.minutes[i];
+        let a = s.assistant_minutes.min(m);
+        match drafts.iter_mut().find(|d| d.code == s.code) {
+            Some(d) => {
+                d.services.push(i);
+                d.minutes += m;
+                d.assistant_minutes += a;
+            }
+            None => drafts.push(Draft {
+                code: s.code,
+                info: rules.catalogue.get_code(&s.code),
+                services: vec![i],
+                minutes: m,
+                assistant_minutes: a,
+                units: 0,
+                flags: Vec::new(),
+            }),
+        }
+    }
+    drafts
+}
+
+fn assign_units(drafts: &mut [Draft], policy: &PayerPolicy) {
+    let timed: Vec<usize> = (0..drafts.len()).filter(|&i| drafts[i].timed()).collect();
+    let minutes: Vec<u32> = timed.iter().map(|&i| drafts[i].minutes).collect();
+    for (&i, u) in timed
+        .iter()
+        .zip(units::allocate(policy.unit_method, &minutes))
+    {
+        drafts[i].units = u;
+    }
+    for d in drafts.iter_mut().filter(|d| !d.timed()) {
+        if d.info.is_some() {
+            // Untimed: one unit a day, whatever the minutes.
+            d.units = 1;
+        } else {
+            let code = d.code;
+            d.flag(
+                FlagCode::UnknownCode,
+                Severity::Error,
+                format!("{code} is not in claimline's code catalogue, so whether it is timed and how many units it earns is unknown; check the code or bill it by hand."),
+                &[],
+            );
+        }
+    }
+}
+
+/// The lines of each draft: one, or two when its units were furnished
+/// partly by an assistant and partly by the therapist and the payer wants
+/// CQ/CO (first the units without, then those with; contract section 2).
+fn split_assistant_units(drafts: &[Draft], enc: &Encounter, policy: &PayerPolicy) -> Vec<Part> {
+    let mut parts = Vec::with_capacity(drafts.len() + 1);
+    let modifiers = policy.assistant_modifiers && assistant_modifier(enc.discipline).is_some();
+    for (i, d) in drafts.iter().enumerate() {
+        let whole = |assistant| Part {
+            draft: i,
+            units: d.units,
+            minutes: d.minutes,
+            assistant,
+            modifiers: Vec::new(),
+            flags: Vec::new(),
+        };
+        if !modifiers || d.assistant_minutes == 0 {
+            parts.push(whole(false));
+            continue;
+        }
+        if !d.timed() || d.units == 0 {
+            // An untimed service (or one without units): the de minimis
+            // standard on the service as a whole.
+            parts.push(whole(d.assistant_minutes * 10 > d.minutes));
+            continue;
+        }
+        let s = assistant::split(
+            d.minutes - d.assistant_minutes,
+            d.assistant_minutes,
+            d.units,
+        );
+        for (units, minutes, assistant) in [
+            (s.therapist_units, s.therapist_minutes, false),
+            (s.assistant_units, s.assistant_minutes, true),
+        ] {
+            if units > 0 {
+                parts.push(Part {
+                    draft: i,
+                    units,
+                    minutes,
+                    assistant,
+                    modifiers: Vec::new(),
+                    flags: Vec::new(),
+                });
+            }
+        }
+    }
+    parts
+}
+
+fn therapy_modifier(discipline: Discipline) -> Modifier {
+    match discipline {
+        Discipline::PT => Modifier::GP,
+        Discipline::OT => Modifier::GO,
+        Discipline::SLP => Modifier::GN,
+    }
+}
+
+fn assistant_modifier(discipline: Discipline) -> Option<Modifier> {
+    match discipline {
+        Discipline::PT => Some(Modifier::CQ),
+        Discipline::OT => Some(Modifier::CO),
+        Discipline::SLP => None,
+    }
+}
+
+/// In billing order: exactly one of GP/GO/GN (the provider's discipline),
+/// CQ/CO on assistant units, a distinct-service modifier, then the
+/// clinician's others as documented; at most four (the rest flagged).
+fn assign_modifiers(p: &mut Part, d: &Draft, enc: &Encounter, policy: &PayerPolicy) {
+    let mut mods = Vec::with_capacity(MAX_MODIFIERS);
+    mods.push(therapy_modifier(enc.discipline));
+    if p.assistant {
+        if let Some(a) = assistant_modifier(enc.discipline) {
+            mods.push(a);
+            let code = d.code;
+            let paid = if policy.assistant_payment_percent < 100 {
+                format!(
+                    "paid at {}% of the fee schedule",
+                    policy.assistant_payment_percent
+                )
+            } else {
+                "paid at this payer's rate for assistant services".to_owned()
+            };
+            p.flags.push(Flag {
+                code: FlagCode::AssistantModifier,
+                severity: Severity::Info,
+                message: format!("{a} on {} unit(s) of {code}: an assistant furnished over 10% of each (the per-unit de minimis standard), {paid}.", p.units),
+                related_codes: Vec::new(),
+            });
+        }
+    }
+    let documented = d
+        .services(&enc.services)
+        .flat_map(|s| &s.modifiers)
+        .filter(|m| !m.is_therapy() && !m.is_assistant());
+    let (distinct, others): (Vec<&Modifier>, Vec<&Modifier>) =
+        documented.partition(|m| m.is_distinct_service());
+    for m in distinct.into_iter().chain(others) {
+        if !mods.contains(m) {
+            mods.push(*m);
+        }
+    }
+    if mods.len() > MAX_MODIFIERS {
+        let dropped: Vec<String> = mods[MAX_MODIFIERS..]
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        mods.truncate(MAX_MODIFIERS);
+        p.flags.push(Flag {
+            code: FlagCode::TooManyModifiers,
+            severity: Severity::Warning,
+            message: format!(
+                "{} needs {} modifiers but a claim line carries {MAX_MODIFIERS} (837P, CMS-1500); kept those payment depends on, dropped {}. Check whether the dropped ones belong on another line.",
+                d.code,
+                MAX_MODIFIERS + dropped.len(),
+                dropped.join(", ")
+            ),
+            related_codes: Vec::new(),
+        });
+    }
+    p.modifiers = mods;
+}
