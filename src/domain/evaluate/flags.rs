@@ -182,7 +182,8 @@ fn who_and_what(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
             &[],
         );
     }
-    if let Some(instead) = policy.not_recognized.get(&code) {
+    // One or two entries: a scan beats hashing.
+    if let Some((_, instead)) = policy.not_recognized.iter().find(|(c, _)| **c == code) {
         d.flag(
             FlagCode::NotRecognizedByPayer,
             Severity::Error,

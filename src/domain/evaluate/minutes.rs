@@ -7,11 +7,13 @@
 //! total timed minutes are the minutes of direct one-on-one timed services.
 
 use crate::domain::encounter::{Interval, Service};
-use crate::domain::rules::{CodeKind, Rules};
+use crate::domain::rules::{CodeInfo, CodeKind, Rules};
 
 /// The minutes each service counts for, and why some count less.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Counted {
+#[derive(Debug, Default)]
+pub struct Counted<'r> {
+    /// Per service: its code's catalogue entry, if any.
+    pub info: Vec<Option<&'r CodeInfo>>,
     /// Per service, in order: the timed minutes it counts for.
     pub minutes: Vec<u32>,
     /// Per service: a one-on-one procedure documented as group or not
@@ -26,8 +28,9 @@ pub fn documented_as_group(s: &Service) -> bool {
     !s.one_on_one || s.group_size.is_some_and(|g| g > 1)
 }
 
-pub fn count(services: &[Service], rules: &Rules) -> Counted {
+pub fn count<'r>(services: &[Service], rules: &'r Rules) -> Counted<'r> {
     let mut out = Counted {
+        info: Vec::with_capacity(services.len()),
         minutes: Vec::with_capacity(services.len()),
         not_one_on_one: Vec::with_capacity(services.len()),
         shared: Vec::new(),
@@ -36,6 +39,7 @@ pub fn count(services: &[Service], rules: &Rules) -> Counted {
     let mut taken: Vec<(usize, Interval)> = Vec::new();
     for (j, s) in services.iter().enumerate() {
         let info = rules.catalogue.get_code(&s.code);
+        out.info.push(info);
         let timed = info.is_some_and(|i| i.timed);
         let group_code = info.is_some_and(|i| i.kind == Some(CodeKind::Group));
         let excluded = info.is_some_and(|i| i.one_on_one) && documented_as_group(s);
@@ -48,13 +52,19 @@ pub fn count(services: &[Service], rules: &Rules) -> Counted {
             out.minutes.push(s.minutes);
             continue;
         };
+        let mut overlaps = false;
         for (i, other) in &taken {
             let m = iv.overlap_minutes(other);
             if m > 0 {
                 out.shared.push((*i, j, m));
+                overlaps = true;
             }
         }
-        let shared_secs = overlap_with_union(&iv, taken.iter().map(|(_, t)| *t));
+        let shared_secs = if overlaps {
+            overlap_with_union(&iv, taken.iter().map(|(_, t)| *t))
+        } else {
+            0
+        };
         let own_secs = (iv.end - iv.start).num_seconds() - shared_secs;
         out.minutes
             .push(u32::try_from(own_secs.max(0) / 60).unwrap_or(u32::MAX));

@@ -74,7 +74,7 @@ pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
     }
     let policy = rules.policies.for_payer(&enc.payer_id, enc.plan);
     let counted = minutes::count(&enc.services, rules);
-    let mut drafts = group_by_code(enc, rules, &counted);
+    let mut drafts = group_by_code(enc, &counted);
     assign_units(&mut drafts, policy);
     for d in &mut drafts {
         flags::line_flags(d, enc, policy, rules, &counted);
@@ -85,6 +85,11 @@ pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
         assign_modifiers(p, &drafts[p.draft], enc, policy);
     }
     let payments = payment::expected(&parts, &drafts, rules, policy);
+    // The code's flags go on each of its lines: moved to its last one,
+    // copied to a split's first.
+    let last_of_draft: Vec<bool> = (0..parts.len())
+        .map(|i| parts.get(i + 1).is_none_or(|next| next.draft != parts[i].draft))
+        .collect();
 
     parts
         .into_iter()
@@ -92,7 +97,11 @@ pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
         .enumerate()
         .map(|(i, (p, payment))| {
             let line_no = i as u32 + 1;
-            let mut flags = drafts[p.draft].flags.clone();
+            let mut flags = if last_of_draft[i] {
+                std::mem::take(&mut drafts[p.draft].flags)
+            } else {
+                drafts[p.draft].flags.clone()
+            };
             flags.extend(p.flags);
             let status = if flags.iter().any(|f| f.severity == Severity::Error) {
                 Status::NeedsReview
@@ -126,11 +135,7 @@ pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
 
 /// Services with the same code on the same date are one code, in the order
 /// each code first appears.
-fn group_by_code<'a>(
-    enc: &'a Encounter,
-    rules: &'a Rules,
-    counted: &minutes::Counted,
-) -> Vec<Draft<'a>> {
+fn group_by_code<'a>(enc: &'a Encounter, counted: &minutes::Counted<'a>) -> Vec<Draft<'a>> {
     let mut drafts: Vec<Draft<'a>> = Vec::with_capacity(enc.services.len());
     for (i, s) in enc.services.iter().enumerate() {
         let m = counted.minutes[i];
@@ -143,7 +148,7 @@ fn group_by_code<'a>(
             }
             None => drafts.push(Draft {
                 code: s.code,
-                info: rules.catalogue.get_code(&s.code),
+                info: counted.info[i],
                 services: vec![i],
                 minutes: m,
                 assistant_minutes: a,
