@@ -88,7 +88,11 @@ pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
     // The code's flags go on each of its lines: moved to its last one,
     // copied to a split's first.
     let last_of_draft: Vec<bool> = (0..parts.len())
-        .map(|i| parts.get(i + 1).is_none_or(|next| next.draft != parts[i].draft))
+        .map(|i| {
+            parts
+                .get(i + 1)
+                .is_none_or(|next| next.draft != parts[i].draft)
+        })
         .collect();
 
     parts
