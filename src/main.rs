@@ -23,7 +23,10 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     // One line, through the configured log format.
-                    tracing::error!(error = format!("{e:#}"), "claimline run failed");
+                    tracing::error!(
+                        error = claimline::pipeline::retry::loggable(&e),
+                        "claimline run failed"
+                    );
                     ExitCode::FAILURE
                 }
             }

@@ -24,6 +24,13 @@ struct Written {
     conflicts: Vec<(usize, Rejection)>,
 }
 
+/// A committed batch whose messages are not yet handed to the producer.
+struct WrittenBatch {
+    batch: Vec<Incoming>,
+    items: Vec<Item>,
+    outbox: Vec<OutboxEntry>,
+}
+
 /// A written batch whose messages were handed to the producer.
 pub(super) struct Sent {
     pub batch: Vec<Incoming>,
@@ -73,14 +80,23 @@ impl Pipeline {
             };
             let batch = self.fill_batch(consumer, first, linger).await;
             let span = batch_span(&batch);
-            let sent = self.write_and_send(batch).instrument(span.clone()).await;
+            // This batch is written while the one before waits for its
+            // acknowledgements; that one is settled (anything not
+            // acknowledged sent again) before this one's messages are
+            // enqueued, so a void never overtakes the line it cancels.
+            let written = self.write(batch).instrument(span.clone()).await;
             if let Some(prev) = in_flight.take() {
-                if self.settle(consumer, prev).instrument(span).await.is_err() {
+                if self
+                    .settle(consumer, prev)
+                    .instrument(span.clone())
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
-            match sent {
-                Ok(sent) => in_flight = Some(sent),
+            match written {
+                Ok(w) => in_flight = Some(self.send(w).instrument(span).await),
                 // Stopping with the batch unwritten: redelivered later.
                 Err(Stopped) => return,
             }
@@ -123,9 +139,8 @@ impl Pipeline {
         batch
     }
 
-    /// The batch written (retried until it holds), then its messages handed
-    /// to the producer, not yet acknowledged.
-    async fn write_and_send(&self, batch: Vec<Incoming>) -> Result<Sent, Stopped> {
+    /// The batch decoded, planned and written (retried until it holds).
+    async fn write(&self, batch: Vec<Incoming>) -> Result<WrittenBatch, Stopped> {
         // Decoding and planning are CPU work: done in place of a blocking
         // thread, so the runtime's other tasks (HTTP probes, acks, the
         // outbox keeper) keep their worker threads.
@@ -142,6 +157,21 @@ impl Pipeline {
                 .with_label_values(&[outcome.as_str()])
                 .inc_by(n);
         }
+        Ok(WrittenBatch {
+            batch,
+            items,
+            outbox,
+        })
+    }
+
+    /// Hands a written batch's messages to the producer: its claim lines
+    /// (in outbox order), then its dead letters.
+    async fn send(&self, w: WrittenBatch) -> Sent {
+        let WrittenBatch {
+            batch,
+            items,
+            outbox,
+        } = w;
         let mut outbox_acks = Vec::with_capacity(outbox.len());
         for e in &outbox {
             outbox_acks.push(self.producer.enqueue(super::outbox_message(e)).await);
@@ -159,14 +189,14 @@ impl Pipeline {
                 );
             }
         }
-        Ok(Sent {
+        Sent {
             batch,
             items,
             outbox,
             outbox_acks,
             dead,
             dead_acks,
-        })
+        }
     }
 
     /// Writes the batch; transient errors are retried, and when Postgres

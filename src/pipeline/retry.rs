@@ -103,7 +103,7 @@ impl Pipeline {
                     let wait = backoff(attempt, jitter());
                     tracing::warn!(
                         step = step.name(),
-                        error = format!("{e:#}"),
+                        error = loggable(&e),
                         retry_in_ms = wait.as_millis() as u64,
                         failing_for_s = since.elapsed().as_secs(),
                         "step failed; retrying"
@@ -128,9 +128,36 @@ impl Pipeline {
     }
 }
 
+/// An error's chain for a log line. A Postgres error is shown by its
+/// SQLSTATE only: the server's text can quote a value from the row (PHI).
+pub fn loggable(e: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        if let Some(db) = cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|e| e.as_database_error())
+        {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            parts.push(format!("Postgres error SQLSTATE {code}"));
+            break;
+        }
+        parts.push(cause.to_string());
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_logged_error_keeps_its_context_chain() {
+        let e = anyhow::anyhow!("connection refused").context("Failed to begin a transaction");
+        assert_eq!(
+            loggable(&e),
+            "Failed to begin a transaction: connection refused"
+        );
+    }
 
     #[test]
     fn each_step_marks_the_dependency_it_needs() {

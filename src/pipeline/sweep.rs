@@ -62,11 +62,14 @@ impl Keeper {
                 if let Err(e) =
                     store::renew(&self.pool, &self.owner, &self.in_flight.snapshot()).await
                 {
-                    tracing::warn!(error = format!("{e:#}"), "could not renew outbox leases");
+                    tracing::warn!(
+                        error = super::retry::loggable(&e),
+                        "could not renew outbox leases"
+                    );
                 }
                 if tick.is_multiple_of(2) {
                     if let Err(e) = self.sweep().await {
-                        tracing::warn!(error = format!("{e:#}"), "outbox sweep failed");
+                        tracing::warn!(error = super::retry::loggable(&e), "outbox sweep failed");
                     }
                 }
                 if let Ok((rows, oldest)) = store::backlog(&self.pool).await {

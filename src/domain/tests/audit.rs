@@ -257,3 +257,42 @@ fn a_therapy_department_s_codes_are_known() {
         assert!(flag(&lines[0], FlagCode::UnknownCode).is_none(), "{code}");
     }
 }
+
+/// Output is bounded by the input limits: the largest event the decoder
+/// accepts (100 services, 100 diagnoses, 100 modifiers a service, ids of
+/// 128 characters) yields claim lines far below the broker's 1 MiB.
+#[test]
+fn the_largest_accepted_event_has_small_claim_lines() {
+    let codes: Vec<&str> = Rules::builtin()
+        .catalogue
+        .codes()
+        .iter()
+        .map(|c| c.code.as_str())
+        .chain(["Z0001", "Z0002"])
+        .collect();
+    let modifiers: Vec<String> = (0..100).map(|i| format!("{:02}", i % 100)).collect();
+    let services: Vec<Value> = (0..100)
+        .map(|i| {
+            let mut s = svc(
+                &format!("{i:0>128}"),
+                codes[i % codes.len()],
+                "10:00",
+                "10:45",
+            );
+            s["modifiers"] = json!(modifiers);
+            s["assistant_minutes"] = json!(20);
+            s
+        })
+        .collect();
+    let mut ev = event("medicare", services);
+    ev["event_id"] = json!("e".repeat(128));
+    ev["encounter"]["encounter_id"] = json!("E".repeat(64));
+    ev["encounter"]["patient"]["id"] = json!("P".repeat(128));
+    ev["encounter"]["payer"]["id"] = json!("Y".repeat(128));
+    ev["encounter"]["diagnoses"] = json!(vec!["S72.001D"; 100]);
+    let bytes = ev.to_string();
+    assert!(bytes.len() < crate::codec::MAX_EVENT_BYTES);
+    let lines = run(&ev);
+    let largest = lines.iter().map(|l| l.to_json().len()).max().unwrap();
+    assert!(largest < 256 * 1024, "a claim line of {largest} bytes");
+}
