@@ -53,7 +53,8 @@ pub enum Command {
         /// Stop after this many messages.
         #[arg(long, default_value_t = usize::MAX)]
         max: usize,
-        /// Stop after this many seconds without a message.
+        /// Stop after this many seconds without a message (at least 15 s
+        /// for the first one).
         #[arg(long, default_value_t = 5)]
         idle_secs: u64,
         /// `full`: partition, offset, key, headers and value as one JSON

@@ -7,14 +7,14 @@
 //! (`error.value_stored: postgres`) is sent from there.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::config::DatabaseArgs;
-use crate::kafka::consumer::{Record, TopicReader};
+use crate::kafka::consumer::{IdleClock, Record, TopicReader};
 use crate::kafka::{KafkaArgs, Outgoing, Producer};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -39,7 +39,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Stop reading the dead-letter topic after this many seconds without
-    /// a message.
+    /// a message (at least 15 s for the first one).
     #[arg(long, default_value_t = 5)]
     pub idle_secs: u64,
 }
@@ -59,15 +59,14 @@ pub async fn replay(args: &ReplayArgs) -> anyhow::Result<Summary> {
     let pool = crate::store::connect(&args.database.database_url, 2).await?;
     let reader = TopicReader::create(&args.kafka, &args.dlq_topic)?;
     let producer = Producer::create_plain(&args.kafka)?;
-    let idle = Duration::from_secs(args.idle_secs);
+    let mut clock = IdleClock::new(Duration::from_secs(args.idle_secs));
     let mut summary = Summary::default();
-    let mut last = Instant::now();
-    while last.elapsed() < idle {
+    while !clock.expired() {
         let Some(m) = tokio::task::block_in_place(|| reader.poll(Duration::from_millis(200)))
         else {
             continue;
         };
-        last = Instant::now();
+        clock.message();
         let reason = m.header("error.reason").unwrap_or("unknown").to_owned();
         if args.reason.as_ref().is_some_and(|r| *r != reason)
             || args

@@ -4,12 +4,12 @@
 //! same `KAFKA_*` settings (TLS, SASL) apply.
 
 use std::io::{BufRead, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::kafka::consumer::{Record, TopicReader};
+use crate::kafka::consumer::{IdleClock, Record, TopicReader};
 use crate::kafka::{KafkaArgs, Outgoing, Producer};
 
 /// Sends each non-blank line as one message, keyed by its
@@ -79,8 +79,8 @@ pub fn read(
     let reader = TopicReader::create(kafka, topic)?;
     let mut n = 0;
     let mut out = std::io::stdout().lock();
-    let mut last = Instant::now();
-    while n < max && last.elapsed() < idle {
+    let mut clock = IdleClock::new(idle);
+    while n < max && !clock.expired() {
         if let Some(m) = reader.poll(Duration::from_millis(200)) {
             let mut line = match format {
                 ReadFormat::Values => m.payload.clone(),
@@ -95,7 +95,7 @@ pub fn read(
                 return Err(e).context("Failed to write to stdout");
             }
             n += 1;
-            last = Instant::now();
+            clock.message();
         }
     }
     Ok(n)

@@ -160,6 +160,38 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
+/// When a reader gives up: `idle` after the last message, but not before
+/// `FIRST_MESSAGE_GRACE` when none has come yet (joining the group and the
+/// first fetch take seconds on a busy broker).
+pub struct IdleClock {
+    idle: std::time::Duration,
+    started: std::time::Instant,
+    last: Option<std::time::Instant>,
+}
+
+const FIRST_MESSAGE_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+impl IdleClock {
+    pub fn new(idle: std::time::Duration) -> Self {
+        IdleClock {
+            idle,
+            started: std::time::Instant::now(),
+            last: None,
+        }
+    }
+
+    pub fn message(&mut self) {
+        self.last = Some(std::time::Instant::now());
+    }
+
+    pub fn expired(&self) -> bool {
+        match self.last {
+            Some(last) => last.elapsed() >= self.idle,
+            None => self.started.elapsed() >= self.idle.max(FIRST_MESSAGE_GRACE),
+        }
+    }
+}
+
 /// A group-less reader of one topic from the beginning (the `read` tool).
 pub struct TopicReader {
     inner: rdkafka::consumer::BaseConsumer,
