@@ -130,6 +130,10 @@ pub struct RunConfig {
     /// Most messages in one batch (one transaction).
     #[arg(long, env = "CLAIMLINE_BATCH_SIZE", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch_size: u32,
+    /// An input value over this many bytes is dead-lettered as too_large
+    /// (contract section 2).
+    #[arg(long, env = "CLAIMLINE_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_message_bytes: u64,
     /// Most message bytes in one batch: with 1 MiB events, the default
     /// keeps a batch's memory bounded whatever CLAIMLINE_BATCH_SIZE says.
     #[arg(long, env = "CLAIMLINE_BATCH_MAX_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]

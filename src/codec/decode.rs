@@ -43,10 +43,16 @@ impl EventError {
 
 /// Bytes from the wire to a domain encounter. Never panics.
 pub fn decode(bytes: &[u8]) -> Result<Encounter, EventError> {
-    if bytes.len() > MAX_EVENT_BYTES {
+    decode_limited(bytes, MAX_EVENT_BYTES)
+}
+
+/// [`decode`] with another size limit (CLAIMLINE_MAX_MESSAGE_BYTES): a value
+/// over `max` bytes is `too_large`, unread.
+pub fn decode_limited(bytes: &[u8], max: usize) -> Result<Encounter, EventError> {
+    if bytes.len() > max {
         return Err(EventError::TooLarge {
             size: bytes.len(),
-            max: MAX_EVENT_BYTES,
+            max,
         });
     }
     // The reader for the usual shape (it checks UTF-8 as it goes); if it

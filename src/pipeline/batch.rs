@@ -144,7 +144,8 @@ impl Pipeline {
         // Decoding and planning are CPU work: done in place of a blocking
         // thread, so the runtime's other tasks (HTTP probes, acks, the
         // outbox keeper) keep their worker threads.
-        let mut items = tokio::task::block_in_place(|| plan::decode_all(&batch));
+        let max = usize::try_from(self.cfg.max_message_bytes).unwrap_or(usize::MAX);
+        let mut items = tokio::task::block_in_place(|| plan::decode_all(&batch, max));
         let write_started = Instant::now();
         let (outbox, outcomes) = self.write_isolating(&batch, &mut items).await?;
         self.mark(Step::WriteBatch.dependency(), true);

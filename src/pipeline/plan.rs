@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::codec::{decode, EventError, JsonWriter};
+use crate::codec::{decode_limited, EventError, JsonWriter};
 use crate::domain::ledger::{Ledger, Outcome};
 use crate::domain::{ClaimLine, Encounter, Rules, Status};
 use crate::kafka::Incoming;
@@ -62,11 +62,12 @@ impl Rejection {
     }
 }
 
-/// Decodes every message of a batch, in order.
-pub fn decode_all(batch: &[Incoming]) -> Vec<Item> {
+/// Decodes every message of a batch, in order; a value over `max_bytes` is
+/// `too_large`.
+pub fn decode_all(batch: &[Incoming], max_bytes: usize) -> Vec<Item> {
     batch
         .iter()
-        .map(|m| match decode(&m.payload) {
+        .map(|m| match decode_limited(&m.payload, max_bytes) {
             Ok(e) => Item::Good(Box::new(e)),
             Err(e) => Item::Bad(e.into()),
         })
@@ -250,7 +251,7 @@ mod tests {
     }
 
     fn run(batch: &[Incoming], ledger: Ledger) -> Plan {
-        let items = decode_all(batch);
+        let items = decode_all(batch, crate::codec::MAX_EVENT_BYTES);
         plan(batch, &items, ledger, Rules::builtin(), &topics())
     }
 
@@ -444,7 +445,7 @@ mod tests {
             bytes(&event("e3", "B", 2, "amended")),
             b"[]".to_vec(),
         ]);
-        let items = decode_all(&batch);
+        let items = decode_all(&batch, crate::codec::MAX_EVENT_BYTES);
         let (encounters, events) = keys(&items);
         assert_eq!(encounters, vec!["A", "B"]);
         assert_eq!(events, vec!["e2", "e1", "e3"]);

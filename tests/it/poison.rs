@@ -176,3 +176,29 @@ async fn a_dead_letter_too_large_to_forward_keeps_its_value_in_postgres() {
     env.wait_count("SELECT count(*) FROM dead_letters", 1, T)
         .await;
 }
+
+/// CLAIMLINE_MAX_MESSAGE_BYTES sets the input limit (contract section 2).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_input_size_limit_is_a_setting() {
+    let env = TestEnv::new("maxbytes", 1).await;
+    let svc = env.service_with(&env.db_url, &[("CLAIMLINE_MAX_MESSAGE_BYTES", "4000")]);
+    svc.wait_ready(T).await;
+    let small = event("fits", "finalized", "ENC-FITS", 1);
+    let mut padded = event("padded", "finalized", "ENC-PADDED", 1);
+    padded["pad"] = json!("x".repeat(4000));
+    assert!(small.to_string().len() <= 4000);
+    env.send_events(&[padded, small]).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 1, T)
+        .await;
+    env.wait_count(
+        "SELECT count(*) FROM dead_letters WHERE reason = 'too_large'",
+        1,
+        T,
+    )
+    .await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM encounter_events WHERE event_id = 'fits'")
+            .await,
+        1
+    );
+}
