@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# On a first run the broker and claimline both compile: build claimline in
+# the background meanwhile, so the two builds overlap.
+mkdir -p .run
+cargo build --release --quiet >.run/demo-build.log 2>&1 &
+build=$!
 admin_url="$(scripts/ensure-postgres.sh)"
 bootstrap="$(scripts/start-broker.sh)"
 db_url="${admin_url%/*}/claimline_demo"
@@ -13,7 +18,7 @@ psql "$admin_url" -qAtc "SELECT 1 FROM pg_database WHERE datname = 'claimline_de
   || psql "$admin_url" -qc "CREATE DATABASE claimline_demo"
 
 echo "== building claimline"
-cargo build --release --quiet
+wait "$build" || { cat .run/demo-build.log; exit 1; }
 bin=target/release/claimline
 port="${DEMO_METRICS_PORT:-9464}"
 
