@@ -88,6 +88,10 @@ impl EventConsumer {
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
             ("statistics.interval.ms", "5000"),
+            // Prefetch up to 16 MiB (librdkafka's default is 64 MiB): with
+            // a batch of up to CLAIMLINE_BATCH_MAX_BYTES in hand, it keeps
+            // the process well under 200 MiB.
+            ("queued.max.messages.kbytes", "16384"),
         ] {
             // Users may override the tuning ones through KAFKA_*; never the
             // offset handling that at-least-once depends on.
