@@ -262,16 +262,17 @@ impl Pipeline {
 /// Kubernetes sets HOSTNAME, the process id, and a random part (a pod
 /// restarted with the same name is another owner).
 fn instance_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "claimline".to_owned());
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
     let host: String = host
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
         .take(63)
         .collect();
-    format!("{host}-{}-{:08x}", std::process::id(), h.finish() as u32)
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        retry::random_u64() as u32
+    )
 }
 
 fn outbox_message(e: &OutboxEntry) -> Outgoing<'_> {

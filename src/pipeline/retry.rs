@@ -68,13 +68,17 @@ pub fn backoff(attempt: u32, jitter: f64) -> Duration {
     cap.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
-/// A number in [0, 1) that differs between calls and processes; enough
-/// for jitter.
+/// A number that differs between calls and processes: the standard
+/// library seeds every `RandomState` with fresh random keys. Enough for
+/// jitter and instance names; not for secrets.
+pub(super) fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8)
+}
+
+/// A number in [0, 1), for jitter.
 fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl Pipeline {
@@ -176,5 +180,6 @@ mod tests {
         assert_eq!(backoff(u32::MAX, 0.0), MAX_BACKOFF / 2);
         let j = jitter();
         assert!((0.0..1.0).contains(&j));
+        assert_ne!(random_u64(), random_u64(), "fresh keys each call");
     }
 }
