@@ -24,17 +24,19 @@ pub(super) fn line_flags(
 ) {
     let code = d.code;
     documentation(d, enc, policy);
-    let not_one_on_one: Vec<usize> = d
-        .services
-        .iter()
-        .copied()
-        .filter(|&i| counted.not_one_on_one[i])
-        .collect();
-    if !not_one_on_one.is_empty() {
-        let minutes: u32 = not_one_on_one
+    // The minutes documented as group or not one-on-one, if any were.
+    let group_minutes = {
+        let mut group = d
+            .services
             .iter()
-            .map(|&i| enc.services[i].minutes)
-            .sum();
+            .filter(|&&i| counted.not_one_on_one[i])
+            .peekable();
+        group
+            .peek()
+            .is_some()
+            .then(|| group.map(|&i| enc.services[i].minutes).sum::<u32>())
+    };
+    if let Some(minutes) = group_minutes {
         d.flag(
             FlagCode::NotOneOnOne,
             Severity::Error,
