@@ -1,4 +1,5 @@
-//! The command line: `claimline run | migrate | evaluate | send | read`.
+//! The command line: `claimline run | migrate | evaluate | rules | send |
+//! read | dlq`.
 //! Every flag has an environment variable where the contract names one;
 //! the Kafka and database flags are declared once and flattened where used.
 
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{DatabaseArgs, RunConfig};
 use crate::kafka::KafkaArgs;
 use crate::replay::ReplayArgs;
+use crate::rules_admin::ImportArgs;
 use crate::tools::ReadFormat;
 
 /// Turns therapy encounter events into billable claim lines.
@@ -31,6 +33,16 @@ pub enum Command {
         /// File of encounter events, one JSON object a line; `-` for stdin.
         #[arg(default_value = "-")]
         path: PathBuf,
+        /// A directory of CMS files (PTP, MUE, PPRRVU, as `rules import`
+        /// reads them) to judge each date of service by, instead of the
+        /// built-in tables alone.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// CMS rule tables: `claimline rules import FILE...`, `claimline rules list`.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
     },
     /// Send JSON lines from PATH (or `-`) to a topic, keyed by encounter id.
     Send {
@@ -68,6 +80,16 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+}
+
+#[derive(Subcommand)]
+pub enum RulesCommand {
+    /// Load CMS files (NCCI PTP, MUE, PPRRVU) into Postgres as effective-dated
+    /// rule tables, keeping the catalogue's codes; a file loaded before
+    /// changes nothing.
+    Import(Box<ImportArgs>),
+    /// Show the loaded tables and the rules_version each date of service gets.
+    List(DatabaseArgs),
 }
 
 #[derive(Subcommand)]

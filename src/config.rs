@@ -165,6 +165,10 @@ pub struct RunConfig {
     /// instance publishes them.
     #[arg(long, env = "CLAIMLINE_OUTBOX_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub outbox_lease_secs: u64,
+    /// How often to check Postgres for newly imported CMS rule tables
+    /// (`claimline rules import`); new ones apply without a restart.
+    #[arg(long, env = "CLAIMLINE_RULES_POLL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub rules_poll_secs: u64,
     /// Create the four topics at start-up when missing (for demos and tests).
     #[arg(long, env = "CLAIMLINE_CREATE_TOPICS", default_value_t = false)]
     pub create_topics: bool,

@@ -9,6 +9,8 @@
 //! - [`ascii`], [`dates`]: leaf helpers both sides share (byte scanning,
 //!   decimals, dates and timestamps).
 //! - [`offline`]: `claimline evaluate`, the rules over JSON lines.
+//! - [`cms`]: CMS's rule files (NCCI PTP, MUE, PPRRVU) read in their own
+//!   layouts; [`rules_admin`]: `claimline rules import | list`.
 //! - [`cli`], [`config`]: the command line and `claimline run` settings.
 //! - [`kafka`]: consumer, producer and their configuration; the only module
 //!   that sees rdkafka.
@@ -26,12 +28,14 @@ pub mod domain;
 pub mod offline;
 
 pub mod cli;
+pub mod cms;
 pub mod config;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;
+pub mod rules_admin;
 pub mod store;
 pub mod telemetry;
 pub mod tools;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use claimline::cli::{Cli, Command, DlqCommand};
+use claimline::cli::{Cli, Command, DlqCommand, RulesCommand};
 
 /// mimalloc: the service allocates and frees many small strings per event
 /// (serde, claim lines, Kafka payloads), where it is several times cheaper
@@ -15,7 +15,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Evaluate { path } => claimline::offline::evaluate_path(&path),
+        Command::Evaluate { path, rules } => {
+            claimline::offline::evaluate_path(&path, rules.as_deref())
+        }
+        Command::Rules {
+            command: RulesCommand::Import(args),
+        } => report(
+            "rules import",
+            runtime().block_on(claimline::rules_admin::import(&args)),
+        ),
+        Command::Rules {
+            command: RulesCommand::List(db),
+        } => report(
+            "rules list",
+            runtime().block_on(claimline::rules_admin::list(&db)),
+        ),
         Command::Run(cfg) => {
             claimline::telemetry::init(cfg.log_format);
             let result = runtime().block_on(claimline::pipeline::run(*cfg, shutdown_signal()));

@@ -36,6 +36,10 @@ pub struct Metrics {
     /// Outbox rows not yet acknowledged, and the age of the oldest.
     pub outbox_rows: IntGauge,
     pub outbox_oldest_age: prometheus::Gauge,
+    /// Times the running rule set was replaced by newly imported tables.
+    pub rules_reloads: IntCounter,
+    /// Imported CMS tables (files) in the running rule set.
+    pub rule_tables: IntGauge,
 }
 
 impl Metrics {
@@ -162,6 +166,16 @@ impl Metrics {
                 "Age of the oldest unacknowledged outbox row (0 when empty)",
             )
             .unwrap(),
+            rules_reloads: IntCounter::new(
+                "claimline_rules_reloads_total",
+                "Times newly imported CMS rule tables were picked up without a restart",
+            )
+            .unwrap(),
+            rule_tables: IntGauge::new(
+                "claimline_rule_tables",
+                "Imported CMS rule tables (files) in the running rule set",
+            )
+            .unwrap(),
             registry,
         };
         let build = IntGaugeVec::new(
@@ -193,6 +207,8 @@ impl Metrics {
         r.register(Box::new(m.ready.clone())).unwrap();
         r.register(Box::new(m.outbox_rows.clone())).unwrap();
         r.register(Box::new(m.outbox_oldest_age.clone())).unwrap();
+        r.register(Box::new(m.rules_reloads.clone())).unwrap();
+        r.register(Box::new(m.rule_tables.clone())).unwrap();
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

@@ -4,7 +4,8 @@
 use std::io::{self, BufRead, Write};
 
 use crate::codec::{decode, JsonWriter};
-use crate::domain::{evaluate, Rules};
+use crate::domain::kx::{self, YearToDate};
+use crate::domain::{evaluate, RuleBook};
 
 /// What one run saw.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -14,15 +15,18 @@ pub struct Summary {
     pub lines: u64,
 }
 
-/// Evaluates every non-blank input line in order. A bad line is reported on
-/// `errors` with its 1-based line number and reason; the rest still run.
+/// Evaluates every non-blank input line in order, each by the rule set in
+/// force on its date of service; Medicare year-to-date therapy amounts (KX)
+/// accumulate over the input. A bad line is reported on `errors` with its
+/// 1-based line number and reason; the rest still run.
 pub fn evaluate_lines(
     input: impl BufRead,
     mut output: impl Write,
     mut errors: impl Write,
-    rules: &Rules,
+    book: &RuleBook,
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
+    let mut ytd = YearToDate::default();
     let mut buf = Vec::with_capacity(4096);
     for (i, line) in input.split(b'\n').enumerate() {
         let line = line?;
@@ -34,7 +38,10 @@ pub fn evaluate_lines(
             Ok(encounter) => {
                 buf.clear();
                 let mut writer = JsonWriter::default();
-                for claim_line in evaluate(&encounter, rules) {
+                let rules = book.for_date(encounter.date_of_service);
+                let mut lines = evaluate(&encounter, rules);
+                kx::apply(&mut lines, &encounter, rules, &mut ytd);
+                for claim_line in lines {
                     writer.write(&claim_line, &mut buf);
                     buf.push(b'\n');
                     summary.lines += 1;
@@ -51,12 +58,24 @@ pub fn evaluate_lines(
     Ok(summary)
 }
 
-/// `claimline evaluate PATH`: the built-in rules over a file or stdin
-/// (`-`), claim lines to stdout. Exit status 1 when any event was bad, 2
-/// when the input could not be read.
-pub fn evaluate_path(path: &std::path::Path) -> std::process::ExitCode {
+/// `claimline evaluate PATH [--rules DIR]`: the built-in rules (and the
+/// CMS files in DIR) over a file or stdin (`-`), claim lines to stdout.
+/// Exit status 1 when any event was bad, 2 when the input or the rules
+/// could not be read.
+pub fn evaluate_path(
+    path: &std::path::Path,
+    rules_dir: Option<&std::path::Path>,
+) -> std::process::ExitCode {
     use std::process::ExitCode;
-    let rules = Rules::builtin();
+    let book = match rules_dir.map(crate::rules_admin::book_from_dir) {
+        None => RuleBook::builtin(),
+        Some(Ok(book)) => book,
+        Some(Err(e)) => {
+            eprintln!("claimline evaluate: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let rules = &book;
     let stdout = io::stdout().lock();
     let stderr = io::stderr().lock();
     let result = if path.as_os_str() == "-" {

@@ -313,6 +313,7 @@ mod tests {
             diagnoses: Arc::from(vec![Diagnosis::parse("S72.001D").unwrap()]),
             expected_payment_cents: cents,
             rules_version: text.to_owned().into(),
+            kx_group: None,
         }
     }
 

@@ -98,10 +98,13 @@ pub enum FlagCode {
     MissingPlanOfCare,
     /// Extension: the code is not in the catalogue, so its units are unknown.
     UnknownCode,
+    /// Medicare: the year-to-date therapy amount passes the KX threshold.
+    #[serde(rename = "KX_THRESHOLD")]
+    KxThreshold,
 }
 
 impl FlagCode {
-    pub const ALL: [FlagCode; 21] = [
+    pub const ALL: [FlagCode; 22] = [
         FlagCode::NotOneOnOne,
         FlagCode::Below8Minutes,
         FlagCode::Overlap97535,
@@ -123,6 +126,7 @@ impl FlagCode {
         FlagCode::TooManyModifiers,
         FlagCode::MissingPlanOfCare,
         FlagCode::UnknownCode,
+        FlagCode::KxThreshold,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -148,6 +152,7 @@ impl FlagCode {
             FlagCode::TooManyModifiers => "TOO_MANY_MODIFIERS",
             FlagCode::MissingPlanOfCare => "MISSING_PLAN_OF_CARE",
             FlagCode::UnknownCode => "UNKNOWN_CODE",
+            FlagCode::KxThreshold => "KX_THRESHOLD",
         }
     }
 }
@@ -205,6 +210,29 @@ pub struct ClaimLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_payment_cents: Option<i64>,
     pub rules_version: Cow<'static, str>,
+    /// The Medicare therapy group whose year-to-date amount this line's
+    /// payment counts toward (KX threshold); stored, not published.
+    #[serde(default, skip_serializing)]
+    #[schemars(skip)]
+    pub kx_group: Option<KxGroup>,
+}
+
+/// Medicare's therapy threshold groups: PT and SLP share one amount, OT
+/// has its own (SSA 1833(g)(1)-(2)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KxGroup {
+    PtSlp,
+    Ot,
+}
+
+impl KxGroup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KxGroup::PtSlp => "pt_slp",
+            KxGroup::Ot => "ot",
+        }
+    }
 }
 
 impl ClaimLine {

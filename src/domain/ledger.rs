@@ -12,7 +12,8 @@ use std::sync::Arc;
 use super::claim::ClaimLine;
 use super::encounter::Encounter;
 use super::evaluate::evaluate;
-use super::rules::Rules;
+use super::kx::{self, YearToDate};
+use super::rulebook::RuleBook;
 use super::values::EventType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,6 +62,8 @@ pub struct Ledger {
     pub seen: HashMap<Arc<str>, (Arc<str>, u32)>,
     /// The lines in force (not void) per encounter.
     pub active: HashMap<Arc<str>, Vec<ClaimLine>>,
+    /// Medicare year-to-date therapy amounts of the batch's patients.
+    pub ytd: YearToDate,
 }
 
 /// The effect of one event.
@@ -76,7 +79,7 @@ pub struct Decision {
 impl Ledger {
     /// Applies one event and updates the ledger, so events of the same
     /// encounter later in the batch see its effect.
-    pub fn apply(&mut self, enc: &Encounter, rules: &Rules) -> Decision {
+    pub fn apply(&mut self, enc: &Encounter, rules: &RuleBook) -> Decision {
         let nothing = |outcome| Decision {
             outcome,
             voided: Vec::new(),
@@ -101,17 +104,17 @@ impl Ledger {
         }
         self.remember(enc);
         self.versions.insert(enc.encounter_id.clone(), enc.version);
-        let voided: Vec<ClaimLine> = self
-            .active
-            .remove(&enc.encounter_id)
-            .unwrap_or_default()
-            .iter()
-            .map(|l| l.voided(&enc.event_id))
-            .collect();
+        let replaced = self.active.remove(&enc.encounter_id).unwrap_or_default();
+        for line in &replaced {
+            self.ytd.remove(line);
+        }
+        let voided: Vec<ClaimLine> = replaced.iter().map(|l| l.voided(&enc.event_id)).collect();
         let (outcome, lines) = match enc.event_type {
             EventType::Voided => (Outcome::Voided, Vec::new()),
             EventType::Finalized | EventType::Amended => {
-                let lines = evaluate(enc, rules);
+                let rules = rules.for_date(enc.date_of_service);
+                let mut lines = evaluate(enc, rules);
+                kx::apply(&mut lines, enc, rules, &mut self.ytd);
                 self.active.insert(enc.encounter_id.clone(), lines.clone());
                 (Outcome::Processed, lines)
             }
@@ -148,7 +151,7 @@ mod tests {
 
     #[test]
     fn finalize_amend_redeliver_stale_void() {
-        let rules = Rules::builtin();
+        let rules = &RuleBook::builtin();
         let mut ledger = Ledger::default();
         let d = ledger.apply(&enc("e1", "finalized", 1), rules);
         assert_eq!(

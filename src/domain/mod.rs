@@ -6,22 +6,27 @@
 //!   closed sets; each parses or does not exist.
 //! - [`encounter`]: the encounter as the rules see it.
 //! - [`rules`]: the data the rules read: code catalogue, payer policies, edit table.
+//! - [`rulebook`]: the rule set in force on a date of service (imported CMS tables).
 //! - [`units`]: minutes to units, per code or by CMS total time.
 //! - [`evaluate`]: one encounter to its claim lines, with flags and payment.
+//! - [`kx`]: Medicare's year-to-date therapy amounts and the KX modifier.
 //! - [`ledger`]: what an event does to the lines already in force.
 //! - [`claim`]: the claim line as published and stored.
 
 pub mod claim;
 pub mod encounter;
 pub mod evaluate;
+pub mod kx;
 pub mod ledger;
+pub mod rulebook;
 pub mod rules;
 pub mod units;
 pub mod values;
 
-pub use claim::{ClaimLine, Flag, FlagCode, Severity, Status, UnitMethod};
+pub use claim::{ClaimLine, Flag, FlagCode, KxGroup, Severity, Status, UnitMethod};
 pub use encounter::{Encounter, Interval, PlanOfCare, Service};
 pub use evaluate::evaluate;
+pub use rulebook::RuleBook;
 pub use rules::{Rules, RULES_VERSION};
 pub use values::{
     Code, Credential, Diagnosis, Discipline, EventType, Modifier, Npi, PatientId, Plan,

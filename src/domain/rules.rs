@@ -13,7 +13,7 @@ use super::values::{Code, Discipline, Plan};
 /// Names the rule set (code + data) that produced a line.
 pub const RULES_VERSION: &str = "claimline-rules-2026.11.1";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 pub struct Rvu {
     pub work: f64,
     pub pe_nonfacility: f64,
@@ -73,6 +73,20 @@ impl Catalogue {
         Ok(c)
     }
 
+    /// Every code, sorted.
+    pub fn all(&self) -> &[CodeInfo] {
+        &self.codes
+    }
+
+    /// Replaces the fee schedule: `rvus` gives the RVUs of the codes it
+    /// covers; a catalogue code it does not cover gets none (no estimate).
+    pub fn set_fee_schedule(&mut self, conversion_factor: f64, rvu: impl Fn(Code) -> Option<Rvu>) {
+        self.conversion_factor = conversion_factor;
+        for info in &mut self.codes {
+            info.rvu = rvu(info.code);
+        }
+    }
+
     pub fn get_code(&self, code: &Code) -> Option<&CodeInfo> {
         let i = self
             .codes
@@ -127,6 +141,9 @@ pub struct PayerPolicy {
     /// recertified.
     #[serde(default)]
     pub recertification_days: Option<u32>,
+    /// Track the year-to-date therapy amount against the KX threshold.
+    #[serde(default)]
+    pub kx_threshold: bool,
 }
 
 fn yes() -> bool {
@@ -153,6 +170,19 @@ pub struct PayerPolicies {
     plans: HashMap<Plan, PayerPolicy>,
     #[serde(default)]
     payers: HashMap<String, PayerPolicy>,
+    /// Medicare's therapy amounts per calendar year.
+    #[serde(default)]
+    therapy_thresholds: Vec<TherapyThreshold>,
+}
+
+/// One year's Medicare therapy amounts, in cents: past `kx_cents` a line
+/// needs KX; past `review_cents` the claim may be picked for targeted
+/// medical review.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct TherapyThreshold {
+    pub year: i32,
+    pub kx_cents: i64,
+    pub review_cents: i64,
 }
 
 impl PayerPolicies {
@@ -171,6 +201,14 @@ impl PayerPolicies {
         Ok(p)
     }
 
+    /// The year's therapy amounts, where the data has them.
+    pub fn therapy_threshold(&self, year: i32) -> Option<TherapyThreshold> {
+        self.therapy_thresholds
+            .iter()
+            .find(|t| t.year == year)
+            .copied()
+    }
+
     /// The payer's own policy where one is listed, else its plan's.
     pub fn for_payer(&self, payer_id: &str, plan: Plan) -> &PayerPolicy {
         if !self.payers.is_empty() {
@@ -182,7 +220,7 @@ impl PayerPolicies {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct PtpEdit {
     pub column1: Code,
     pub column2: Code,
@@ -202,7 +240,7 @@ impl PtpEdit {
 
 /// A practitioner MUE: the most units of a code one provider bills one
 /// patient on one date of service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct Mue {
     pub code: Code,
     pub value: u32,
@@ -241,6 +279,10 @@ impl EditTable {
 /// Everything the evaluation needs besides the encounter.
 #[derive(Debug, Clone)]
 pub struct Rules {
+    /// Names this rule set on every line it produces: the built-in data's
+    /// [`RULES_VERSION`], plus the CMS tables imported over it (see
+    /// [`super::rulebook`]).
+    pub version: std::borrow::Cow<'static, str>,
     pub catalogue: Catalogue,
     pub policies: PayerPolicies,
     pub edits: EditTable,
@@ -262,6 +304,7 @@ impl Rules {
 
     pub fn from_json(catalogue: &str, payers: &str, edits: &str) -> Result<Rules, String> {
         Ok(Rules {
+            version: std::borrow::Cow::Borrowed(RULES_VERSION),
             catalogue: Catalogue::from_json(catalogue).map_err(|e| format!("catalogue: {e}"))?,
             policies: PayerPolicies::from_json(payers)?,
             edits: EditTable::from_json(edits).map_err(|e| format!("edit table: {e}"))?,

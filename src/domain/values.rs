@@ -176,6 +176,9 @@ impl Modifier {
     pub const GN: Modifier = Modifier(Short::lit(b"GN"));
     pub const CQ: Modifier = Modifier(Short::lit(b"CQ"));
     pub const CO: Modifier = Modifier(Short::lit(b"CO"));
+    /// Medicare: therapy past the year's threshold is medically necessary
+    /// (SSA 1833(g)(7); Pub 100-02, ch. 15, sec. 220.3).
+    pub const KX: Modifier = Modifier(Short::lit(b"KX"));
 
     pub fn parse(s: &str) -> Result<Self, &'static str> {
         match Short::new(s, b"") {
@@ -238,6 +241,10 @@ impl PatientId {
 
     pub fn shared(&self) -> Arc<str> {
         self.0.clone()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

@@ -274,24 +274,24 @@ impl Pipeline {
     /// One transaction for the whole batch: lock and load its encounters,
     /// plan, write, commit.
     async fn write_batch(&self, batch: &[Incoming], items: &[Item]) -> anyhow::Result<Written> {
-        let (encounter_ids, event_ids) = plan::keys(items);
-        let (mut tx, ledger) = store::begin_batch(&self.pool, &encounter_ids, &event_ids).await?;
+        let keys = plan::keys(items);
+        let encounter_ids = &keys.encounters;
+        let (mut tx, ledger) = store::begin_batch(&self.pool, &keys).await?;
         // Unpublished lines of these encounters go out before this batch's
         // voids and replacements (contract section 2).
         let mut outbox = store::claim_for_encounters(
             &mut tx,
-            &encounter_ids,
+            encounter_ids,
             &self.owner,
             &self.in_flight.snapshot(),
         )
         .await?;
+        let rules = self.rules.get();
         let Plan {
             write: mut w,
             outcomes,
             conflicts,
-        } = tokio::task::block_in_place(|| {
-            plan::plan(batch, items, ledger, self.rules, &self.topics)
-        });
+        } = tokio::task::block_in_place(|| plan::plan(batch, items, ledger, &rules, &self.topics));
         store::commit_batch(tx, &mut w, &self.owner).await?;
         outbox.append(&mut w.outbox);
         self.in_flight.add(&outbox);
@@ -311,7 +311,7 @@ impl Pipeline {
         for l in lines {
             // A code outside the catalogue is `other`: a sender must not be
             // able to grow a series per invented code.
-            let code = match self.rules.catalogue.get_code(&l.code) {
+            let code = match crate::domain::Rules::builtin().catalogue.get_code(&l.code) {
                 Some(_) => l.code.as_str(),
                 None => "other",
             };

@@ -9,7 +9,8 @@
 //! - [`settle`]: acknowledgements, outbox mark, dead letters, offsets;
 //! - [`retry`]: typed steps retried with jittered backoff;
 //! - [`probe`]: the background health probe behind /readyz;
-//! - [`sweep`]: the outbox keeper (leases, lapsed rows, backlog gauges).
+//! - [`sweep`]: the outbox keeper (leases, lapsed rows, backlog gauges);
+//! - [`rules_watch`]: the rule set in force, reloaded when CMS tables are imported.
 //!
 //! Each batch runs in three steps, each retried with backoff until it
 //! succeeds or the service stops: (1) one Postgres transaction records the
@@ -23,6 +24,7 @@ mod batch;
 pub mod plan;
 mod probe;
 pub mod retry;
+pub mod rules_watch;
 mod settle;
 mod sweep;
 
@@ -35,7 +37,6 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::config::RunConfig;
-use crate::domain::Rules;
 use crate::http::Health;
 use crate::kafka::{self, ConsumerCtx, EventConsumer, Incoming, Outgoing, Producer};
 use crate::metrics::Metrics;
@@ -131,7 +132,7 @@ pub async fn run(
             review: cfg.review_topic.as_str().into(),
         },
         cfg,
-        rules: Rules::builtin(),
+        rules: Arc::new(rules_watch::CurrentRules::builtin()),
         pool,
         producer,
         metrics,
@@ -140,7 +141,16 @@ pub async fn run(
     };
     match p.start(&consumer).await {
         // The outbox keeper needs the schema: it starts once it is there.
-        Ok(Start::Ready) => keeper.spawn(p.stop.clone()),
+        Ok(Start::Ready) => {
+            keeper.spawn(p.stop.clone());
+            rules_watch::spawn(
+                p.rules.clone(),
+                p.pool.clone(),
+                p.metrics.clone(),
+                Duration::from_secs(p.cfg.rules_poll_secs),
+                p.stop.clone(),
+            );
+        }
         Ok(Start::SchemaBehind(missing)) => anyhow::bail!(
             "the database schema is not current (migrations {missing:?} not applied) and \
              CLAIMLINE_MIGRATE=false: run `claimline migrate` first"
@@ -178,7 +188,8 @@ struct Pipeline {
     in_flight: sweep::InFlight,
     /// The claim-line topics, shared by every outbox entry.
     topics: Topics,
-    rules: &'static Rules,
+    /// The rule book in force (built-in data and imported CMS tables).
+    rules: Arc<rules_watch::CurrentRules>,
     pool: PgPool,
     producer: Producer,
     metrics: Arc<Metrics>,
@@ -209,6 +220,11 @@ impl Pipeline {
             }
             tracing::info!("schema is current");
         }
+        // The imported CMS tables, before the first batch.
+        self.retry(Step::LoadRules, || {
+            Box::pin(self.rules.refresh(&self.pool, &self.metrics))
+        })
+        .await?;
         if self.cfg.create_topics {
             let cfg = &self.cfg;
             let topics = [

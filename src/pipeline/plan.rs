@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use crate::codec::{decode_limited, EventError, JsonWriter};
 use crate::domain::ledger::{Ledger, Outcome};
-use crate::domain::{ClaimLine, Encounter, Rules, Status};
+use crate::domain::{ClaimLine, Encounter, RuleBook, Status};
 use crate::kafka::Incoming;
-use crate::store::{BatchWrite, DeadLetterRow, EventRow, OutboxEntry, Source};
+use crate::store::{BatchWrite, DeadLetterRow, EventRow, Keys, OutboxEntry, PayloadRow, Source};
 
 /// A decoded message of a batch.
 pub enum Item {
@@ -74,9 +74,9 @@ pub fn decode_all(batch: &[Incoming], max_bytes: usize) -> Vec<Item> {
         .collect()
 }
 
-/// The encounter ids (sorted, unique: the lock order) and event ids the
-/// ledger must be loaded for.
-pub fn keys(items: &[Item]) -> (Vec<&str>, Vec<&str>) {
+/// What the ledger must be loaded for.
+pub fn keys(items: &[Item]) -> Keys<'_> {
+    use chrono::Datelike;
     let good = || {
         items.iter().filter_map(|i| match i {
             Item::Good(e) => Some(e),
@@ -86,7 +86,16 @@ pub fn keys(items: &[Item]) -> (Vec<&str>, Vec<&str>) {
     let mut encounters: Vec<&str> = good().map(|e| &*e.encounter_id).collect();
     encounters.sort_unstable();
     encounters.dedup();
-    (encounters, good().map(|e| &*e.event_id).collect())
+    let mut patient_years: Vec<(&str, i32)> = good()
+        .map(|e| (e.patient_id.as_str(), e.date_of_service.year()))
+        .collect();
+    patient_years.sort_unstable();
+    patient_years.dedup();
+    Keys {
+        encounters,
+        events: good().map(|e| &*e.event_id).collect(),
+        patient_years,
+    }
 }
 
 /// Where claim lines go, by status.
@@ -121,7 +130,7 @@ pub fn plan(
     batch: &[Incoming],
     items: &[Item],
     mut ledger: Ledger,
-    rules: &Rules,
+    rules: &RuleBook,
     topics: &Topics,
 ) -> Plan {
     let mut w = BatchWrite::default();
@@ -161,6 +170,15 @@ pub fn plan(
             .1 += 1;
         if d.outcome == Outcome::Duplicate {
             continue;
+        }
+        if matches!(d.outcome, Outcome::Processed | Outcome::Voided) {
+            w.payloads.push(PayloadRow {
+                event_id: enc.event_id.clone(),
+                encounter_id: enc.encounter_id.clone(),
+                version: enc.version,
+                date_of_service: enc.date_of_service,
+                payload: m.payload.clone(),
+            });
         }
         w.events.push(EventRow {
             event_id: enc.event_id.clone(),

@@ -49,7 +49,7 @@ fn topics() -> Topics {
 
 fn run(batch: &[Incoming], ledger: Ledger) -> Plan {
     let items = decode_all(batch, crate::codec::MAX_EVENT_BYTES);
-    plan(batch, &items, ledger, Rules::builtin(), &topics())
+    plan(batch, &items, ledger, &RuleBook::builtin(), &topics())
 }
 
 fn bytes(v: &Value) -> Vec<u8> {
@@ -243,7 +243,8 @@ fn keys_are_the_sorted_unique_encounters_and_every_event() {
         b"[]".to_vec(),
     ]);
     let items = decode_all(&batch, crate::codec::MAX_EVENT_BYTES);
-    let (encounters, events) = keys(&items);
-    assert_eq!(encounters, vec!["A", "B"]);
-    assert_eq!(events, vec!["e2", "e1", "e3"]);
+    let k = keys(&items);
+    assert_eq!(k.encounters, vec!["A", "B"]);
+    assert_eq!(k.events, vec!["e2", "e1", "e3"]);
+    assert_eq!(k.patient_years.len(), 1, "one patient, one year");
 }

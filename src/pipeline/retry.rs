@@ -13,6 +13,7 @@ use super::Pipeline;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Migrate,
+    LoadRules,
     CreateTopics,
     WriteBatch,
     PublishOutbox,
@@ -32,6 +33,7 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::Migrate => "migrate",
+            Step::LoadRules => "load_rules",
             Step::CreateTopics => "create_topics",
             Step::WriteBatch => "write_batch",
             Step::PublishOutbox => "publish_outbox",
@@ -42,7 +44,9 @@ impl Step {
 
     pub fn dependency(self) -> Dependency {
         match self {
-            Step::Migrate | Step::WriteBatch | Step::MarkPublished => Dependency::Database,
+            Step::Migrate | Step::LoadRules | Step::WriteBatch | Step::MarkPublished => {
+                Dependency::Database
+            }
             Step::CreateTopics | Step::PublishOutbox | Step::PublishDlq => Dependency::Broker,
         }
     }

@@ -7,19 +7,21 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::copy::copy_claim_lines;
 use super::outbox::Owner;
-use super::BatchWrite;
+use super::{BatchWrite, Keys};
 use crate::domain::ledger::Ledger;
-use crate::domain::ClaimLine;
+use crate::domain::{ClaimLine, KxGroup};
 
-/// Opens the batch transaction and locks the batch's encounters (in a fixed
-/// order, so two instances cannot deadlock), then loads what the ledger
-/// needs. The lock is what makes the idempotency check and the writes one
-/// atomic step even during a rebalance.
+/// Opens the batch transaction and locks the batch's encounters, then its
+/// patients' years (each set in a fixed order, encounters first, so two
+/// instances cannot deadlock), then loads what the ledger needs. The
+/// encounter locks make the idempotency check and the writes one atomic
+/// step even during a rebalance; the patient-year locks make two batches
+/// that bill one patient's year see each other's amounts (KX).
 pub async fn begin_batch(
     pool: &PgPool,
-    encounter_ids: &[&str],
-    event_ids: &[&str],
+    keys: &Keys<'_>,
 ) -> anyhow::Result<(Transaction<'static, Postgres>, Ledger)> {
+    let (encounter_ids, event_ids) = (&keys.encounters, &keys.events);
     let mut tx = pool
         .begin()
         .await
@@ -38,6 +40,7 @@ pub async fn begin_batch(
     .execute(&mut *tx)
     .await
     .context("Failed to lock encounters")?;
+    load_year_to_date(&mut tx, &keys.patient_years, &mut ledger).await?;
     let rows = sqlx::query(
         // One index probe per encounter, whatever the table's statistics say.
         "SELECT u.id, v.version FROM unnest($1::text[]) AS u(id)
@@ -70,17 +73,12 @@ pub async fn begin_batch(
         })
         .collect();
     let active = sqlx::query(
-        // The lines in force are those of the encounter's newest event, if
-        // it produced lines: their ids follow from its version and count,
-        // so no index on claim_lines beyond the primary key is needed.
+        // The lines in force: the encounter's lines not voided (a reissue
+        // adds line numbers to a version, so they are not derived from
+        // the event's line count).
         "SELECT to_jsonb(c) FROM unnest($1::text[]) AS u(id)
-         CROSS JOIN LATERAL (SELECT encounter_version, lines_produced FROM encounter_events e
-                             WHERE e.encounter_id = u.id AND e.outcome <> 'stale'
-                             ORDER BY encounter_version DESC LIMIT 1) AS v
-         CROSS JOIN LATERAL generate_series(1, v.lines_produced) AS n
-         JOIN claim_lines c ON c.claim_line_id = u.id || ':' || v.encounter_version || ':' || n
-         WHERE c.status <> 'void'
-         ORDER BY u.id, n",
+         JOIN claim_lines c ON c.encounter_id = u.id AND c.status <> 'void'
+         ORDER BY u.id, c.encounter_version, c.line_no",
     )
     .bind(encounter_ids)
     .fetch_all(&mut *tx)
@@ -97,6 +95,58 @@ pub async fn begin_batch(
             .push(line);
     }
     Ok((tx, ledger))
+}
+
+/// Locks the batch's patient-years (after its encounters), then loads their
+/// Medicare year-to-date therapy amounts: the expected payments of their
+/// non-void lines, by group.
+async fn load_year_to_date(
+    tx: &mut Transaction<'static, Postgres>,
+    patient_years: &[(&str, i32)],
+    ledger: &mut Ledger,
+) -> anyhow::Result<()> {
+    if patient_years.is_empty() {
+        return Ok(());
+    }
+    let (patients, years): (Vec<&str>, Vec<i32>) = patient_years.iter().copied().unzip();
+    // The two-key advisory locks are another space than the encounters'
+    // one-key locks; in sorted key order.
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock(k1, k2)) FROM
+           (SELECT hashtext(p) AS k1, y AS k2 FROM unnest($1::text[], $2::int4[]) AS u(p, y)
+            ORDER BY 1, 2) AS keys",
+    )
+    .bind(&patients)
+    .bind(&years)
+    .execute(&mut **tx)
+    .await
+    .context("Failed to lock patient years")?;
+    let rows = sqlx::query(
+        "SELECT u.p, u.y, c.kx_group, sum(c.expected_payment_cents)::int8
+         FROM unnest($1::text[], $2::int4[]) AS u(p, y)
+         JOIN claim_lines c ON c.patient_id = u.p AND c.kx_group IS NOT NULL AND c.status <> 'void'
+              AND c.date_of_service >= make_date(u.y, 1, 1) AND c.date_of_service < make_date(u.y + 1, 1, 1)
+         GROUP BY 1, 2, 3",
+    )
+    .bind(&patients)
+    .bind(&years)
+    .fetch_all(&mut **tx)
+    .await
+    .context("Failed to load year-to-date amounts")?;
+    for r in rows {
+        let group = match r.get::<&str, _>(2) {
+            "ot" => KxGroup::Ot,
+            _ => KxGroup::PtSlp,
+        };
+        let cents: Option<i64> = r.get(3);
+        ledger.ytd.set(
+            r.get::<String, _>(0).into(),
+            r.get(1),
+            group,
+            cents.unwrap_or(0),
+        );
+    }
+    Ok(())
 }
 
 /// Writes the batch with one bulk statement per table and commits. The
@@ -145,6 +195,22 @@ pub async fn commit_batch(
         .execute(&mut *tx)
         .await
         .context("Failed to record events")?;
+    }
+    if !batch.payloads.is_empty() {
+        let p = &batch.payloads;
+        sqlx::query(
+            "INSERT INTO encounter_payloads (event_id, encounter_id, encounter_version, date_of_service, payload)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::date[], $5::bytea[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(p.iter().map(|r| &*r.event_id).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| &*r.encounter_id).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.version as i32).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.date_of_service).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.payload.as_slice()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .context("Failed to keep event payloads")?;
     }
     if !batch.dead_letters.is_empty() {
         let d = &batch.dead_letters;

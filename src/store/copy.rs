@@ -10,7 +10,7 @@ use crate::domain::{ClaimLine, Flag};
 /// The claim lines' columns, in COPY order.
 const CLAIM_LINE_COLUMNS: &str = "claim_line_id, encounter_id, encounter_version, event_id, date_of_service, \
     patient_id, provider_npi, payer_id, line_no, code, units, minutes, modifiers, unit_method, status, \
-    flags, diagnoses, expected_payment_cents, rules_version";
+    flags, diagnoses, expected_payment_cents, rules_version, kx_group";
 
 /// Bulk-inserts claim lines with COPY (text format), the fastest path.
 pub(super) async fn copy_claim_lines(
@@ -83,6 +83,8 @@ fn copy_row(out: &mut String, l: &ClaimLine) -> anyhow::Result<()> {
         None => out.push_str("\\N\t"),
     }
     copy_escape(out, &l.rules_version);
+    out.push('\t');
+    out.push_str(l.kx_group.map_or("\\N", |g| g.as_str()));
     out.push('\n');
     Ok(())
 }

@@ -2,11 +2,13 @@
 //!
 //! - [`batch`]: the batch transaction (lock, load the ledger, write, commit);
 //! - [`copy`]: claim lines by COPY;
-//! - [`outbox`]: what was committed and not yet acknowledged.
+//! - [`outbox`]: what was committed and not yet acknowledged;
+//! - [`rules`]: imported CMS tables.
 
 mod batch;
 mod copy;
 mod outbox;
+pub mod rules;
 
 pub use batch::{begin_batch, commit_batch};
 pub use outbox::{
@@ -135,6 +137,16 @@ pub async fn ping(pool: &PgPool) -> bool {
     sqlx::query("SELECT 1").execute(pool).await.is_ok()
 }
 
+/// What a batch's ledger must be loaded for. No `Debug`: it holds patient ids.
+pub struct Keys<'a> {
+    /// Sorted, unique: the lock order.
+    pub encounters: Vec<&'a str>,
+    pub events: Vec<&'a str>,
+    /// (patient, calendar year of the date of service), sorted, unique:
+    /// the year-to-date therapy amounts to lock and load.
+    pub patient_years: Vec<(&'a str, i32)>,
+}
+
 /// Where an event came from on the broker.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -176,10 +188,27 @@ pub struct OutboxEntry {
     pub payload: String,
 }
 
+/// A processed event's original bytes (PHI: `encounter_payloads` has
+/// claim_lines' protections), for reprocessing and the day's re-evaluation.
+pub struct PayloadRow {
+    pub event_id: Arc<str>,
+    pub encounter_id: Arc<str>,
+    pub version: u32,
+    pub date_of_service: chrono::NaiveDate,
+    pub payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for PayloadRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PayloadRow({} bytes)", self.payload.len())
+    }
+}
+
 /// Everything one batch writes, in one transaction.
 #[derive(Debug, Default)]
 pub struct BatchWrite {
     pub events: Vec<EventRow>,
+    pub payloads: Vec<PayloadRow>,
     pub new_lines: Vec<ClaimLine>,
     /// (claim_line_id, voiding event_id)
     pub voids: Vec<(String, Arc<str>)>,

@@ -11,11 +11,9 @@ mod flags;
 mod minutes;
 mod payment;
 
-use std::borrow::Cow;
-
 use super::claim::{ClaimLine, Flag, FlagCode, Severity, Status};
 use super::encounter::{Encounter, Service};
-use super::rules::{CodeInfo, PayerPolicy, Rules, RULES_VERSION};
+use super::rules::{CodeInfo, PayerPolicy, Rules};
 use super::units;
 use super::values::{Code, Discipline, EventType, Modifier};
 
@@ -131,7 +129,8 @@ pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
                 flags,
                 diagnoses: enc.diagnoses.clone(),
                 expected_payment_cents: payment,
-                rules_version: Cow::Borrowed(RULES_VERSION),
+                rules_version: rules.version.clone(),
+                kx_group: None,
             }
         })
         .collect()

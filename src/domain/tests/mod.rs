@@ -72,6 +72,7 @@ fn units(lines: &[ClaimLine]) -> Vec<(String, u32)> {
 mod audit;
 mod decoding;
 mod flags;
+mod kx;
 mod payment;
 mod properties;
 mod units;

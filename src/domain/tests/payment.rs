@@ -58,7 +58,7 @@ fn mppr_reduces_every_unit_after_the_first_of_the_day() {
     assert_eq!(medicare.units, 3);
     let paid = medicare.expected_payment_cents.unwrap();
     assert!(paid > full && paid < 3 * full, "{paid} vs {full}");
-    let rvu = rules.catalogue.get("97530").unwrap().rvu.clone().unwrap();
+    let rvu = rules.catalogue.get("97530").unwrap().rvu.unwrap();
     let cf = rules.catalogue.conversion_factor;
     let reduced = rvu.work + rvu.pe_nonfacility / 2.0 + rvu.mp;
     assert_eq!(paid, full + 2 * (reduced * cf * 100.0).round() as i64);

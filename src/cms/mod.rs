@@ -1,0 +1,247 @@
+//! CMS's published rule files, read in their own layouts and reduced to the
+//! codes of claimline's catalogue (`claimline rules import`, `claimline
+//! evaluate --rules DIR`):
+//!
+//! - [`ptp`]: the NCCI practitioner PTP edit table (`ccipra-v321r0-f1.txt`);
+//! - [`mue`]: the NCCI practitioner services MUE table
+//!   (`MCR_MUE_PractitionerServices_Eff_04-01-2026.csv`);
+//! - [`pprrvu`]: the physician fee schedule RVU file
+//!   (`PPRRVU2026_Jan_nonQPP.csv`).
+//!
+//! Which table a file is, and its quarter, follow from the file name as
+//! CMS names it; `--kind` and `--quarter` say it for a renamed file.
+//! Errors name the file's line and the column, never a row's content
+//! beyond the code.
+
+mod mue;
+mod pprrvu;
+mod ptp;
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+
+use crate::domain::rulebook::{Table, TableKind, TableRows};
+use crate::domain::{Code, Rules};
+
+/// A file read: its table, what it was, and how many rows it had.
+#[derive(Debug)]
+pub struct Imported {
+    pub table: Table,
+    pub file_name: String,
+    pub sha256: String,
+    /// Data rows in the file; `table.rows` keeps the catalogue's.
+    pub rows_read: usize,
+}
+
+/// Why a file could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ImportError {
+    #[error("{file}: cannot tell which CMS table this is from its name; pass --kind ptp|mue|pfs")]
+    UnknownKind { file: String },
+    #[error("{file}: cannot tell the quarter from its name; pass --quarter (for example 2026Q2)")]
+    UnknownQuarter { file: String },
+    #[error("{file}, line {line}: {problem}")]
+    Row {
+        file: String,
+        line: u64,
+        problem: String,
+    },
+    #[error("{file}: {problem}")]
+    File { file: String, problem: String },
+}
+
+/// When a table takes over: a quarter (`2026Q2`), or a date as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quarter {
+    pub year: i32,
+    pub quarter: u32,
+}
+
+impl Quarter {
+    pub fn parse(s: &str) -> Result<Quarter, String> {
+        let bad = || format!("{s:?} is not a quarter like 2026Q2");
+        let (y, q) = s.split_once(['Q', 'q']).ok_or_else(bad)?;
+        let year: i32 = y.parse().map_err(|_| bad())?;
+        let quarter: u32 = q.parse().map_err(|_| bad())?;
+        if !(1990..=2200).contains(&year) || !(1..=4).contains(&quarter) {
+            return Err(bad());
+        }
+        Ok(Quarter { year, quarter })
+    }
+
+    fn of(date: NaiveDate) -> Quarter {
+        use chrono::Datelike;
+        Quarter {
+            year: date.year(),
+            quarter: date.month0() / 3 + 1,
+        }
+    }
+
+    pub fn first_day(self) -> NaiveDate {
+        NaiveDate::from_ymd_opt(self.year, (self.quarter - 1) * 3 + 1, 1).expect("valid quarter")
+    }
+
+    fn label(self) -> String {
+        format!("{}Q{}", self.year, self.quarter)
+    }
+}
+
+impl TableKind {
+    pub fn parse(s: &str) -> Result<TableKind, String> {
+        match s {
+            "ptp" => Ok(TableKind::Ptp),
+            "mue" => Ok(TableKind::Mue),
+            "pfs" | "pprrvu" => Ok(TableKind::Pfs),
+            _ => Err(format!("{s:?}: expected ptp, mue or pfs")),
+        }
+    }
+}
+
+/// Reads one CMS file. `kind` and `quarter` override what its name says.
+pub fn read_file(
+    path: &Path,
+    kind: Option<TableKind>,
+    quarter: Option<Quarter>,
+    rules: &Rules,
+) -> Result<Imported, ImportError> {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let bytes = std::fs::read(path).map_err(|e| ImportError::File {
+        file: file.clone(),
+        problem: format!("cannot read it: {e}"),
+    })?;
+    read_bytes(&file, &bytes, kind, quarter, rules)
+}
+
+/// Reads one CMS file's bytes, named `file`.
+pub fn read_bytes(
+    file: &str,
+    bytes: &[u8],
+    kind: Option<TableKind>,
+    quarter: Option<Quarter>,
+    rules: &Rules,
+) -> Result<Imported, ImportError> {
+    let kind = kind
+        .or_else(|| kind_of(file))
+        .ok_or_else(|| ImportError::UnknownKind { file: file.into() })?;
+    let in_catalogue = |code: Code| rules.catalogue.get_code(&code).is_some();
+    let (label, valid_from) = match kind {
+        TableKind::Ptp | TableKind::Mue => {
+            let q = quarter
+                .or_else(|| quarter_of(kind, file))
+                .ok_or_else(|| ImportError::UnknownQuarter { file: file.into() })?;
+            (q.label(), q.first_day())
+        }
+        TableKind::Pfs => match quarter {
+            Some(q) => (q.label(), q.first_day()),
+            None => pprrvu::release_of(file)
+                .ok_or_else(|| ImportError::UnknownQuarter { file: file.into() })?,
+        },
+    };
+    // CMS's text files are Latin-1 (the rationale column); codes are ASCII.
+    let text: String = bytes.iter().map(|&b| b as char).collect();
+    let row_error = |line: u64, problem: String| ImportError::Row {
+        file: file.into(),
+        line,
+        problem,
+    };
+    let (rows, rows_read) = match kind {
+        TableKind::Ptp => {
+            let (rows, n) = ptp::parse(&text, in_catalogue).map_err(|(l, p)| row_error(l, p))?;
+            (TableRows::Ptp(rows), n)
+        }
+        TableKind::Mue => {
+            let (rows, n) = mue::parse(&text, in_catalogue).map_err(|(l, p)| row_error(l, p))?;
+            (TableRows::Mue(rows), n)
+        }
+        TableKind::Pfs => {
+            let (rows, n) = pprrvu::parse(&text, in_catalogue).map_err(|(l, p)| row_error(l, p))?;
+            (TableRows::Pfs(rows), n)
+        }
+    };
+    if rows_read == 0 {
+        return Err(ImportError::File {
+            file: file.into(),
+            problem: format!("no {} rows found: is it the right file?", kind.as_str()),
+        });
+    }
+    Ok(Imported {
+        table: Table {
+            label,
+            valid_from,
+            rows,
+        },
+        file_name: file.into(),
+        sha256: hex(&Sha256::digest(bytes)),
+        rows_read,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The table a CMS file name names.
+fn kind_of(file: &str) -> Option<TableKind> {
+    let f = file.to_ascii_lowercase();
+    if f.contains("ccipra") || f.contains("ptp") {
+        Some(TableKind::Ptp)
+    } else if f.contains("mue") {
+        Some(TableKind::Mue)
+    } else if f.contains("pprrvu") {
+        Some(TableKind::Pfs)
+    } else {
+        None
+    }
+}
+
+/// PTP: NCCI version `vYYQrR` (`ccipra-v321r0`: version 32.1, revision 0)
+/// is year 1994 + 32, quarter 1 + 1: 2026 Q2. MUE: the date in the name
+/// (`..._Eff_04-01-2026.csv`).
+fn quarter_of(kind: TableKind, file: &str) -> Option<Quarter> {
+    let f = file.to_ascii_lowercase();
+    match kind {
+        TableKind::Ptp => {
+            let at = f.find("-v").or_else(|| f.find("_v"))? + 2;
+            let v = f.get(at..at + 3)?;
+            if !v.bytes().all(|b| b.is_ascii_digit()) || f.as_bytes().get(at + 3) != Some(&b'r') {
+                return None;
+            }
+            let major: i32 = v[..2].parse().ok()?;
+            let minor: u32 = v[2..].parse().ok()?;
+            (minor <= 3).then_some(Quarter {
+                year: 1994 + major,
+                quarter: minor + 1,
+            })
+        }
+        TableKind::Mue => {
+            let at = f.find("eff_")? + 4;
+            let d = f.get(at..at + 10)?;
+            let date = NaiveDate::parse_from_str(d, "%m-%d-%Y").ok()?;
+            Some(Quarter::of(date))
+        }
+        TableKind::Pfs => None,
+    }
+}
+
+/// A HCPCS/CPT code as CMS's tables print it (five characters).
+fn code_cell(cell: &str) -> Option<Code> {
+    let c = cell.trim();
+    (c.len() == 5).then(|| Code::parse(c).ok()).flatten()
+}
+
+/// `YYYYMMDD`.
+fn yyyymmdd(cell: &str) -> Option<NaiveDate> {
+    let c = cell.trim();
+    if c.len() != 8 {
+        return None;
+    }
+    NaiveDate::parse_from_str(c, "%Y%m%d").ok()
+}
+
+#[cfg(test)]
+mod tests;

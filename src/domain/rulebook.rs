@@ -1,0 +1,314 @@
+//! Rule sets by date of service. CMS publishes the NCCI PTP edits and the
+//! MUEs each quarter and the physician fee schedule's RVU file (PPRRVU)
+//! each year with quarterly revisions; a claim is judged by the tables in
+//! force on its date of service. An imported table is in force from its
+//! first day until the next imported table of its kind; before the first
+//! one of a kind, the built-in data of that kind applies. Pure: the store
+//! and `claimline evaluate --rules` load the tables.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+use super::rules::{Mue, PtpEdit, Rules, Rvu};
+use super::values::Code;
+
+/// Which CMS table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableKind {
+    /// NCCI practitioner procedure-to-procedure edits.
+    Ptp,
+    /// NCCI practitioner medically unlikely edits.
+    Mue,
+    /// Physician fee schedule relative value units (PPRRVU).
+    Pfs,
+}
+
+impl TableKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableKind::Ptp => "ptp",
+            TableKind::Mue => "mue",
+            TableKind::Pfs => "pfs",
+        }
+    }
+}
+
+/// The rows of one imported file, reduced to the catalogue's codes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "rows")]
+pub enum TableRows {
+    Ptp(Vec<PtpEdit>),
+    Mue(Vec<Mue>),
+    Pfs(FeeSchedule),
+}
+
+impl TableRows {
+    pub fn kind(&self) -> TableKind {
+        match self {
+            TableRows::Ptp(_) => TableKind::Ptp,
+            TableRows::Mue(_) => TableKind::Mue,
+            TableRows::Pfs(_) => TableKind::Pfs,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            TableRows::Ptp(r) => r.len(),
+            TableRows::Mue(r) => r.len(),
+            TableRows::Pfs(f) => f.rvus.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The PPRRVU rows of the catalogue's codes (global service, no modifier)
+/// and the file's conversion factor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeeSchedule {
+    pub conversion_factor: f64,
+    pub rvus: Vec<(Code, Rvu)>,
+}
+
+/// One imported table: `label` names its quarter or release (`2026Q4`,
+/// `2026A`); it is in force from `valid_from`. Several files with the same
+/// kind and label (CMS splits the PTP table in four) are one table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub label: String,
+    pub valid_from: NaiveDate,
+    pub rows: TableRows,
+}
+
+/// The built-in rules and the rule sets the imported tables make of them,
+/// by the date each takes over.
+#[derive(Debug)]
+pub struct RuleBook {
+    base: &'static Rules,
+    /// Sorted by date: from each date on (until the next), that rule set.
+    periods: Vec<(NaiveDate, Rules)>,
+}
+
+impl RuleBook {
+    /// The built-in rules for every date.
+    pub fn builtin() -> RuleBook {
+        RuleBook {
+            base: Rules::builtin(),
+            periods: Vec::new(),
+        }
+    }
+
+    /// The rule sets `tables` make of `base`.
+    pub fn new(base: &'static Rules, tables: &[Table]) -> RuleBook {
+        let starts: BTreeSet<NaiveDate> = tables.iter().map(|t| t.valid_from).collect();
+        let periods = starts
+            .into_iter()
+            .map(|day| (day, Self::rules_on(base, tables, day)))
+            .collect();
+        RuleBook { base, periods }
+    }
+
+    /// The rule set for a date of service.
+    pub fn for_date(&self, date: NaiveDate) -> &Rules {
+        match self.periods.partition_point(|(from, _)| *from <= date) {
+            0 => self.base,
+            i => &self.periods[i - 1].1,
+        }
+    }
+
+    /// The built-in rules (the catalogue every rule set shares).
+    pub fn base(&self) -> &'static Rules {
+        self.base
+    }
+
+    /// Each rule set after the built-in one, with the date it takes over.
+    pub fn periods(&self) -> impl Iterator<Item = (NaiveDate, &str)> {
+        self.periods.iter().map(|(d, r)| (*d, &*r.version))
+    }
+
+    /// Base, with each kind's newest table that started by `day`.
+    fn rules_on(base: &Rules, tables: &[Table], day: NaiveDate) -> Rules {
+        let mut rules = base.clone();
+        let mut version = base.version.to_string();
+        for kind in [TableKind::Ptp, TableKind::Mue, TableKind::Pfs] {
+            let Some(latest) = tables
+                .iter()
+                .filter(|t| t.rows.kind() == kind && t.valid_from <= day)
+                .max_by_key(|t| t.valid_from)
+            else {
+                continue;
+            };
+            // Every file of that table (same kind and label).
+            let parts = tables.iter().filter(|t| {
+                t.rows.kind() == kind
+                    && t.label == latest.label
+                    && t.valid_from == latest.valid_from
+            });
+            version.push('+');
+            version.push_str(kind.as_str());
+            version.push('.');
+            version.push_str(&latest.label);
+            match kind {
+                TableKind::Ptp => {
+                    rules.edits.ptp = parts
+                        .flat_map(|t| match &t.rows {
+                            TableRows::Ptp(rows) => rows.as_slice(),
+                            _ => &[],
+                        })
+                        .cloned()
+                        .collect();
+                }
+                TableKind::Mue => {
+                    rules.edits.mue = parts
+                        .flat_map(|t| match &t.rows {
+                            TableRows::Mue(rows) => rows.as_slice(),
+                            _ => &[],
+                        })
+                        .cloned()
+                        .collect();
+                }
+                TableKind::Pfs => {
+                    let schedules: Vec<&FeeSchedule> = parts
+                        .filter_map(|t| match &t.rows {
+                            TableRows::Pfs(f) => Some(f),
+                            _ => None,
+                        })
+                        .collect();
+                    let cf = schedules
+                        .iter()
+                        .map(|f| f.conversion_factor)
+                        .find(|cf| *cf > 0.0)
+                        .unwrap_or(base.catalogue.conversion_factor);
+                    rules.catalogue.set_fee_schedule(cf, |code| {
+                        schedules
+                            .iter()
+                            .flat_map(|f| &f.rvus)
+                            .find(|(c, _)| *c == code)
+                            .map(|(_, rvu)| *rvu)
+                    });
+                }
+            }
+        }
+        rules.version = Cow::Owned(version);
+        rules
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(s: &str) -> Code {
+        Code::parse(s).unwrap()
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn ptp(label: &str, from: &str, pairs: &[(&str, &str)]) -> Table {
+        Table {
+            label: label.into(),
+            valid_from: day(from),
+            rows: TableRows::Ptp(
+                pairs
+                    .iter()
+                    .map(|(a, b)| PtpEdit {
+                        column1: code(a),
+                        column2: code(b),
+                        modifier_indicator: 1,
+                        effective: None,
+                        deleted: None,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn each_date_gets_the_tables_in_force_on_it() {
+        let tables = [
+            ptp("2026Q3", "2026-07-01", &[("97140", "97530")]),
+            ptp("2026Q4", "2026-10-01", &[("97530", "97116")]),
+            // The second part of the Q4 table: one table with the first.
+            ptp("2026Q4", "2026-10-01", &[("97530", "97112")]),
+            Table {
+                label: "2026Q4".into(),
+                valid_from: day("2026-10-01"),
+                rows: TableRows::Mue(vec![Mue {
+                    code: code("97530"),
+                    value: 6,
+                    adjudication_indicator: 3,
+                }]),
+            },
+            Table {
+                label: "2026A".into(),
+                valid_from: day("2026-01-01"),
+                rows: TableRows::Pfs(FeeSchedule {
+                    conversion_factor: 33.4009,
+                    rvus: vec![(
+                        code("97530"),
+                        Rvu {
+                            work: 0.44,
+                            pe_nonfacility: 0.6,
+                            mp: 0.02,
+                        },
+                    )],
+                }),
+            },
+        ];
+        let book = RuleBook::new(Rules::builtin(), &tables);
+        let base = Rules::builtin();
+
+        let before = book.for_date(day("2025-12-31"));
+        assert_eq!(before.version, base.version);
+        assert_eq!(before.edits.ptp, base.edits.ptp);
+
+        let q2 = book.for_date(day("2026-06-30"));
+        assert_eq!(q2.version, format!("{}+pfs.2026A", base.version));
+        assert_eq!(q2.edits.ptp, base.edits.ptp, "no PTP table yet");
+        assert_eq!(q2.catalogue.get("97530").unwrap().rvu.unwrap().work, 0.44);
+        assert!(
+            q2.catalogue.get("97110").unwrap().rvu.is_none(),
+            "a code the imported schedule lacks gets no estimate"
+        );
+
+        let q3 = book.for_date(day("2026-07-01"));
+        assert_eq!(q3.version, format!("{}+ptp.2026Q3+pfs.2026A", base.version));
+        assert_eq!(q3.edits.ptp.len(), 1);
+        assert_eq!(q3.edits.ptp[0].column2, code("97530"));
+        assert_eq!(q3.edits.mue, base.edits.mue);
+
+        let q4 = book.for_date(day("2026-10-01"));
+        assert_eq!(
+            q4.version,
+            format!("{}+ptp.2026Q4+mue.2026Q4+pfs.2026A", base.version)
+        );
+        let mut pairs: Vec<String> = q4
+            .edits
+            .ptp
+            .iter()
+            .map(|e| format!("{}/{}", e.column1, e.column2))
+            .collect();
+        pairs.sort();
+        assert_eq!(pairs, ["97530/97112", "97530/97116"]);
+        assert_eq!(q4.edits.mue(code("97530")).unwrap().value, 6);
+        // The last table stays in force after its quarter.
+        assert_eq!(book.for_date(day("2027-03-01")).version, q4.version);
+    }
+
+    #[test]
+    fn no_tables_is_the_builtin_rule_set() {
+        let book = RuleBook::new(Rules::builtin(), &[]);
+        assert_eq!(
+            book.for_date(day("2026-05-05")).version,
+            crate::domain::RULES_VERSION
+        );
+        assert_eq!(book.periods().count(), 0);
+    }
+}

@@ -1,0 +1,93 @@
+//! The rule set in force, and its reload: imported CMS tables (`claimline
+//! rules import`) are picked up by every running instance without a
+//! restart. The watcher asks Postgres every `CLAIMLINE_RULES_POLL_SECS`
+//! whether the tables changed and, when they did, builds the new rule book
+//! and swaps it in between batches; the switch is logged and counted.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::domain::{RuleBook, Rules};
+use crate::metrics::Metrics;
+use crate::store;
+
+/// The rule book batches use; each batch takes the current one once.
+pub struct CurrentRules {
+    book: RwLock<Arc<RuleBook>>,
+    /// What the loaded tables were: (count, newest id).
+    loaded: RwLock<Option<(i64, i64)>>,
+}
+
+impl CurrentRules {
+    pub fn builtin() -> CurrentRules {
+        CurrentRules {
+            book: RwLock::new(Arc::new(RuleBook::builtin())),
+            loaded: RwLock::new(None),
+        }
+    }
+
+    pub fn get(&self) -> Arc<RuleBook> {
+        self.book
+            .read()
+            .map(|b| b.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Loads the tables when they changed since the last load. Ok(true)
+    /// when a new rule book is in force.
+    pub async fn refresh(&self, pool: &PgPool, metrics: &Metrics) -> anyhow::Result<bool> {
+        let now = store::rules::fingerprint(pool).await?;
+        if *self.loaded.read().unwrap_or_else(|e| e.into_inner()) == Some(now) {
+            return Ok(false);
+        }
+        let tables = store::rules::load(pool).await?;
+        let book = RuleBook::new(Rules::builtin(), &tables);
+        let periods: Vec<String> = book
+            .periods()
+            .map(|(from, version)| format!("{from}: {version}"))
+            .collect();
+        let first = self
+            .loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none();
+        *self.book.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(book);
+        *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        metrics.rule_tables.set(tables.len() as i64);
+        if !first {
+            metrics.rules_reloads.inc();
+        }
+        tracing::info!(
+            tables = tables.len(),
+            rule_sets = ?periods,
+            "rule set in force {}",
+            if first { "loaded" } else { "changed" }
+        );
+        Ok(true)
+    }
+}
+
+/// Polls for new tables until `stop`.
+pub(super) fn spawn(
+    rules: Arc<CurrentRules>,
+    pool: PgPool,
+    metrics: Arc<Metrics>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = rules.refresh(&pool, &metrics).await {
+                // The rule set in force stays; the next poll tries again.
+                tracing::warn!(error = format!("{e:#}"), "cannot check the rule tables");
+            }
+        }
+    });
+}

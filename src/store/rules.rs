@@ -1,0 +1,134 @@
+//! Imported CMS tables (`rule_tables`, migration 0006): written by
+//! `claimline rules import`, read at start-up and whenever they change by
+//! every running instance.
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgPool, Row};
+
+use crate::cms::Imported;
+use crate::domain::rulebook::{Table, TableRows};
+
+/// Whether an import added the file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Loaded {
+    Added {
+        id: i64,
+    },
+    /// The same file (kind and bytes) was imported before: nothing changed.
+    AlreadyLoaded {
+        id: i64,
+    },
+}
+
+/// Stores one read file; a file already loaded changes nothing. Tells the
+/// running instances at once (NOTIFY; they also poll).
+pub async fn import(pool: &PgPool, file: &Imported) -> anyhow::Result<Loaded> {
+    let content = serde_json::to_value(&file.table.rows).context("encode the table")?;
+    let mut tx = pool
+        .begin()
+        .await
+        .context("Failed to begin a transaction")?;
+    let added: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO rule_tables (kind, label, valid_from, file_name, file_sha256, rows_read, rows_kept, content)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (kind, file_sha256) DO NOTHING RETURNING id",
+    )
+    .bind(file.table.rows.kind().as_str())
+    .bind(&file.table.label)
+    .bind(file.table.valid_from)
+    .bind(&file.file_name)
+    .bind(&file.sha256)
+    .bind(i32::try_from(file.rows_read).unwrap_or(i32::MAX))
+    .bind(i32::try_from(file.table.rows.len()).unwrap_or(i32::MAX))
+    .bind(content)
+    .fetch_optional(&mut *tx)
+    .await
+    .context("Failed to store the rule table")?;
+    let loaded = match added {
+        Some(id) => {
+            sqlx::query("SELECT pg_notify('claimline_rules', $1::text)")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context("Failed to notify")?;
+            Loaded::Added { id }
+        }
+        None => Loaded::AlreadyLoaded {
+            id: sqlx::query_scalar(
+                "SELECT id FROM rule_tables WHERE kind = $1 AND file_sha256 = $2",
+            )
+            .bind(file.table.rows.kind().as_str())
+            .bind(&file.sha256)
+            .fetch_one(&mut *tx)
+            .await
+            .context("Failed to look up the rule table")?,
+        },
+    };
+    tx.commit().await.context("Failed to commit the import")?;
+    Ok(loaded)
+}
+
+/// Changes when a table is added or removed: (count, newest id).
+pub async fn fingerprint(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
+    let row = sqlx::query("SELECT count(*), coalesce(max(id), 0) FROM rule_tables")
+        .fetch_one(pool)
+        .await
+        .context("Failed to read the rule tables")?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Every imported table, oldest first.
+pub async fn load(pool: &PgPool) -> anyhow::Result<Vec<Table>> {
+    let rows = sqlx::query("SELECT label, valid_from, content FROM rule_tables ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .context("Failed to load the rule tables")?;
+    rows.into_iter()
+        .map(|r| {
+            let rows: TableRows =
+                serde_json::from_value(r.get(2)).context("A stored rule table does not decode")?;
+            Ok(Table {
+                label: r.get(0),
+                valid_from: r.get(1),
+                rows,
+            })
+        })
+        .collect()
+}
+
+/// One imported file, for `claimline rules list`.
+#[derive(Debug)]
+pub struct Listed {
+    pub id: i64,
+    pub kind: String,
+    pub label: String,
+    pub valid_from: NaiveDate,
+    pub file_name: String,
+    pub rows_read: i32,
+    pub rows_kept: i32,
+    pub loaded_at: DateTime<Utc>,
+}
+
+pub async fn list(pool: &PgPool) -> anyhow::Result<Vec<Listed>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, label, valid_from, file_name, rows_read, rows_kept, loaded_at
+         FROM rule_tables ORDER BY valid_from, kind, id",
+    )
+    .fetch_all(pool)
+    .await
+    .context("Failed to list the rule tables")?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Listed {
+            id: r.get(0),
+            kind: r.get(1),
+            label: r.get(2),
+            valid_from: r.get(3),
+            file_name: r.get(4),
+            rows_read: r.get(5),
+            rows_kept: r.get(6),
+            loaded_at: r.get(7),
+        })
+        .collect())
+}
