@@ -74,6 +74,9 @@ async fn load_with(bootstrap: &str, topic: &str, n: usize, tag: &str, per_second
         let enc = format!("ENC-{tag}-{i}");
         ev["event_id"] = format!("bench-{tag}-{i}").into();
         ev["encounter"]["encounter_id"] = enc.clone().into();
+        // A patient per encounter, as in a hospital's stream (one patient's
+        // visits of a day are re-allocated together: not this bench's case).
+        ev["encounter"]["patient"]["id"] = format!("PAT-{tag}-{i}").into();
         if pad > 0 {
             // An unknown field: ignored by the service, but the bytes travel.
             ev["pad"] = "x".repeat(pad).into();

@@ -36,8 +36,12 @@ CREATE INDEX encounter_payloads_date ON encounter_payloads (date_of_service, enc
 -- threshold: 'pt_slp' (PT and SLP together) or 'ot'; null for payers that
 -- do not track it. Year-to-date totals sum the non-void lines.
 ALTER TABLE claim_lines ADD COLUMN kx_group text CHECK (kx_group IN ('pt_slp', 'ot'));
-CREATE INDEX claim_lines_kx ON claim_lines (patient_id, kx_group, date_of_service)
-    WHERE kx_group IS NOT NULL AND status <> 'void';
+
+-- A patient's lines in force by date: the year-to-date amounts (KX), and
+-- the other encounters of a day (one patient, provider and payer on one
+-- date of service are one day for the units).
+CREATE INDEX claim_lines_patient_day ON claim_lines (patient_id, date_of_service)
+    WHERE status <> 'void';
 
 -- The lines in force of an encounter: a reissue (a later visit the same
 -- day, a reprocess) adds line numbers to an encounter version, so they are

@@ -101,10 +101,13 @@ pub enum FlagCode {
     /// Medicare: the year-to-date therapy amount passes the KX threshold.
     #[serde(rename = "KX_THRESHOLD")]
     KxThreshold,
+    /// Extension: the day has more encounters than claimline pools; this
+    /// one's units were counted alone.
+    DayNotPooled,
 }
 
 impl FlagCode {
-    pub const ALL: [FlagCode; 22] = [
+    pub const ALL: [FlagCode; 23] = [
         FlagCode::NotOneOnOne,
         FlagCode::Below8Minutes,
         FlagCode::Overlap97535,
@@ -127,6 +130,7 @@ impl FlagCode {
         FlagCode::MissingPlanOfCare,
         FlagCode::UnknownCode,
         FlagCode::KxThreshold,
+        FlagCode::DayNotPooled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -153,6 +157,7 @@ impl FlagCode {
             FlagCode::MissingPlanOfCare => "MISSING_PLAN_OF_CARE",
             FlagCode::UnknownCode => "UNKNOWN_CODE",
             FlagCode::KxThreshold => "KX_THRESHOLD",
+            FlagCode::DayNotPooled => "DAY_NOT_POOLED",
         }
     }
 }

@@ -9,12 +9,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::claim::ClaimLine;
+use chrono::NaiveDate;
+
+use super::claim::{ClaimLine, Flag, FlagCode, Severity, Status};
 use super::encounter::Encounter;
-use super::evaluate::evaluate;
+use super::evaluate::{evaluate, evaluate_day};
 use super::kx::{self, YearToDate};
 use super::rulebook::RuleBook;
-use super::values::EventType;
+use super::rules::Rules;
+use super::values::{EventType, Modifier, Npi};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -52,16 +55,56 @@ impl Outcome {
     }
 }
 
+/// The most encounters of one day re-allocated together.
+pub const MAX_DAY_ENCOUNTERS: usize = 12;
+
+/// One day of therapy for the units: one patient, one provider (NPI), one
+/// payer, one date of service (contract section 3). No `Debug`: it holds a
+/// patient id.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct DayKey {
+    pub patient_id: Arc<str>,
+    pub npi: Npi,
+    pub payer_id: Arc<str>,
+    pub date: NaiveDate,
+}
+
+impl DayKey {
+    pub fn of_encounter(enc: &Encounter) -> DayKey {
+        DayKey {
+            patient_id: enc.patient_id.shared(),
+            npi: enc.npi,
+            payer_id: enc.payer_id.clone(),
+            date: enc.date_of_service,
+        }
+    }
+
+    pub fn of_line(line: &ClaimLine) -> DayKey {
+        DayKey {
+            patient_id: line.patient_id.clone(),
+            npi: line.provider_npi,
+            payer_id: line.payer_id.clone(),
+            date: line.date_of_service,
+        }
+    }
+}
+
 /// The state of the encounters a batch touches, as of before the batch.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Ledger {
     /// Newest version processed per encounter.
     pub versions: HashMap<Arc<str>, u32>,
     /// Event ids already processed, with the encounter and version each
     /// carried.
     pub seen: HashMap<Arc<str>, (Arc<str>, u32)>,
-    /// The lines in force (not void) per encounter.
+    /// The lines in force (not void) per encounter: the batch's encounters
+    /// and the others of their days.
     pub active: HashMap<Arc<str>, Vec<ClaimLine>>,
+    /// The encounter in force (its newest processed event) where its day
+    /// may need it re-evaluated: from the stored payloads, then as the
+    /// batch processes events. An encounter with lines but none here (its
+    /// payload predates their storage) keeps its lines as they are.
+    pub encounters: HashMap<Arc<str>, Arc<Encounter>>,
     /// Medicare year-to-date therapy amounts of the batch's patients.
     pub ytd: YearToDate,
 }
@@ -70,15 +113,17 @@ pub struct Ledger {
 #[derive(Debug)]
 pub struct Decision {
     pub outcome: Outcome,
-    /// `void` copies of the lines this event replaced, to publish first.
+    /// `void` copies of the lines this event replaced (its encounter's, and
+    /// those of its day's other encounters whose units it changed), to
+    /// publish first.
     pub voided: Vec<ClaimLine>,
-    /// The event's own lines.
+    /// The event's own lines, then the day's reissued lines.
     pub lines: Vec<ClaimLine>,
 }
 
 impl Ledger {
     /// Applies one event and updates the ledger, so events of the same
-    /// encounter later in the batch see its effect.
+    /// encounter (or day) later in the batch see its effect.
     pub fn apply(&mut self, enc: &Encounter, rules: &RuleBook) -> Decision {
         let nothing = |outcome| Decision {
             outcome,
@@ -105,24 +150,166 @@ impl Ledger {
         self.remember(enc);
         self.versions.insert(enc.encounter_id.clone(), enc.version);
         let replaced = self.active.remove(&enc.encounter_id).unwrap_or_default();
+        let old_day = replaced.first().map(DayKey::of_line);
         for line in &replaced {
             self.ytd.remove(line);
         }
-        let voided: Vec<ClaimLine> = replaced.iter().map(|l| l.voided(&enc.event_id)).collect();
-        let (outcome, lines) = match enc.event_type {
-            EventType::Voided => (Outcome::Voided, Vec::new()),
+        let mut d = Decision {
+            outcome: Outcome::Processed,
+            voided: replaced.iter().map(|l| l.voided(&enc.event_id)).collect(),
+            lines: Vec::new(),
+        };
+        self.encounters.remove(&enc.encounter_id);
+        let new_day = match enc.event_type {
+            EventType::Voided => {
+                d.outcome = Outcome::Voided;
+                None
+            }
             EventType::Finalized | EventType::Amended => {
+                let day = DayKey::of_encounter(enc);
                 let rules = rules.for_date(enc.date_of_service);
-                let mut lines = evaluate(enc, rules);
-                kx::apply(&mut lines, enc, rules, &mut self.ytd);
+                let enc = Arc::new(enc.clone());
+                self.encounters
+                    .insert(enc.encounter_id.clone(), enc.clone());
+                let (mut lines, others) = self.evaluate_day(&day, Some(&enc), rules);
+                kx::apply(&mut lines, &enc, rules, &mut self.ytd);
                 self.active.insert(enc.encounter_id.clone(), lines.clone());
-                (Outcome::Processed, lines)
+                d.lines = lines;
+                self.reissue(others, &enc.event_id, rules, &mut d);
+                Some(day)
             }
         };
-        Decision {
-            outcome,
-            voided,
-            lines,
+        // The day the encounter left (voided, or moved to another date):
+        // its other encounters may earn more units now.
+        if let Some(old) = old_day.filter(|o| Some(o) != new_day.as_ref()) {
+            let rules = rules.for_date(old.date);
+            let (_, others) = self.evaluate_day(&old, None, rules);
+            self.reissue(others, &enc.event_id, rules, &mut d);
+        }
+        d
+    }
+
+    /// Re-evaluates the day of `encounter_id` under `rules` and reissues the
+    /// lines that change (voids carry `voided_by`): a reprocess. Returns
+    /// nothing when no line changes or the encounter is not in force.
+    pub fn reevaluate(
+        &mut self,
+        encounter_id: &str,
+        voided_by: &Arc<str>,
+        rules: &RuleBook,
+    ) -> Decision {
+        let mut d = Decision {
+            outcome: Outcome::Processed,
+            voided: Vec::new(),
+            lines: Vec::new(),
+        };
+        let Some(enc) = self.encounters.get(encounter_id).cloned() else {
+            return d;
+        };
+        let rules = rules.for_date(enc.date_of_service);
+        let (lines, mut others) = self.evaluate_day(&DayKey::of_encounter(&enc), None, rules);
+        debug_assert!(lines.is_empty());
+        others.sort_by_key(|(e, _)| e.encounter_id != enc.encounter_id);
+        self.reissue(others, voided_by, rules, &mut d);
+        d
+    }
+
+    /// The lines of the day's encounters in force: `new` (not yet in
+    /// `active`) gets its own; the others, with the lines the day gives
+    /// them now, for [`Self::reissue`].
+    #[allow(clippy::type_complexity)]
+    fn evaluate_day(
+        &self,
+        day: &DayKey,
+        new: Option<&Arc<Encounter>>,
+        rules: &Rules,
+    ) -> (Vec<ClaimLine>, Vec<(Arc<Encounter>, Vec<ClaimLine>)>) {
+        let mut members: Vec<&Arc<Encounter>> = self
+            .active
+            .iter()
+            .filter(|(id, lines)| {
+                new.is_none_or(|n| n.encounter_id != **id)
+                    && lines.first().is_some_and(|l| DayKey::of_line(l) == *day)
+            })
+            .filter_map(|(id, _)| self.encounters.get(id))
+            .chain(new)
+            .collect();
+        if members.len() == 1 && new.is_some() {
+            return (evaluate(members[0], rules), Vec::new());
+        }
+        if members.len() > MAX_DAY_ENCOUNTERS {
+            // Far more visits than a day of therapy has: a broken or
+            // hostile sender. Re-allocating the day on each would cost the
+            // square of its size; this encounter is counted alone, for review.
+            let Some(n) = new else {
+                return (Vec::new(), Vec::new());
+            };
+            let mut lines = evaluate(n, rules);
+            for l in &mut lines {
+                l.flags.push(Flag {
+                    code: FlagCode::DayNotPooled,
+                    severity: Severity::Error,
+                    message: format!("this patient has more than {MAX_DAY_ENCOUNTERS} encounters with this provider and payer on this date of service; this encounter's units were counted alone, not on the day's total timed minutes. Review the day's claims."),
+                    related_codes: Vec::new(),
+                });
+                l.status = Status::NeedsReview;
+            }
+            return (lines, Vec::new());
+        }
+        // A fixed order (the earlier visit first), whatever the order the
+        // events arrived in, so a reprocess finds the same allocation.
+        members.sort_by(|a, b| {
+            (first_start(a), &a.encounter_id).cmp(&(first_start(b), &b.encounter_id))
+        });
+        let encs: Vec<&Encounter> = members.iter().map(|e| &***e).collect();
+        let mut own = Vec::new();
+        let mut others = Vec::new();
+        for (e, lines) in members.iter().zip(evaluate_day(&encs, rules)) {
+            if new.is_some_and(|n| Arc::ptr_eq(n, e)) {
+                own = lines;
+            } else {
+                others.push(((*e).clone(), lines));
+            }
+        }
+        (own, others)
+    }
+
+    /// For each encounter whose lines the day changes: voids its lines in
+    /// force and issues the new ones with line numbers above every one its
+    /// version used (contract section 2).
+    fn reissue(
+        &mut self,
+        others: Vec<(Arc<Encounter>, Vec<ClaimLine>)>,
+        voided_by: &Arc<str>,
+        rules: &Rules,
+        d: &mut Decision,
+    ) {
+        for (enc, mut lines) in others {
+            let current = self
+                .active
+                .get(&enc.encounter_id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            if same_billing(current, &lines) {
+                continue;
+            }
+            let used = current
+                .iter()
+                .filter(|l| l.encounter_version == enc.version)
+                .map(|l| l.line_no)
+                .max()
+                .unwrap_or(0);
+            for line in current {
+                self.ytd.remove(line);
+                d.voided.push(line.voided(voided_by));
+            }
+            for (i, line) in lines.iter_mut().enumerate() {
+                line.line_no = used + 1 + i as u32;
+                line.claim_line_id = ClaimLine::id(&enc.encounter_id, enc.version, line.line_no);
+            }
+            kx::apply(&mut lines, &enc, rules, &mut self.ytd);
+            d.lines.extend(lines.iter().cloned());
+            self.active.insert(enc.encounter_id.clone(), lines);
         }
     }
 
@@ -132,6 +319,41 @@ impl Ledger {
             (enc.encounter_id.clone(), enc.version),
         );
     }
+}
+
+/// The earliest documented start of an encounter's services.
+fn first_start(enc: &Encounter) -> Option<chrono::DateTime<chrono::Utc>> {
+    enc.services
+        .iter()
+        .filter_map(|s| s.interval)
+        .map(|i| i.start)
+        .min()
+}
+
+/// Whether two sets of lines bill the same: ids, event and the KX marks
+/// (which depend on the order of processing, not on the day) aside.
+fn same_billing(a: &[ClaimLine], b: &[ClaimLine]) -> bool {
+    let key = |l: &ClaimLine| {
+        (
+            l.code,
+            l.units,
+            l.minutes,
+            l.modifiers
+                .iter()
+                .filter(|m| **m != Modifier::KX)
+                .copied()
+                .collect::<Vec<_>>(),
+            l.status,
+            l.flags
+                .iter()
+                .filter(|f| f.code != FlagCode::KxThreshold)
+                .cloned()
+                .collect::<Vec<_>>(),
+            l.expected_payment_cents,
+            l.rules_version.clone(),
+        )
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key(x) == key(y))
 }
 
 #[cfg(test)]

@@ -275,13 +275,17 @@ impl Pipeline {
     /// plan, write, commit.
     async fn write_batch(&self, batch: &[Incoming], items: &[Item]) -> anyhow::Result<Written> {
         let keys = plan::keys(items);
-        let encounter_ids = &keys.encounters;
         let (mut tx, ledger) = store::begin_batch(&self.pool, &keys).await?;
-        // Unpublished lines of these encounters go out before this batch's
-        // voids and replacements (contract section 2).
+        // Unpublished lines of these encounters (and of the others on their
+        // days, whose lines a later visit may reissue) go out before this
+        // batch's voids and replacements (contract section 2).
+        let mut encounter_ids: Vec<&str> = keys.encounters.clone();
+        encounter_ids.extend(ledger.active.keys().map(|k| &**k));
+        encounter_ids.sort_unstable();
+        encounter_ids.dedup();
         let mut outbox = store::claim_for_encounters(
             &mut tx,
-            encounter_ids,
+            &encounter_ids,
             &self.owner,
             &self.in_flight.snapshot(),
         )

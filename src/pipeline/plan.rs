@@ -91,10 +91,24 @@ pub fn keys(items: &[Item]) -> Keys<'_> {
         .collect();
     patient_years.sort_unstable();
     patient_years.dedup();
+    let mut days: Vec<(&str, &str, &str, chrono::NaiveDate, &str)> = good()
+        .map(|e| {
+            (
+                e.patient_id.as_str(),
+                e.npi.as_str(),
+                &*e.payer_id,
+                e.date_of_service,
+                &*e.encounter_id,
+            )
+        })
+        .collect();
+    days.sort_unstable();
+    days.dedup();
     Keys {
         encounters,
         events: good().map(|e| &*e.event_id).collect(),
         patient_years,
+        days,
     }
 }
 

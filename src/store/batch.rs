@@ -8,6 +8,11 @@ use sqlx::{Postgres, Row, Transaction};
 use super::copy::copy_claim_lines;
 use super::outbox::Owner;
 use super::{BatchWrite, Keys};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
 use crate::domain::ledger::Ledger;
 use crate::domain::{ClaimLine, KxGroup};
 
@@ -40,6 +45,7 @@ pub async fn begin_batch(
     .execute(&mut *tx)
     .await
     .context("Failed to lock encounters")?;
+    let days = lock_days_and_years(&mut tx, keys).await?;
     load_year_to_date(&mut tx, &keys.patient_years, &mut ledger).await?;
     let rows = sqlx::query(
         // One index probe per encounter, whatever the table's statistics say.
@@ -72,34 +78,12 @@ pub async fn begin_batch(
             (event_id.into(), (encounter_id.into(), version as u32))
         })
         .collect();
-    let active = sqlx::query(
-        // The lines in force: the encounter's lines not voided (a reissue
-        // adds line numbers to a version, so they are not derived from
-        // the event's line count).
-        "SELECT to_jsonb(c) FROM unnest($1::text[]) AS u(id)
-         JOIN claim_lines c ON c.encounter_id = u.id AND c.status <> 'void'
-         ORDER BY u.id, c.encounter_version, c.line_no",
-    )
-    .bind(encounter_ids)
-    .fetch_all(&mut *tx)
-    .await
-    .context("Failed to load the lines in force")?;
-    for row in active {
-        let value: serde_json::Value = row.get(0);
-        let line: ClaimLine =
-            serde_json::from_value(value).context("A stored claim line does not decode")?;
-        ledger
-            .active
-            .entry(line.encounter_id.clone())
-            .or_default()
-            .push(line);
-    }
+    load_days(&mut tx, keys, &days, &mut ledger).await?;
     Ok((tx, ledger))
 }
 
-/// Locks the batch's patient-years (after its encounters), then loads their
-/// Medicare year-to-date therapy amounts: the expected payments of their
-/// non-void lines, by group.
+/// Loads the (locked) patient-years' Medicare year-to-date therapy
+/// amounts: the expected payments of their non-void lines, by group.
 async fn load_year_to_date(
     tx: &mut Transaction<'static, Postgres>,
     patient_years: &[(&str, i32)],
@@ -109,18 +93,6 @@ async fn load_year_to_date(
         return Ok(());
     }
     let (patients, years): (Vec<&str>, Vec<i32>) = patient_years.iter().copied().unzip();
-    // The two-key advisory locks are another space than the encounters'
-    // one-key locks; in sorted key order.
-    sqlx::query(
-        "SELECT count(pg_advisory_xact_lock(k1, k2)) FROM
-           (SELECT hashtext(p) AS k1, y AS k2 FROM unnest($1::text[], $2::int4[]) AS u(p, y)
-            ORDER BY 1, 2) AS keys",
-    )
-    .bind(&patients)
-    .bind(&years)
-    .execute(&mut **tx)
-    .await
-    .context("Failed to lock patient years")?;
     let rows = sqlx::query(
         "SELECT u.p, u.y, c.kx_group, sum(c.expected_payment_cents)::int8
          FROM unnest($1::text[], $2::int4[]) AS u(p, y)
@@ -145,6 +117,153 @@ async fn load_year_to_date(
             group,
             cents.unwrap_or(0),
         );
+    }
+    Ok(())
+}
+
+/// A day for the units: (patient, NPI, payer, date of service).
+type Day = (String, String, String, NaiveDate);
+
+/// Locks the days the batch touches (its events' days and the days its
+/// encounters' lines are on now), then its patient-years: two-key advisory
+/// locks, another space than the encounters' one-key locks, each set in
+/// sorted order after the encounters. A day lock is what serialises two
+/// visits of one day processed by two instances; nothing else changes an
+/// encounter's date but its own events, which the encounter lock holds.
+async fn lock_days_and_years(
+    tx: &mut Transaction<'static, Postgres>,
+    keys: &Keys<'_>,
+) -> anyhow::Result<Vec<Day>> {
+    let mut days: Vec<Day> = keys
+        .days
+        .iter()
+        .map(|(p, n, pay, d, _)| (p.to_string(), n.to_string(), pay.to_string(), *d))
+        .collect();
+    let now = sqlx::query(
+        "SELECT DISTINCT patient_id, provider_npi, payer_id, date_of_service FROM claim_lines
+         WHERE encounter_id = ANY($1) AND status <> 'void'",
+    )
+    .bind(&keys.encounters)
+    .fetch_all(&mut **tx)
+    .await
+    .context("Failed to read the encounters' days")?;
+    days.extend(
+        now.into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))),
+    );
+    days.sort_unstable();
+    days.dedup();
+    let (patients, years): (Vec<&str>, Vec<i32>) = keys.patient_years.iter().copied().unzip();
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock(k1, k2)) FROM (
+           SELECT 0 AS c, hashtext(p || '|' || n || '|' || pay || '|' || d::text) AS k1, -1 AS k2
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::date[]) AS u(p, n, pay, d)
+           UNION ALL
+           SELECT 1, hashtext(p), y FROM unnest($5::text[], $6::int4[]) AS u(p, y)
+           ORDER BY 1, 2, 3) AS keys",
+    )
+    .bind(days.iter().map(|d| d.0.as_str()).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.1.as_str()).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.2.as_str()).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.3).collect::<Vec<_>>())
+    .bind(&patients)
+    .bind(&years)
+    .execute(&mut **tx)
+    .await
+    .context("Failed to lock days and patient years")?;
+    Ok(days)
+}
+
+/// The lines in force of the batch's encounters and of every encounter on
+/// their days, and, for days with more than one encounter, the payloads of
+/// their newest events (to re-evaluate the day). A reissue adds line
+/// numbers to a version, so lines are found by encounter, not derived from
+/// an event's line count.
+async fn load_days(
+    tx: &mut Transaction<'static, Postgres>,
+    keys: &Keys<'_>,
+    days: &[Day],
+    ledger: &mut Ledger,
+) -> anyhow::Result<()> {
+    let encounter_ids = &keys.encounters;
+    let rows = sqlx::query(
+        "SELECT to_jsonb(c) FROM claim_lines c WHERE c.encounter_id = ANY($1) AND c.status <> 'void'
+         UNION ALL
+         SELECT to_jsonb(c) FROM unnest($2::text[], $3::text[], $4::text[], $5::date[]) AS u(p, n, pay, d)
+         JOIN claim_lines c ON c.patient_id = u.p AND c.date_of_service = u.d AND c.status <> 'void'
+              AND c.provider_npi = u.n AND c.payer_id = u.pay
+         WHERE NOT (c.encounter_id = ANY($1))",
+    )
+    .bind(encounter_ids)
+    .bind(days.iter().map(|d| d.0.as_str()).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.1.as_str()).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.2.as_str()).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.3).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await
+    .context("Failed to load the lines in force")?;
+    for row in rows {
+        let value: serde_json::Value = row.get(0);
+        let line: ClaimLine =
+            serde_json::from_value(value).context("A stored claim line does not decode")?;
+        ledger
+            .active
+            .entry(line.encounter_id.clone())
+            .or_default()
+            .push(line);
+    }
+    for lines in ledger.active.values_mut() {
+        lines.sort_by_key(|l| (l.encounter_version, l.line_no));
+    }
+    // Days with more than one encounter, counting those in force and the
+    // batch's events': theirs in force are re-evaluated with the day.
+    let mut on_day: HashMap<(&str, &str, &str, NaiveDate), Vec<&str>> = HashMap::new();
+    for (id, lines) in &ledger.active {
+        if let Some(l) = lines.first() {
+            let day = (
+                &*l.patient_id,
+                l.provider_npi.as_str(),
+                &*l.payer_id,
+                l.date_of_service,
+            );
+            on_day.entry(day).or_default().push(id);
+        }
+    }
+    for &(p, n, pay, d, id) in &keys.days {
+        let ids = on_day.entry((p, n, pay, d)).or_default();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let wanted: Vec<&str> = on_day
+        .values()
+        .filter(|ids| ids.len() > 1)
+        .flatten()
+        .copied()
+        .filter(|id| ledger.active.contains_key(*id))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let events: Vec<&str> = wanted
+        .iter()
+        .filter_map(|id| ledger.active[*id].first().map(|l| &*l.event_id))
+        .collect();
+    let payloads = sqlx::query("SELECT payload FROM encounter_payloads WHERE event_id = ANY($1)")
+        .bind(&events)
+        .fetch_all(&mut **tx)
+        .await
+        .context("Failed to load event payloads")?;
+    for row in payloads {
+        let bytes: Vec<u8> = row.get(0);
+        // Decoded once before; a payload that no longer decodes (a rule of
+        // the decoder tightened since) leaves that encounter's lines as
+        // they are.
+        if let Ok(enc) = crate::codec::decode(&bytes) {
+            ledger
+                .encounters
+                .insert(enc.encounter_id.clone(), Arc::new(enc));
+        }
     }
     Ok(())
 }

@@ -145,6 +145,9 @@ pub struct Keys<'a> {
     /// (patient, calendar year of the date of service), sorted, unique:
     /// the year-to-date therapy amounts to lock and load.
     pub patient_years: Vec<(&'a str, i32)>,
+    /// (patient, NPI, payer, date of service, encounter): the days for the
+    /// units, with the encounters of the batch's events on each.
+    pub days: Vec<(&'a str, &'a str, &'a str, chrono::NaiveDate, &'a str)>,
 }
 
 /// Where an event came from on the broker.

@@ -409,6 +409,9 @@ pub fn event(event_id: &str, event_type: &str, enc: &str, version: u32) -> serde
     ev["event_type"] = event_type.into();
     ev["encounter"]["encounter_id"] = enc.into();
     ev["encounter"]["version"] = version.into();
+    // A patient per encounter: encounters of one patient, provider and
+    // payer on one date are one day for the units (tested on their own).
+    ev["encounter"]["patient"]["id"] = format!("PAT-{enc}").into();
     if event_type == "voided" {
         ev["encounter"]["services"] = serde_json::json!([]);
     }

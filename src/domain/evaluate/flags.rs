@@ -143,21 +143,21 @@ fn documentation(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
 fn limits(d: &mut Draft, policy: &PayerPolicy, rules: &Rules) {
     let code = d.code;
     if policy.mue {
-        if let Some(mue) = rules.edits.mue(code).filter(|m| d.units > m.value) {
+        if let Some(mue) = rules.edits.mue(code).filter(|m| d.day_units > m.value) {
             let (value, mai) = (mue.value, mue.adjudication_indicator);
             d.flag(
                 FlagCode::UnitsOverLimit,
                 Severity::Error,
-                format!("{} units of {code} exceed its practitioner MUE of {value} a day (MUE adjudication indicator {mai}); bill at most {value} or document why, per the payer's appeal process.", d.units),
+                format!("{} units of {code} on this date of service exceed its practitioner MUE of {value} a day (MUE adjudication indicator {mai}); bill at most {value} or document why, per the payer's appeal process.", d.day_units),
                 &[],
             );
         }
     }
-    if let Some(limit) = policy.daily_unit_limit(code).filter(|l| d.units > *l) {
+    if let Some(limit) = policy.daily_unit_limit(code).filter(|l| d.day_units > *l) {
         d.flag(
             FlagCode::UnitsOverLimit,
             Severity::Error,
-            format!("{} units of {code} exceed this payer's limit of {limit} a day; bill at most {limit} or document the medical necessity of the extra time.", d.units),
+            format!("{} units of {code} on this date of service exceed this payer's limit of {limit} a day; bill at most {limit} or document the medical necessity of the extra time.", d.day_units),
             &[],
         );
     }

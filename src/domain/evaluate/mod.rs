@@ -31,6 +31,9 @@ struct Draft<'a> {
     minutes: u32,
     assistant_minutes: u32,
     units: u32,
+    /// The code's units on the date of service over every encounter of the
+    /// day (the limits compare these); `units` when the encounter is alone.
+    day_units: u32,
     flags: Vec<Flag>,
 }
 
@@ -74,10 +77,72 @@ pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
     let counted = minutes::count(&enc.services, rules);
     let mut drafts = group_by_code(enc, &counted);
     assign_units(&mut drafts, policy);
-    for d in &mut drafts {
-        flags::line_flags(d, enc, policy, rules, &counted);
+    finish(enc, drafts, &counted, rules)
+}
+
+/// Evaluates the encounters of one day: one patient, one provider (NPI),
+/// one payer, one date of service (contract section 3). CMS counts units
+/// on the day's total timed minutes, so the units are handed out over the
+/// day's codes first; each code's units then go to the encounters that
+/// furnished its minutes, in proportion to them (largest remainder; equal
+/// remainders to the encounter listed first). Everything else (flags,
+/// modifiers, payment) is each encounter's own; the limits compare the
+/// day's units. Lines come back per encounter, in the order given.
+pub fn evaluate_day(encs: &[&Encounter], rules: &Rules) -> Vec<Vec<ClaimLine>> {
+    if let [one] = encs {
+        return vec![evaluate(one, rules)];
     }
-    flags::pair_flags(&mut drafts, enc, rules, &counted);
+    let live: Vec<bool> = encs
+        .iter()
+        .map(|e| e.event_type != EventType::Voided)
+        .collect();
+    let counted: Vec<minutes::Counted> = encs
+        .iter()
+        .map(|e| minutes::count(&e.services, rules))
+        .collect();
+    let mut drafts: Vec<Vec<Draft>> = encs
+        .iter()
+        .zip(&counted)
+        .zip(&live)
+        .map(|((e, c), live)| {
+            if *live {
+                group_by_code(e, c)
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    let Some(first) = encs.iter().zip(&live).find(|(_, l)| **l).map(|(e, _)| e) else {
+        return vec![Vec::new(); encs.len()];
+    };
+    let policy = rules.policies.for_payer(&first.payer_id, first.plan);
+    assign_day_units(&mut drafts, policy);
+    encs.iter()
+        .zip(drafts)
+        .zip(&counted)
+        .map(|((e, d), c)| {
+            if d.is_empty() {
+                Vec::new()
+            } else {
+                finish(e, d, c, rules)
+            }
+        })
+        .collect()
+}
+
+/// Flags, the CQ/CO split, modifiers and payment of an encounter whose
+/// drafts have their units.
+fn finish<'a>(
+    enc: &'a Encounter,
+    mut drafts: Vec<Draft<'a>>,
+    counted: &minutes::Counted<'a>,
+    rules: &Rules,
+) -> Vec<ClaimLine> {
+    let policy = rules.policies.for_payer(&enc.payer_id, enc.plan);
+    for d in &mut drafts {
+        flags::line_flags(d, enc, policy, rules, counted);
+    }
+    flags::pair_flags(&mut drafts, enc, rules, counted);
     let mut parts = split_assistant_units(&drafts, enc, policy);
     for p in &mut parts {
         assign_modifiers(p, &drafts[p.draft], enc, policy);
@@ -136,6 +201,76 @@ pub fn evaluate(enc: &Encounter, rules: &Rules) -> Vec<ClaimLine> {
         .collect()
 }
 
+/// The day's units: timed codes by the payer's method over the day's
+/// minutes of each code, untimed ones one unit a day (to the first
+/// encounter that lists the code); then each code's units to its
+/// encounters in proportion to their minutes.
+fn assign_day_units(drafts: &mut [Vec<Draft>], policy: &PayerPolicy) {
+    // The day's codes in order of first appearance: (code, minutes, timed).
+    let mut codes: Vec<(Code, u32, bool)> = Vec::new();
+    for d in drafts.iter().flatten() {
+        match codes.iter_mut().find(|(c, _, _)| *c == d.code) {
+            Some(c) => c.1 += d.minutes,
+            None => codes.push((d.code, d.minutes, d.timed())),
+        }
+    }
+    let timed_minutes: Vec<u32> = codes.iter().filter(|c| c.2).map(|c| c.1).collect();
+    let mut timed_units = units::allocate(policy.unit_method, &timed_minutes).into_iter();
+    for &(code, total, timed) in &codes {
+        let holders: Vec<(usize, usize)> = drafts
+            .iter()
+            .enumerate()
+            .filter_map(|(e, ds)| ds.iter().position(|d| d.code == code).map(|i| (e, i)))
+            .collect();
+        if !timed {
+            for (n, &(e, i)) in holders.iter().enumerate() {
+                let d = &mut drafts[e][i];
+                if d.info.is_some() {
+                    d.units = u32::from(n == 0);
+                    d.day_units = 1;
+                } else {
+                    flag_unknown(d);
+                }
+            }
+            continue;
+        }
+        let day_units = timed_units.next().unwrap_or(0);
+        let minutes: Vec<u32> = holders.iter().map(|&(e, i)| drafts[e][i].minutes).collect();
+        for (&(e, i), u) in holders.iter().zip(share(day_units, &minutes, total)) {
+            drafts[e][i].units = u;
+            drafts[e][i].day_units = day_units;
+        }
+    }
+}
+
+/// `units` shared in proportion to `minutes` (summing to `total`): each
+/// its whole share, then one each by largest remainder, ties to the first.
+fn share(units: u32, minutes: &[u32], total: u32) -> Vec<u32> {
+    if total == 0 {
+        let mut out = vec![0; minutes.len()];
+        if let Some(first) = out.first_mut() {
+            *first = units;
+        }
+        return out;
+    }
+    let (u, t) = (u64::from(units), u64::from(total));
+    let mut out: Vec<u32> = minutes
+        .iter()
+        .map(|&m| (u * u64::from(m) / t) as u32)
+        .collect();
+    let mut left = units - out.iter().sum::<u32>();
+    let mut order: Vec<usize> = (0..minutes.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(u * u64::from(minutes[i]) % t));
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        out[i] += 1;
+        left -= 1;
+    }
+    out
+}
+
 /// Services with the same code on the same date are one code, in the order
 /// each code first appears.
 fn group_by_code<'a>(enc: &'a Encounter, counted: &minutes::Counted<'a>) -> Vec<Draft<'a>> {
@@ -156,6 +291,7 @@ fn group_by_code<'a>(enc: &'a Encounter, counted: &minutes::Counted<'a>) -> Vec<
                 minutes: m,
                 assistant_minutes: a,
                 units: 0,
+                day_units: 0,
                 flags: Vec::new(),
             }),
         }
@@ -177,15 +313,22 @@ fn assign_units(drafts: &mut [Draft], policy: &PayerPolicy) {
             // Untimed: one unit a day, whatever the minutes.
             d.units = 1;
         } else {
-            let code = d.code;
-            d.flag(
-                FlagCode::UnknownCode,
-                Severity::Error,
-                format!("{code} is not in claimline's code catalogue, so whether it is timed and how many units it earns is unknown; check the code or bill it by hand."),
-                &[],
-            );
+            flag_unknown(d);
         }
     }
+    for d in drafts.iter_mut() {
+        d.day_units = d.units;
+    }
+}
+
+fn flag_unknown(d: &mut Draft) {
+    let code = d.code;
+    d.flag(
+        FlagCode::UnknownCode,
+        Severity::Error,
+        format!("{code} is not in claimline's code catalogue, so whether it is timed and how many units it earns is unknown; check the code or bill it by hand."),
+        &[],
+    );
 }
 
 /// The lines of each draft: one, or two when its units were furnished
@@ -218,20 +361,24 @@ fn split_assistant_units(drafts: &[Draft], enc: &Encounter, policy: &PayerPolicy
             d.assistant_minutes,
             d.units,
         );
+        // A part without units (its minutes earned none) is no line: its
+        // minutes stay with the code's one line, so they are still counted.
+        if s.therapist_units == 0 || s.assistant_units == 0 {
+            parts.push(whole(s.therapist_units == 0));
+            continue;
+        }
         for (units, minutes, assistant) in [
             (s.therapist_units, s.therapist_minutes, false),
             (s.assistant_units, s.assistant_minutes, true),
         ] {
-            if units > 0 {
-                parts.push(Part {
-                    draft: i,
-                    units,
-                    minutes,
-                    assistant,
-                    modifiers: Vec::new(),
-                    flags: Vec::new(),
-                });
-            }
+            parts.push(Part {
+                draft: i,
+                units,
+                minutes,
+                assistant,
+                modifiers: Vec::new(),
+                flags: Vec::new(),
+            });
         }
     }
     parts

@@ -18,7 +18,10 @@ fn two_lines(plan: &str) -> Value {
     )
 }
 
+/// Another encounter of the patient: another payer id, so not the same
+/// day for the units (those are pooled: see the twice-a-day tests).
 fn with(mut ev: Value, encounter: &str, event_id: &str, event_type: &str) -> Value {
+    ev["encounter"]["payer"]["id"] = format!("MEDICARE-{encounter}").into();
     ev["event_id"] = event_id.into();
     ev["event_type"] = event_type.into();
     ev["encounter"]["encounter_id"] = encounter.into();

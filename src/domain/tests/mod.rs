@@ -70,6 +70,7 @@ fn units(lines: &[ClaimLine]) -> Vec<(String, u32)> {
 }
 
 mod audit;
+mod day;
 mod decoding;
 mod flags;
 mod kx;
