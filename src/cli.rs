@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{DatabaseArgs, RunConfig};
 use crate::kafka::KafkaArgs;
 use crate::replay::ReplayArgs;
+use crate::reprocess::ReprocessArgs;
 use crate::rules_admin::ImportArgs;
 use crate::tools::ReadFormat;
 
@@ -75,6 +76,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "full")]
         format: ReadFormat,
     },
+    /// Re-evaluate stored encounters of a date range under the rules in
+    /// force now; changed lines are voided and reissued (resumable).
+    Reprocess(Box<ReprocessArgs>),
     /// Dead letters: `claimline dlq replay` sends them back to the input topic.
     Dlq {
         #[command(subcommand)]

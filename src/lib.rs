@@ -20,6 +20,8 @@
 //! - [`http`], [`metrics`], [`telemetry`]: what SREs scrape and read.
 //! - [`tools`], [`replay`]: `claimline send` / `read` / `dlq replay`, Kafka
 //!   tools for demos and integrators.
+//! - [`reprocess`]: `claimline reprocess`, stored encounters re-evaluated
+//!   under the rules in force now.
 
 pub mod ascii;
 pub mod codec;
@@ -35,6 +37,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;
+pub mod reprocess;
 pub mod rules_admin;
 pub mod store;
 pub mod telemetry;

@@ -76,6 +76,21 @@ fn main() -> ExitCode {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => report("read", Err(e)),
         },
+        Command::Reprocess(args) => report(
+            "reprocess",
+            runtime().block_on(async move {
+                let s = claimline::reprocess::reprocess(&args).await?;
+                print!("{}", s.report());
+                Ok(match (args.dry_run, s.finished, s.run_id) {
+                    (true, _, _) => "dry run: nothing written".to_owned(),
+                    (false, true, Some(id)) => format!("run {id} finished"),
+                    (false, _, id) => format!(
+                        "run {} stopped before the end; run the same command to resume",
+                        id.unwrap_or(0)
+                    ),
+                })
+            }),
+        ),
         Command::Dlq {
             command: DlqCommand::Replay(args),
         } => report(

@@ -234,6 +234,21 @@ fn code_cell(cell: &str) -> Option<Code> {
     (c.len() == 5).then(|| Code::parse(c).ok()).flatten()
 }
 
+/// The 1-based line of a byte offset (the csv crate's own line count
+/// skips the line breaks inside quoted cells, which CMS's headers have).
+fn line_at(text: &str, byte: u64) -> u64 {
+    let mut end = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
+    // A record after a CRLF starts, for the csv crate, at its LF.
+    while matches!(text.as_bytes().get(end), Some(b'\r' | b'\n')) {
+        end += 1;
+    }
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u64
+        + 1
+}
+
 /// `YYYYMMDD`.
 fn yyyymmdd(cell: &str) -> Option<NaiveDate> {
     let c = cell.trim();

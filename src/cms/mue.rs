@@ -27,10 +27,12 @@ pub fn parse(text: &str, keep: impl Fn(Code) -> bool) -> Result<(Vec<Mue>, usize
     let mut in_data = false;
     for record in reader.records() {
         let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
+            let line = e.position().map_or(0, |p| super::line_at(text, p.byte()));
             (line, "not a valid CSV record".to_owned())
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record
+            .position()
+            .map_or(0, |p| super::line_at(text, p.byte()));
         let first = record.get(0).unwrap_or("");
         if !in_data {
             if code_cell(first).is_none() {

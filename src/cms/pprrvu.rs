@@ -110,10 +110,12 @@ pub fn parse(
     let mut rows = 0;
     for record in reader.records() {
         let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
+            let line = e.position().map_or(0, |p| super::line_at(text, p.byte()));
             (line, "not a valid CSV record".to_owned())
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record
+            .position()
+            .map_or(0, |p| super::line_at(text, p.byte()));
         let Some(c) = &columns else {
             if normalize(record.get(0).unwrap_or("")) == "HCPCS" {
                 columns = Some(Columns::find(&previous, &record).map_err(|p| (line, p))?);

@@ -114,6 +114,18 @@ fn a_bad_row_is_named_by_its_line() {
         "x_mue_Eff_10-01-2026.csv, line 4: the MUE value is not a whole number of units"
     );
 
+    // CRLF line ends, as CMS ships them: still the right line.
+    let crlf = mue.replace('\n', "\r\n");
+    let e = read_bytes(
+        "x_mue_Eff_10-01-2026.csv",
+        crlf.as_bytes(),
+        None,
+        None,
+        rules,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains(", line 4: "), "{e}");
+
     let e = read_bytes("rules.txt", b"97530\t97116", None, None, rules).unwrap_err();
     assert!(matches!(e, ImportError::UnknownKind { .. }), "{e}");
     let e = read_bytes("ptp-edits.txt", b"97530\t97116", None, None, rules).unwrap_err();

@@ -119,10 +119,22 @@ pub struct Topics {
 }
 
 impl Topics {
-    fn of(&self, status: Status) -> &Arc<str> {
-        match status {
-            Status::NeedsReview => &self.review,
-            Status::Validated | Status::Void => &self.output,
+    /// A line's topic; a `void` goes where the line it cancels went
+    /// (contract section 2): the review topic when that line was held, which
+    /// its flags (repeated on the void) say.
+    fn of(&self, line: &ClaimLine) -> &Arc<str> {
+        let held = match line.status {
+            Status::NeedsReview => true,
+            Status::Validated => false,
+            Status::Void => line
+                .flags
+                .iter()
+                .any(|f| f.severity == crate::domain::Severity::Error),
+        };
+        if held {
+            &self.review
+        } else {
+            &self.output
         }
     }
 }
@@ -221,12 +233,16 @@ pub fn plan(
     }
 }
 
-fn outbox_entry(line: &ClaimLine, json: &mut JsonWriter, topics: &Topics) -> OutboxEntry {
+pub(crate) fn outbox_entry(
+    line: &ClaimLine,
+    json: &mut JsonWriter,
+    topics: &Topics,
+) -> OutboxEntry {
     OutboxEntry {
         id: 0,
         claim_line_id: line.claim_line_id.clone(),
         status: line.status,
-        topic: topics.of(line.status).clone(),
+        topic: topics.of(line).clone(),
         key: line.encounter_id.clone(),
         payload: json.to_json(line),
     }

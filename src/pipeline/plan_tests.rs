@@ -146,6 +146,40 @@ fn a_void_voids_and_adds_no_lines() {
 }
 
 #[test]
+fn a_void_goes_to_the_topic_of_the_line_it_cancels() {
+    let first = messages(&[bytes(&event("e1", "ENC-1", 1, "finalized"))]);
+    let mut old = run(&first, Ledger::default()).write.new_lines;
+    assert!(old.len() >= 2);
+    // One line held for review (an error flag), one validated.
+    old[0].flags.push(crate::domain::Flag {
+        code: crate::domain::FlagCode::MissingDiagnosis,
+        severity: crate::domain::Severity::Error,
+        message: "held".into(),
+        related_codes: Vec::new(),
+    });
+    old[0].status = Status::NeedsReview;
+    old[1]
+        .flags
+        .retain(|f| f.severity != crate::domain::Severity::Error);
+    old[1].status = Status::Validated;
+    let mut ledger = Ledger::default();
+    ledger.versions.insert("ENC-1".into(), 1);
+    ledger.active.insert("ENC-1".into(), old.clone());
+    let p = run(
+        &messages(&[bytes(&event("e9", "ENC-1", 2, "voided"))]),
+        ledger,
+    );
+    let topics: Vec<(&str, &str)> = p
+        .write
+        .outbox
+        .iter()
+        .map(|o| (o.claim_line_id.as_str(), &*o.topic))
+        .collect();
+    assert_eq!(topics[0], (old[0].claim_line_id.as_str(), "review"));
+    assert_eq!(topics[1], (old[1].claim_line_id.as_str(), "out"));
+}
+
+#[test]
 fn conflicts_become_dead_letters_with_their_reason() {
     let mut ledger = Ledger::default();
     ledger.seen.insert("e1".into(), ("ENC-1".into(), 1));

@@ -242,13 +242,26 @@ async fn load_days(
         .copied()
         .filter(|id| ledger.active.contains_key(*id))
         .collect();
-    if wanted.is_empty() {
+    let wanted: Vec<String> = wanted.into_iter().map(str::to_owned).collect();
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    load_payloads(tx, &wanted, ledger).await
+}
+
+/// The payloads of the newest events of these encounters in force (those
+/// their lines came from), decoded into `ledger.encounters`.
+pub async fn load_payloads(
+    tx: &mut Transaction<'static, Postgres>,
+    encounter_ids: &[&str],
+    ledger: &mut Ledger,
+) -> anyhow::Result<()> {
+    let events: Vec<&str> = encounter_ids
+        .iter()
+        .filter(|id| !ledger.encounters.contains_key(**id))
+        .filter_map(|id| ledger.active.get(*id)?.first().map(|l| &*l.event_id))
+        .collect();
+    if events.is_empty() {
         return Ok(());
     }
-    let events: Vec<&str> = wanted
-        .iter()
-        .filter_map(|id| ledger.active[*id].first().map(|l| &*l.event_id))
-        .collect();
     let payloads = sqlx::query("SELECT payload FROM encounter_payloads WHERE event_id = ANY($1)")
         .bind(&events)
         .fetch_all(&mut **tx)

@@ -10,7 +10,7 @@ mod copy;
 mod outbox;
 pub mod rules;
 
-pub use batch::{begin_batch, commit_batch};
+pub use batch::{begin_batch, commit_batch, load_payloads};
 pub use outbox::{
     backlog, claim_for_encounters, claim_lapsed, mark_published, renew, OwnedElsewhere, Owner,
 };

@@ -1,0 +1,475 @@
+//! Issue 11 through the CLI and the service, against the real Postgres and
+//! broker: CMS files imported as effective-dated rule tables (picked up by
+//! a running service), the KX threshold across encounters and instances,
+//! twice-a-day re-allocation, and `claimline reprocess`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{bootstrap, event, metric, TestEnv};
+
+const T: Duration = Duration::from_secs(90);
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cms")
+}
+
+fn fixture(name: &str) -> String {
+    fixtures().join(name).display().to_string()
+}
+
+const FIXTURES: [&str; 4] = [
+    "ccipra-v322r0-f1.txt",
+    "ccipra-v323r0-f1.txt",
+    "MCR_MUE_PractitionerServices_Eff_10-01-2026.csv",
+    "PPRRVU2026_Jan_nonQPP.csv",
+];
+
+fn claimline(env: &TestEnv, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(args)
+        .env("DATABASE_URL", &env.db_url)
+        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap())
+        .env("CLAIMLINE_OUTPUT_TOPIC", &env.output)
+        .env("CLAIMLINE_REVIEW_TOPIC", &env.review)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn import_fixtures(env: &TestEnv) -> String {
+    let files: Vec<String> = FIXTURES.iter().map(|f| fixture(f)).collect();
+    let mut args = vec!["rules", "import"];
+    args.extend(files.iter().map(String::as_str));
+    let (ok, _, err) = claimline(env, &args);
+    assert!(ok, "{err}");
+    err
+}
+
+/// A visit on `dos`: services (code, start, end) as HH:MM that day.
+fn visit(event_id: &str, enc: &str, dos: &str, services: &[(&str, &str, &str)]) -> Value {
+    let mut ev = event(event_id, "finalized", enc, 1);
+    ev["encounter"]["date_of_service"] = dos.into();
+    ev["encounter"]["plan_of_care"]["certified_from"] = dos.into();
+    ev["encounter"]["plan_of_care"]["certified_through"] = "2026-12-31".into();
+    ev["encounter"]["services"] = services
+        .iter()
+        .enumerate()
+        .map(|(i, (code, start, end))| {
+            json!({
+                "line_id": (i + 1).to_string(), "code": code, "one_on_one": true,
+                "start": format!("{dos}T{start}:00Z"), "end": format!("{dos}T{end}:00Z"),
+                "activities": ["stairs"]
+            })
+        })
+        .collect();
+    ev
+}
+
+async fn lines_of(env: &TestEnv, encounter: &str) -> Vec<Value> {
+    sqlx::query_scalar(
+        "SELECT to_jsonb(c) FROM claim_lines c WHERE encounter_id = $1 ORDER BY encounter_version, line_no",
+    )
+    .bind(encounter)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
+fn has_flag(line: &Value, code: &str) -> bool {
+    line["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["code"] == code)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cms_files_import_once_list_and_refuse_a_bad_row_by_line() {
+    let env = TestEnv::new("rules-import", 1).await;
+    let err = import_fixtures(&env);
+    assert!(
+        err.contains("ccipra-v323r0-f1.txt: ptp 2026Q4 in force from 2026-10-01: 4 of 6 rows kept"),
+        "{err}"
+    );
+    assert!(err.contains("4 file(s) loaded, 0 already loaded"), "{err}");
+    assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 4);
+
+    // The same file again changes nothing.
+    let (ok, _, err) = claimline(&env, &["rules", "import", &fixture(FIXTURES[1])]);
+    assert!(ok && err.contains("already loaded as table"), "{err}");
+    assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 4);
+
+    // A bad row: the file and line are named, nothing is stored.
+    let dir = std::env::temp_dir().join(format!("claimline-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read_to_string(fixture("MCR_MUE_PractitionerServices_Eff_10-01-2026.csv"))
+        .unwrap();
+    let bad = good.replace("\"97140\",\"6\"", "\"97140\",\"six\"");
+    let bad_file = dir.join("MCR_MUE_PractitionerServices_Eff_01-01-2027.csv");
+    std::fs::write(&bad_file, bad).unwrap();
+    let (ok, _, err) = claimline(
+        &env,
+        &[
+            "rules",
+            "import",
+            &fixture(FIXTURES[0]),
+            bad_file.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("MCR_MUE_PractitionerServices_Eff_01-01-2027.csv, line 8: the MUE value is not a whole number of units"),
+        "{err}"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 4);
+
+    let (ok, out, err) = claimline(&env, &["rules", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\tptp\t2026Q3\t2026-07-01\t3\t5\t"), "{out}");
+    assert!(
+        out.contains("from 2026-10-01\tclaimline-rules-2026.11.1+ptp.2026Q4+mue.2026Q4+pfs.2026A"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_date_of_service_gets_the_rules_in_force_and_an_import_applies_without_restart() {
+    let env = TestEnv::new("rules-live", 1).await;
+    let svc = env.service_with(&env.db_url, &[("CLAIMLINE_RULES_POLL_SECS", "1")]);
+    svc.wait_ready(T).await;
+    let pair = [("97530", "09:00", "09:25"), ("97116", "09:30", "09:55")];
+    env.send_events(&[visit("b1", "ENC-B1", "2026-10-01", &pair)])
+        .await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 1, T)
+        .await;
+    let before = lines_of(&env, "ENC-B1").await;
+    assert_eq!(before[1]["rules_version"], "claimline-rules-2026.11.1");
+    assert!(!has_flag(&before[1], "NCCI_PTP"));
+
+    import_fixtures(&env);
+    svc.wait_metric("claimline_rules_reloads_total", |v| v >= 1.0, T)
+        .await;
+    assert!(svc.log().contains("rule set in force changed"), "logged");
+
+    // Either side of the quarter boundary.
+    env.send_events(&[
+        visit("q3", "ENC-Q3", "2026-09-30", &pair),
+        visit("q4", "ENC-Q4", "2026-10-01", &pair),
+    ])
+    .await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 3, T)
+        .await;
+    let q3 = lines_of(&env, "ENC-Q3").await;
+    let q4 = lines_of(&env, "ENC-Q4").await;
+    let base = "claimline-rules-2026.11.1";
+    assert_eq!(
+        q3[0]["rules_version"],
+        format!("{base}+ptp.2026Q3+pfs.2026A")
+    );
+    assert_eq!(
+        q4[0]["rules_version"],
+        format!("{base}+ptp.2026Q4+mue.2026Q4+pfs.2026A")
+    );
+    assert!(!has_flag(&q3[1], "NCCI_PTP"), "{}", q3[1]);
+    assert_eq!(q4[1]["code"], "97116");
+    assert!(has_flag(&q4[1], "NCCI_PTP"), "{}", q4[1]);
+    assert_eq!(q4[1]["status"], "needs_review", "indicator 0: denied");
+    // The imported fee schedule: 97530's RVUs and conversion factor are the
+    // built-in ones; 97116 is not in it, so it has no estimate now.
+    assert_eq!(q4[0]["units"], 2);
+    assert_eq!(
+        q4[0]["expected_payment_cents"],
+        before[0]["expected_payment_cents"]
+    );
+    assert!(before[1]["expected_payment_cents"].as_i64().is_some());
+    assert_eq!(q4[1]["expected_payment_cents"], Value::Null);
+    let scrape = svc.get("/metrics").await.unwrap().1;
+    assert_eq!(metric(&scrape, "claimline_rule_tables"), Some(4.0));
+}
+
+/// Encounters of one patient, each on its own day (another payer id): the
+/// year-to-date amount grows across them, on two instances at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn kx_is_not_missed_by_concurrent_encounters_of_one_patient() {
+    let env = TestEnv::new("rules-kx", 2).await;
+    let a = env.service();
+    let b = env.service();
+    a.wait_ready(T).await;
+    b.wait_ready(T).await;
+    let n = 50;
+    let events: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut ev = visit(
+                &format!("k{i}"),
+                &format!("ENC-K{i}"),
+                "2026-06-01",
+                &[("97530", "09:00", "09:25"), ("97110", "09:30", "09:55")],
+            );
+            ev["encounter"]["patient"]["id"] = "PAT-KX".into();
+            ev["encounter"]["payer"]["id"] = format!("MEDICARE-{i}").into();
+            ev
+        })
+        .collect();
+    env.send_events(&events).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", n, T)
+        .await;
+    let (total, unmarked, marked): (i64, i64, i64) = sqlx::query_as(
+        "SELECT sum(expected_payment_cents)::int8,
+                coalesce(sum(expected_payment_cents) FILTER (WHERE NOT 'KX' = ANY(modifiers)), 0)::int8,
+                count(*) FILTER (WHERE 'KX' = ANY(modifiers))
+         FROM claim_lines WHERE patient_id = 'PAT-KX' AND status <> 'void'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(
+        total > 248_000,
+        "the test must cross the threshold: {total}"
+    );
+    // Serialised per patient-year: the lines without KX are those before
+    // the crossing, in commit order, so they add up to at most $2,480.
+    assert!(unmarked <= 248_000, "{unmarked} billed without KX");
+    assert!(unmarked > 248_000 - 20_000, "{unmarked}: KX came too early");
+    assert!(marked > 0);
+    let groups: i64 = env
+        .count(
+            "SELECT count(*) FROM claim_lines WHERE patient_id = 'PAT-KX' AND kx_group = 'pt_slp'",
+        )
+        .await;
+    assert_eq!(groups, 2 * n);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_visit_the_same_day_reallocates_and_an_amendment_of_the_first_again() {
+    let env = TestEnv::new("rules-day", 1).await;
+    let svc = env.service();
+    svc.wait_ready(T).await;
+    let day = |e: &str, enc: &str, start: &str, end: &str| {
+        let mut ev = visit(e, enc, "2026-03-02", &[("97530", start, end)]);
+        ev["encounter"]["patient"]["id"] = "PAT-DAY".into();
+        ev
+    };
+    env.send_events(&[day("am", "ENC-AM", "09:00", "09:07")])
+        .await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 1, T)
+        .await;
+    env.send_events(&[day("pm", "ENC-PM", "15:00", "15:07")])
+        .await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 2, T)
+        .await;
+    // 14 minutes on the day: one unit, to the morning (reissued as line 2).
+    let am = lines_of(&env, "ENC-AM").await;
+    assert_eq!(
+        am.iter()
+            .map(|l| (
+                l["claim_line_id"].as_str().unwrap(),
+                l["status"].as_str().unwrap(),
+                l["units"].as_i64().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        [("ENC-AM:1:1", "void", 0), ("ENC-AM:1:2", "validated", 1)]
+    );
+    assert_eq!(am[0]["voided_by_event_id"], "pm");
+
+    // The morning amended to 3 minutes after the afternoon was processed.
+    let mut amended = day("am2", "ENC-AM", "09:00", "09:03");
+    amended["event_type"] = "amended".into();
+    amended["encounter"]["version"] = 2.into();
+    env.send_events(&[amended]).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 3, T)
+        .await;
+    let units: i64 = env
+        .count("SELECT sum(units)::int8 FROM claim_lines WHERE patient_id = 'PAT-DAY' AND status <> 'void'")
+        .await;
+    assert_eq!(units, 1, "10 minutes on the day: one unit");
+    let pm = lines_of(&env, "ENC-PM").await;
+    let pm: Vec<(&str, &str, i64)> = pm
+        .iter()
+        .map(|l| {
+            (
+                l["claim_line_id"].as_str().unwrap(),
+                l["status"].as_str().unwrap(),
+                l["units"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pm,
+        [("ENC-PM:1:1", "void", 0), ("ENC-PM:1:2", "validated", 1)]
+    );
+
+    // On the topic, each void after the line it cancels, each replacement
+    // after its void.
+    let out = env.read(&env.output, 8, T).await;
+    let seq: Vec<String> = out
+        .iter()
+        .map(|m| {
+            let v = m.json();
+            format!(
+                "{} {}",
+                v["claim_line_id"].as_str().unwrap(),
+                v["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let at = |s: &str| {
+        seq.iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("{s} not in {seq:?}"))
+    };
+    assert!(at("ENC-AM:1:1 validated") < at("ENC-AM:1:1 void"));
+    assert!(at("ENC-AM:1:1 void") < at("ENC-AM:1:2 validated"));
+    assert!(at("ENC-AM:1:2 validated") < at("ENC-AM:1:2 void"));
+    assert!(at("ENC-PM:1:1 void") < at("ENC-PM:1:2 validated"));
+    assert_eq!(seq.len(), 8, "{seq:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reprocess_applies_new_rules_is_resumable_and_changes_nothing_twice() {
+    let env = TestEnv::new("rules-reprocess", 1).await;
+    let mut svc = env.service();
+    svc.wait_ready(T).await;
+    let pair = [("97530", "09:00", "09:25"), ("97116", "09:30", "09:55")];
+    let events: Vec<Value> = (0..3)
+        .map(|i| visit(&format!("r{i}"), &format!("ENC-R{i}"), "2026-10-01", &pair))
+        .chain([visit("s0", "ENC-S0", "2026-09-30", &pair)])
+        .collect();
+    env.send_events(&events).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 4, T)
+        .await;
+    assert_eq!(svc.terminate(Duration::from_secs(30)), Some(0));
+    let lines_before = env.count("SELECT count(*) FROM claim_lines").await;
+    let published_before = env
+        .read(&env.output, 100, Duration::from_secs(5))
+        .await
+        .len()
+        + env
+            .read(&env.review, 100, Duration::from_secs(3))
+            .await
+            .len();
+
+    // Nothing to change under the same rules.
+    let (ok, out, err) = claimline(
+        &env,
+        &[
+            "reprocess",
+            "--since",
+            "2026-09-30",
+            "--until",
+            "2026-10-01",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("4 encounter(s) re-evaluated, 0 changed"),
+        "{out}"
+    );
+    assert!(err.contains("finished"), "{err}");
+
+    import_fixtures(&env);
+    let range = [
+        "reprocess",
+        "--since",
+        "2026-10-01",
+        "--until",
+        "2026-10-01",
+    ];
+    let (ok, out, err) = claimline(&env, &[&range[..], &["--dry-run"]].concat());
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("3 encounter(s) re-evaluated, 3 changed: 6 line(s) voided, 6 issued"),
+        "{out}"
+    );
+    assert!(out.contains("97116\t3\t3\t"), "{out}");
+    assert_eq!(
+        env.count("SELECT count(*) FROM claim_lines").await,
+        lines_before,
+        "a dry run writes nothing"
+    );
+
+    // Interrupted after one page of one encounter, then resumed.
+    let (ok, _, err) = claimline(
+        &env,
+        &[&range[..], &["--page-size", "1", "--max-pages", "1"]].concat(),
+    );
+    assert!(ok && err.contains("stopped before the end"), "{err}");
+    assert_eq!(
+        env.count("SELECT count(*) FROM claim_lines WHERE status = 'void'")
+            .await,
+        2
+    );
+    let (ok, out, err) = claimline(&env, &[&range[..], &["--page-size", "1"]].concat());
+    assert!(ok && err.contains("finished"), "{err}");
+    assert!(
+        out.starts_with("2 encounter(s) re-evaluated, 2 changed"),
+        "{out}"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM reprocess_runs WHERE finished_at IS NOT NULL")
+            .await,
+        2
+    );
+
+    for enc in ["ENC-R0", "ENC-R1", "ENC-R2"] {
+        let lines = lines_of(&env, enc).await;
+        let ids: Vec<(&str, &str)> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l["claim_line_id"].as_str().unwrap(),
+                    l["status"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ids[..2],
+            [
+                (&*format!("{enc}:1:1"), "void"),
+                (&*format!("{enc}:1:2"), "void")
+            ]
+        );
+        assert_eq!(ids[2].0, format!("{enc}:1:3"));
+        assert!(has_flag(&lines[3], "NCCI_PTP"));
+        assert!(lines[2]["rules_version"]
+            .as_str()
+            .unwrap()
+            .ends_with("+ptp.2026Q4+mue.2026Q4+pfs.2026A"));
+    }
+    // The Q3 encounter was outside the range.
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM claim_lines WHERE encounter_id = 'ENC-S0' AND status = 'void'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM claim_line_outbox").await,
+        0,
+        "all published"
+    );
+    let published = env
+        .read(&env.output, 100, Duration::from_secs(5))
+        .await
+        .len()
+        + env
+            .read(&env.review, 100, Duration::from_secs(3))
+            .await
+            .len();
+    assert_eq!(published, published_before + 12, "6 voids and 6 new lines");
+
+    // Again: nothing changes.
+    let (ok, out, _) = claimline(&env, &range);
+    assert!(
+        ok && out.starts_with("3 encounter(s) re-evaluated, 0 changed"),
+        "{out}"
+    );
+}
