@@ -41,7 +41,11 @@ pub async fn import(args: &ImportArgs) -> anyhow::Result<String> {
         read.push(cms::read_file(path, args.kind, args.quarter, rules)?);
     }
     let pool = store::connect(&args.database.database_url, 1).await?;
-    store::migrate(&pool).await?;
+    let missing = store::missing_migrations(&pool).await?;
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the database schema is not current (migrations {missing:?}): run `claimline migrate` first"
+    );
     let (mut added, mut already) = (0, 0);
     for file in &read {
         let t = &file.table;

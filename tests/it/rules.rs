@@ -45,6 +45,8 @@ fn claimline(env: &TestEnv, args: &[&str]) -> (bool, String, String) {
 }
 
 fn import_fixtures(env: &TestEnv) -> String {
+    let (ok, _, err) = claimline(env, &["migrate"]);
+    assert!(ok, "{err}");
     let files: Vec<String> = FIXTURES.iter().map(|f| fixture(f)).collect();
     let mut args = vec!["rules", "import"];
     args.extend(files.iter().map(String::as_str));
