@@ -107,6 +107,9 @@ pub struct Ledger {
     pub encounters: HashMap<Arc<str>, Arc<Encounter>>,
     /// Medicare year-to-date therapy amounts of the batch's patients.
     pub ytd: YearToDate,
+    /// The encounters with lines in force per day: built from `active` on
+    /// first use, then kept up to date.
+    days: Option<HashMap<DayKey, Vec<Arc<str>>>>,
 }
 
 /// The effect of one event.
@@ -149,8 +152,13 @@ impl Ledger {
         }
         self.remember(enc);
         self.versions.insert(enc.encounter_id.clone(), enc.version);
+        self.index_days();
         let replaced = self.active.remove(&enc.encounter_id).unwrap_or_default();
         let old_day = replaced.first().map(DayKey::of_line);
+        if let Some(old) = &old_day {
+            self.day_members_mut(old)
+                .retain(|id| *id != enc.encounter_id);
+        }
         for line in &replaced {
             self.ytd.remove(line);
         }
@@ -173,6 +181,9 @@ impl Ledger {
                     .insert(enc.encounter_id.clone(), enc.clone());
                 let (mut lines, others) = self.evaluate_day(&day, Some(&enc), rules);
                 kx::apply(&mut lines, &enc, rules, &mut self.ytd);
+                if !lines.is_empty() {
+                    self.day_members_mut(&day).push(enc.encounter_id.clone());
+                }
                 self.active.insert(enc.encounter_id.clone(), lines.clone());
                 d.lines = lines;
                 self.reissue(others, &enc.event_id, rules, &mut d);
@@ -206,6 +217,7 @@ impl Ledger {
         let Some(enc) = self.encounters.get(encounter_id).cloned() else {
             return d;
         };
+        self.index_days();
         let rules = rules.for_date(enc.date_of_service);
         let (lines, mut others) = self.evaluate_day(&DayKey::of_encounter(&enc), None, rules);
         debug_assert!(lines.is_empty());
@@ -225,13 +237,13 @@ impl Ledger {
         rules: &Rules,
     ) -> (Vec<ClaimLine>, Vec<(Arc<Encounter>, Vec<ClaimLine>)>) {
         let mut members: Vec<&Arc<Encounter>> = self
-            .active
-            .iter()
-            .filter(|(id, lines)| {
-                new.is_none_or(|n| n.encounter_id != **id)
-                    && lines.first().is_some_and(|l| DayKey::of_line(l) == *day)
-            })
-            .filter_map(|(id, _)| self.encounters.get(id))
+            .days
+            .as_ref()
+            .and_then(|days| days.get(day))
+            .into_iter()
+            .flatten()
+            .filter(|id| new.is_none_or(|n| n.encounter_id != **id))
+            .filter_map(|id| self.encounters.get(id))
             .chain(new)
             .collect();
         if members.len() == 1 && new.is_some() {
@@ -311,6 +323,27 @@ impl Ledger {
             d.lines.extend(lines.iter().cloned());
             self.active.insert(enc.encounter_id.clone(), lines);
         }
+    }
+
+    /// Indexes the lines in force by day, once (`active` is loaded first).
+    fn index_days(&mut self) {
+        if self.days.is_some() {
+            return;
+        }
+        let mut days: HashMap<DayKey, Vec<Arc<str>>> = HashMap::new();
+        for (id, lines) in &self.active {
+            if let Some(l) = lines.first() {
+                days.entry(DayKey::of_line(l)).or_default().push(id.clone());
+            }
+        }
+        self.days = Some(days);
+    }
+
+    fn day_members_mut(&mut self, day: &DayKey) -> &mut Vec<Arc<str>> {
+        self.days
+            .get_or_insert_with(HashMap::new)
+            .entry(day.clone())
+            .or_default()
     }
 
     fn remember(&mut self, enc: &Encounter) {

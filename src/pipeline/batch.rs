@@ -279,7 +279,14 @@ impl Pipeline {
         // Unpublished lines of these encounters (and of the others on their
         // days, whose lines a later visit may reissue) go out before this
         // batch's voids and replacements (contract section 2).
-        let mut encounter_ids: Vec<&str> = keys.encounters.clone();
+        // Only an encounter with an event processed before can have lines
+        // in the outbox: a new one is not looked up.
+        let mut encounter_ids: Vec<&str> = keys
+            .encounters
+            .iter()
+            .copied()
+            .filter(|e| ledger.versions.contains_key(*e))
+            .collect();
         encounter_ids.extend(ledger.active.keys().map(|k| &**k));
         encounter_ids.sort_unstable();
         encounter_ids.dedup();

@@ -11,7 +11,7 @@ use super::{BatchWrite, Keys};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 use crate::domain::ledger::Ledger;
 use crate::domain::{ClaimLine, KxGroup};
@@ -21,7 +21,9 @@ use crate::domain::{ClaimLine, KxGroup};
 /// instances cannot deadlock), then loads what the ledger needs. The
 /// encounter locks make the idempotency check and the writes one atomic
 /// step even during a rebalance; the patient-year locks make two batches
-/// that bill one patient's year see each other's amounts (KX).
+/// that bill one patient's year (or day) see each other's lines. A batch
+/// holds up to two advisory locks per event (see the README on
+/// `max_locks_per_transaction`).
 pub async fn begin_batch(
     pool: &PgPool,
     keys: &Keys<'_>,
@@ -45,7 +47,7 @@ pub async fn begin_batch(
     .execute(&mut *tx)
     .await
     .context("Failed to lock encounters")?;
-    let days = lock_days_and_years(&mut tx, keys).await?;
+    lock_patient_years(&mut tx, &keys.patient_years).await?;
     load_year_to_date(&mut tx, &keys.patient_years, &mut ledger).await?;
     let rows = sqlx::query(
         // One index probe per encounter, whatever the table's statistics say.
@@ -78,7 +80,52 @@ pub async fn begin_batch(
             (event_id.into(), (encounter_id.into(), version as u32))
         })
         .collect();
+    let mut days: Vec<Day> = keys
+        .days
+        .iter()
+        .map(|(p, n, pay, d, _)| (p.to_string(), n.to_string(), pay.to_string(), *d))
+        .collect();
+    days.sort_unstable();
+    days.dedup();
     load_days(&mut tx, keys, &days, &mut ledger).await?;
+    // An amendment that changed the patient or moved the date to another
+    // year: the day its lines are on now is another patient-year. Lock that
+    // too (out of order: a deadlock, should one occur, is detected and the
+    // batch retried) and load again, since another instance may have
+    // reissued those lines before the lock was ours.
+    let mut other: Vec<(&str, i32)> = Vec::new();
+    let mut moved: Vec<Day> = Vec::new();
+    for id in &keys.encounters {
+        let Some(l) = ledger.active.get(*id).and_then(|lines| lines.first()) else {
+            continue;
+        };
+        let year = (&*l.patient_id, l.date_of_service.year());
+        if keys.patient_years.binary_search(&year).is_err() {
+            other.push(year);
+        }
+        let day = (
+            l.patient_id.to_string(),
+            l.provider_npi.to_string(),
+            l.payer_id.to_string(),
+            l.date_of_service,
+        );
+        if days.binary_search(&day).is_err() {
+            moved.push(day);
+        }
+    }
+    if !other.is_empty() || !moved.is_empty() {
+        other.sort_unstable();
+        other.dedup();
+        let other: Vec<(String, i32)> = other.into_iter().map(|(p, y)| (p.to_owned(), y)).collect();
+        let other: Vec<(&str, i32)> = other.iter().map(|(p, y)| (p.as_str(), *y)).collect();
+        lock_patient_years(&mut tx, &other).await?;
+        days.extend(moved);
+        days.sort_unstable();
+        days.dedup();
+        ledger.active.clear();
+        ledger.encounters.clear();
+        load_days(&mut tx, keys, &days, &mut ledger).await?;
+    }
     Ok((tx, ledger))
 }
 
@@ -96,8 +143,10 @@ async fn load_year_to_date(
     let rows = sqlx::query(
         "SELECT u.p, u.y, c.kx_group, sum(c.expected_payment_cents)::int8
          FROM unnest($1::text[], $2::int4[]) AS u(p, y)
-         JOIN claim_lines c ON c.patient_id = u.p AND c.kx_group IS NOT NULL AND c.status <> 'void'
-              AND c.date_of_service >= make_date(u.y, 1, 1) AND c.date_of_service < make_date(u.y + 1, 1, 1)
+         CROSS JOIN LATERAL (SELECT kx_group, expected_payment_cents FROM claim_lines
+                             WHERE patient_id = u.p AND status <> 'void' AND kx_group IS NOT NULL
+                               AND date_of_service >= make_date(u.y, 1, 1)
+                               AND date_of_service < make_date(u.y + 1, 1, 1) OFFSET 0) AS c
          GROUP BY 1, 2, 3",
     )
     .bind(&patients)
@@ -124,54 +173,31 @@ async fn load_year_to_date(
 /// A day for the units: (patient, NPI, payer, date of service).
 type Day = (String, String, String, NaiveDate);
 
-/// Locks the days the batch touches (its events' days and the days its
-/// encounters' lines are on now), then its patient-years: two-key advisory
-/// locks, another space than the encounters' one-key locks, each set in
-/// sorted order after the encounters. A day lock is what serialises two
-/// visits of one day processed by two instances; nothing else changes an
-/// encounter's date but its own events, which the encounter lock holds.
-async fn lock_days_and_years(
+/// Locks patient-years: two-key advisory locks, another space than the
+/// encounters' one-key locks, in sorted key order after the encounters. A
+/// patient-year lock serialises two batches that bill one patient's year
+/// (KX) and, since a day is one patient's, two visits of one day on two
+/// instances; nothing else changes an encounter's date but its own events,
+/// which the encounter lock holds.
+async fn lock_patient_years(
     tx: &mut Transaction<'static, Postgres>,
-    keys: &Keys<'_>,
-) -> anyhow::Result<Vec<Day>> {
-    let mut days: Vec<Day> = keys
-        .days
-        .iter()
-        .map(|(p, n, pay, d, _)| (p.to_string(), n.to_string(), pay.to_string(), *d))
-        .collect();
-    let now = sqlx::query(
-        "SELECT DISTINCT patient_id, provider_npi, payer_id, date_of_service FROM claim_lines
-         WHERE encounter_id = ANY($1) AND status <> 'void'",
-    )
-    .bind(&keys.encounters)
-    .fetch_all(&mut **tx)
-    .await
-    .context("Failed to read the encounters' days")?;
-    days.extend(
-        now.into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))),
-    );
-    days.sort_unstable();
-    days.dedup();
-    let (patients, years): (Vec<&str>, Vec<i32>) = keys.patient_years.iter().copied().unzip();
+    patient_years: &[(&str, i32)],
+) -> anyhow::Result<()> {
+    if patient_years.is_empty() {
+        return Ok(());
+    }
+    let (patients, years): (Vec<&str>, Vec<i32>) = patient_years.iter().copied().unzip();
     sqlx::query(
-        "SELECT count(pg_advisory_xact_lock(k1, k2)) FROM (
-           SELECT 0 AS c, hashtext(p || '|' || n || '|' || pay || '|' || d::text) AS k1, -1 AS k2
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::date[]) AS u(p, n, pay, d)
-           UNION ALL
-           SELECT 1, hashtext(p), y FROM unnest($5::text[], $6::int4[]) AS u(p, y)
-           ORDER BY 1, 2, 3) AS keys",
+        "SELECT count(pg_advisory_xact_lock(k1, k2)) FROM
+           (SELECT hashtext(p) AS k1, y AS k2 FROM unnest($1::text[], $2::int4[]) AS u(p, y)
+            ORDER BY 1, 2) AS keys",
     )
-    .bind(days.iter().map(|d| d.0.as_str()).collect::<Vec<_>>())
-    .bind(days.iter().map(|d| d.1.as_str()).collect::<Vec<_>>())
-    .bind(days.iter().map(|d| d.2.as_str()).collect::<Vec<_>>())
-    .bind(days.iter().map(|d| d.3).collect::<Vec<_>>())
     .bind(&patients)
     .bind(&years)
     .execute(&mut **tx)
     .await
-    .context("Failed to lock days and patient years")?;
-    Ok(days)
+    .context("Failed to lock patient years")?;
+    Ok(())
 }
 
 /// The lines in force of the batch's encounters and of every encounter on
@@ -185,14 +211,27 @@ async fn load_days(
     days: &[Day],
     ledger: &mut Ledger,
 ) -> anyhow::Result<()> {
-    let encounter_ids = &keys.encounters;
+    // Only an encounter with an event processed before has lines.
+    let known: Vec<&str> = keys
+        .encounters
+        .iter()
+        .copied()
+        .filter(|e| ledger.versions.contains_key(*e))
+        .collect();
+    let encounter_ids = &known;
     let rows = sqlx::query(
-        "SELECT to_jsonb(c) FROM claim_lines c WHERE c.encounter_id = ANY($1) AND c.status <> 'void'
+        // LATERAL ... OFFSET 0 (not flattened into a join): index probes per
+        // encounter and per day, whatever the table's statistics say (a
+        // fresh table's make a hash join over a scan look cheaper).
+        "SELECT to_jsonb(c) FROM unnest($1::text[]) AS u(id)
+         CROSS JOIN LATERAL (SELECT * FROM claim_lines c
+                             WHERE c.encounter_id = u.id AND c.status <> 'void' OFFSET 0) AS c
          UNION ALL
          SELECT to_jsonb(c) FROM unnest($2::text[], $3::text[], $4::text[], $5::date[]) AS u(p, n, pay, d)
-         JOIN claim_lines c ON c.patient_id = u.p AND c.date_of_service = u.d AND c.status <> 'void'
-              AND c.provider_npi = u.n AND c.payer_id = u.pay
-         WHERE NOT (c.encounter_id = ANY($1))",
+         CROSS JOIN LATERAL (SELECT * FROM claim_lines c
+                             WHERE c.patient_id = u.p AND c.date_of_service = u.d AND c.status <> 'void'
+                               AND c.provider_npi = u.n AND c.payer_id = u.pay
+                               AND NOT (c.encounter_id = ANY($1)) OFFSET 0) AS c",
     )
     .bind(encounter_ids)
     .bind(days.iter().map(|d| d.0.as_str()).collect::<Vec<_>>())

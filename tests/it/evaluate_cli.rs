@@ -69,3 +69,101 @@ fn a_missing_file_is_a_clear_error() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot open no/such/file.jsonl"), "{err}");
 }
+
+/// A visit on `dos` with 97530 then 97116, 25 minutes each.
+fn pair_on(event_id: &str, encounter: &str, payer: &str, dos: &str) -> String {
+    let mut ev: serde_json::Value =
+        serde_json::from_str(include_str!("../../examples/hip-fracture.json")).unwrap();
+    ev["event_id"] = event_id.into();
+    ev["encounter"]["encounter_id"] = encounter.into();
+    ev["encounter"]["date_of_service"] = dos.into();
+    ev["encounter"]["payer"]["id"] = payer.into();
+    ev["encounter"]["plan_of_care"]["certified_from"] = dos.into();
+    ev["encounter"]["plan_of_care"]["certified_through"] = "2026-12-31".into();
+    ev["encounter"]["services"] = serde_json::json!([
+        { "line_id": "1", "code": "97530", "one_on_one": true, "activities": ["stairs"],
+          "start": format!("{dos}T09:00:00Z"), "end": format!("{dos}T09:25:00Z") },
+        { "line_id": "2", "code": "97116", "one_on_one": true, "activities": ["gait"],
+          "start": format!("{dos}T09:30:00Z"), "end": format!("{dos}T09:55:00Z") }
+    ]);
+    ev.to_string() + "\n"
+}
+
+fn lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn rules_dir_judges_each_date_by_the_cms_tables_in_force() {
+    let input = pair_on("e1", "ENC-1", "MEDICARE-B", "2026-09-30")
+        + &pair_on("e2", "ENC-2", "MEDICARE-B", "2026-10-01");
+    let (code, out, err) = evaluate(&["--rules", "tests/fixtures/cms", "-"], input.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    let got = lines(&out);
+    let ncci = |l: &serde_json::Value| {
+        l["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "NCCI_PTP")
+    };
+    assert_eq!(
+        got[1]["rules_version"],
+        "claimline-rules-2026.11.1+ptp.2026Q3+pfs.2026A"
+    );
+    assert!(!ncci(&got[1]), "Q3: no 97530/97116 edit");
+    assert_eq!(
+        got[3]["rules_version"],
+        "claimline-rules-2026.11.1+ptp.2026Q4+mue.2026Q4+pfs.2026A"
+    );
+    assert!(ncci(&got[3]), "Q4: the edit applies");
+
+    // Without --rules: the built-in tables for both dates.
+    let (_, out, _) = evaluate(&["-"], input.as_bytes());
+    let got = lines(&out);
+    assert!(got
+        .iter()
+        .all(|l| l["rules_version"] == "claimline-rules-2026.11.1"));
+    assert!(!ncci(&got[3]));
+
+    let (code, _, err) = evaluate(&["--rules", "tests/it", "-"], input.as_bytes());
+    assert_eq!(code, 2);
+    assert!(err.contains("no CMS table files in tests/it"), "{err}");
+}
+
+#[test]
+fn kx_accumulates_over_the_input() {
+    // One patient, a visit a day (another payer id each, so not one day):
+    // about $90 a visit, so the threshold ($2,480) is passed around the
+    // 28th visit; every line after the crossing carries KX.
+    let input: String = (0..40)
+        .map(|i| {
+            pair_on(
+                &format!("e{i}"),
+                &format!("ENC-{i}"),
+                &format!("MCR-{i}"),
+                "2026-06-01",
+            )
+        })
+        .collect();
+    let (code, out, err) = evaluate(&["-"], input.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    let got = lines(&out);
+    let kx: Vec<bool> = got
+        .iter()
+        .map(|l| l["modifiers"].as_array().unwrap().iter().any(|m| m == "KX"))
+        .collect();
+    let first = kx.iter().position(|k| *k).expect("KX once past $2,480");
+    assert!(kx[first..].iter().all(|k| *k), "every later line");
+    let before: i64 = got[..first]
+        .iter()
+        .map(|l| l["expected_payment_cents"].as_i64().unwrap())
+        .sum();
+    let with_first = before + got[first]["expected_payment_cents"].as_i64().unwrap();
+    assert!(
+        before <= 248_000 && with_first > 248_000,
+        "{before} {with_first}"
+    );
+}
