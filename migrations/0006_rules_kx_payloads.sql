@@ -43,10 +43,15 @@ ALTER TABLE claim_lines ADD COLUMN kx_group text CHECK (kx_group IN ('pt_slp', '
 CREATE INDEX claim_lines_patient_day ON claim_lines (patient_id, date_of_service)
     WHERE status <> 'void';
 
--- The lines in force of an encounter: a reissue (a later visit the same
--- day, a reprocess) adds line numbers to an encounter version, so they are
--- looked up by encounter rather than derived from the event's line count.
-CREATE INDEX claim_lines_encounter_in_force ON claim_lines (encounter_id)
+-- An encounter's lines: a reissue (a later visit the same day, a
+-- reprocess) adds line numbers to an encounter version, so the lines in
+-- force are looked up by encounter rather than derived from the event's
+-- line count, and a reissue numbers above the version's highest, voided
+-- lines included.
+CREATE INDEX claim_lines_encounter ON claim_lines (encounter_id);
+
+-- `claimline reprocess`: the encounters with lines in force in a date range.
+CREATE INDEX claim_lines_date_in_force ON claim_lines (date_of_service, encounter_id)
     WHERE status <> 'void';
 
 -- `claimline reprocess` runs: what they cover and how far they got, so an
@@ -56,7 +61,10 @@ CREATE TABLE reprocess_runs (
     since          date NOT NULL,
     until          date NOT NULL,
     code           text,
-    last_encounter text COLLATE "C",
+    -- The rule tables it runs under ("count:newest id"): a run resumes only
+    -- under the same ones.
+    rules_fingerprint text NOT NULL,
+    last_encounter text,
     encounters     integer NOT NULL DEFAULT 0,
     changed        integer NOT NULL DEFAULT 0,
     started_at     timestamptz NOT NULL DEFAULT now(),

@@ -1,11 +1,13 @@
 //! `claimline evaluate`: encounter events as JSON lines in, claim lines as
 //! JSON lines out, with no broker and no database.
 
+use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
+use std::sync::Arc;
 
 use crate::codec::{decode, JsonWriter};
 use crate::domain::kx::{self, YearToDate};
-use crate::domain::{evaluate, RuleBook};
+use crate::domain::{evaluate, ClaimLine, RuleBook};
 
 /// What one run saw.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -27,6 +29,9 @@ pub fn evaluate_lines(
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
     let mut ytd = YearToDate::default();
+    // Each encounter's newest lines: a later version (or a void) replaces
+    // them in the year-to-date amounts rather than adding to them.
+    let mut latest: HashMap<Arc<str>, Vec<ClaimLine>> = HashMap::new();
     let mut buf = Vec::with_capacity(4096);
     for (i, line) in input.split(b'\n').enumerate() {
         let line = line?;
@@ -39,8 +44,12 @@ pub fn evaluate_lines(
                 buf.clear();
                 let mut writer = JsonWriter::default();
                 let rules = book.for_date(encounter.date_of_service);
+                for old in latest.remove(&encounter.encounter_id).unwrap_or_default() {
+                    ytd.remove(&old);
+                }
                 let mut lines = evaluate(&encounter, rules);
                 kx::apply(&mut lines, &encounter, rules, &mut ytd);
+                latest.insert(encounter.encounter_id.clone(), lines.clone());
                 for claim_line in lines {
                     writer.write(&claim_line, &mut buf);
                     buf.push(b'\n');

@@ -65,7 +65,7 @@ pub struct ReprocessArgs {
 }
 
 /// What a run found (or, with --dry-run, would change).
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Summary {
     pub run_id: Option<i64>,
     pub resumed: bool,
@@ -77,6 +77,8 @@ pub struct Summary {
     pub lines_issued: u64,
     /// Per code: (units before, units after, cents before, cents after).
     pub by_code: BTreeMap<String, (i64, i64, i64, i64)>,
+    /// Encounters whose lines were reissued.
+    reissued: std::collections::HashSet<String>,
 }
 
 impl Summary {
@@ -135,6 +137,8 @@ pub async fn reprocess(args: &ReprocessArgs) -> anyhow::Result<Summary> {
         missing.is_empty(),
         "the database schema is not current (migrations {missing:?}): run `claimline migrate` first"
     );
+    let (count, newest) = store::rules::fingerprint(&pool).await?;
+    let rules_fingerprint = format!("{count}:{newest}");
     let book = RuleBook::new(Rules::builtin(), &store::rules::load(&pool).await?);
     let producer = if args.dry_run {
         None
@@ -149,7 +153,14 @@ pub async fn reprocess(args: &ReprocessArgs) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
     let mut after = String::new();
     if !args.dry_run {
-        let (id, cursor, resumed) = open_run(&pool, args.since, until, code.as_deref()).await?;
+        let (id, cursor, resumed) = open_run(
+            &pool,
+            args.since,
+            until,
+            code.as_deref(),
+            &rules_fingerprint,
+        )
+        .await?;
         summary.run_id = Some(id);
         summary.resumed = resumed;
         after = cursor;
@@ -178,6 +189,7 @@ pub async fn reprocess(args: &ReprocessArgs) -> anyhow::Result<Summary> {
         .await?;
         let Some(last) = page.last() else { break };
         after = last.0.clone();
+        let mut attempt = 0u32;
         let outbox = loop {
             match reprocess_page(
                 &pool,
@@ -198,11 +210,22 @@ pub async fn reprocess(args: &ReprocessArgs) -> anyhow::Result<Summary> {
                 Err(e) if e.downcast_ref::<store::OwnedElsewhere>().is_some() => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
+                // A deadlock with the service, a lost connection: the page
+                // rolled back; try it again a few times.
+                Err(e) if store::refused_by_content(&e).is_none() && attempt < 5 => {
+                    attempt += 1;
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        attempt,
+                        "reprocess page failed; retrying"
+                    );
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
                 Err(e) => return Err(e),
             }
         };
         if let Some(producer) = &producer {
-            publish(&pool, producer, &outbox).await?;
+            publish(&pool, producer, &owner, &outbox).await?;
         }
         pages += 1;
     }
@@ -217,21 +240,26 @@ pub async fn reprocess(args: &ReprocessArgs) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// The open run for the same range and code (resumed), or a new one.
+/// The open run for the same range, code and rule tables (resumed), or a
+/// new one: after another import, a run starts over, so no encounter keeps
+/// the rules of before.
 async fn open_run(
     pool: &PgPool,
     since: NaiveDate,
     until: NaiveDate,
     code: Option<&str>,
+    rules: &str,
 ) -> anyhow::Result<(i64, String, bool)> {
     let open = sqlx::query(
         "SELECT id, coalesce(last_encounter, '') FROM reprocess_runs
          WHERE finished_at IS NULL AND since = $1 AND until = $2 AND code IS NOT DISTINCT FROM $3
+           AND rules_fingerprint = $4
          ORDER BY id DESC LIMIT 1",
     )
     .bind(since)
     .bind(until)
     .bind(code)
+    .bind(rules)
     .fetch_optional(pool)
     .await
     .context("Failed to read reprocess_runs")?;
@@ -239,11 +267,12 @@ async fn open_run(
         return Ok((r.get(0), r.get(1), true));
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO reprocess_runs (since, until, code) VALUES ($1, $2, $3) RETURNING id",
+        "INSERT INTO reprocess_runs (since, until, code, rules_fingerprint) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(since)
     .bind(until)
     .bind(code)
+    .bind(rules)
     .fetch_one(pool)
     .await
     .context("Failed to start a reprocess run")?;
@@ -263,13 +292,16 @@ async fn next_page(
     size: u32,
 ) -> anyhow::Result<Vec<PageRow>> {
     let rows = sqlx::query(
-        "SELECT DISTINCT ON (encounter_id) encounter_id, patient_id, provider_npi, payer_id, date_of_service
-         FROM claim_lines
-         WHERE status <> 'void' AND date_of_service BETWEEN $1 AND $2 AND encounter_id > $3
-           AND ($4::text IS NULL OR encounter_id IN (
-                SELECT encounter_id FROM claim_lines
-                WHERE status <> 'void' AND code = $4 AND date_of_service BETWEEN $1 AND $2))
-         ORDER BY encounter_id LIMIT $5",
+        // claim_lines_date_in_force serves the date range; the page is the
+        // range's next encounters in id order.
+        "SELECT DISTINCT ON (c.encounter_id) c.encounter_id, c.patient_id, c.provider_npi, c.payer_id,
+                c.date_of_service
+         FROM claim_lines c
+         WHERE c.status <> 'void' AND c.date_of_service BETWEEN $1 AND $2 AND c.encounter_id > $3
+           AND ($4::text IS NULL OR EXISTS (
+                SELECT 1 FROM claim_lines x
+                WHERE x.encounter_id = c.encounter_id AND x.status <> 'void' AND x.code = $4))
+         ORDER BY c.encounter_id LIMIT $5",
     )
     .bind(since)
     .bind(until)
@@ -325,6 +357,7 @@ async fn reprocess_page(
     };
     let mut w = BatchWrite::default();
     let mut json = JsonWriter::default();
+    let changed_before = summary.changed;
     for id in &encounters {
         summary.encounters += 1;
         if !ledger.encounters.contains_key(*id) {
@@ -335,8 +368,18 @@ async fn reprocess_page(
         if d.voided.is_empty() && d.lines.is_empty() {
             continue;
         }
-        summary.changed += 1;
-        summary.count(&d.voided, &d.lines);
+        // A dry run writes nothing, so a day's other encounter reissued here
+        // would be found again on its own page: counted once.
+        let fresh = |l: &&ClaimLine| !summary.reissued.contains(&*l.encounter_id);
+        let voided: Vec<ClaimLine> = d.voided.iter().filter(fresh).cloned().collect();
+        let issued: Vec<ClaimLine> = d.lines.iter().filter(fresh).cloned().collect();
+        if !issued.is_empty() || !voided.is_empty() {
+            summary.changed += 1;
+            summary.count(&voided, &issued);
+        }
+        summary
+            .reissued
+            .extend(d.lines.iter().map(|l| l.encounter_id.to_string()));
         for line in d.voided.iter().chain(&d.lines) {
             w.outbox.push(outbox_entry(line, &mut json, topics));
         }
@@ -348,15 +391,16 @@ async fn reprocess_page(
         tx.rollback().await.context("Failed to roll back")?;
         return Ok(Vec::new());
     }
-    if let (Some(id), Some(last)) = (run_id, encounters.last()) {
+    if let (Some(id), Some(last)) = (run_id, page.last()) {
+        // The page's last in the database's order: where the next begins.
         sqlx::query(
             "UPDATE reprocess_runs SET last_encounter = $2, encounters = encounters + $3,
-                    changed = $4 WHERE id = $1",
+                    changed = changed + $4 WHERE id = $1",
         )
         .bind(id)
-        .bind(*last)
+        .bind(&last.0)
         .bind(encounters.len() as i32)
-        .bind(i32::try_from(summary.changed).unwrap_or(i32::MAX))
+        .bind(i32::try_from(summary.changed - changed_before).unwrap_or(i32::MAX))
         .execute(&mut *tx)
         .await
         .context("Failed to record the run's progress")?;
@@ -366,12 +410,18 @@ async fn reprocess_page(
     Ok(outbox)
 }
 
-/// Publishes a page's outbox in order and marks it published.
+/// Publishes a page's outbox in order and marks it published, renewing
+/// the rows' lease meanwhile: a lapsed lease would let an instance's sweep
+/// send them too, and a slow copy of a line could then land after its void.
 async fn publish(
     pool: &PgPool,
     producer: &Producer,
+    owner: &Owner,
     outbox: &[store::OutboxEntry],
 ) -> anyhow::Result<()> {
+    let mut ids: Vec<i64> = outbox.iter().map(|e| e.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let messages = outbox
         .iter()
         .map(|e| Outgoing {
@@ -381,7 +431,18 @@ async fn publish(
             headers: Vec::new(),
         })
         .collect();
-    producer.publish_all(messages).await?;
-    let ids: Vec<i64> = outbox.iter().map(|e| e.id).collect();
+    let sending = producer.publish_all(messages);
+    tokio::pin!(sending);
+    let mut renew = tokio::time::interval(owner.lease / 3);
+    renew.tick().await;
+    loop {
+        tokio::select! {
+            sent = &mut sending => {
+                sent?;
+                break;
+            }
+            _ = renew.tick() => store::renew(pool, owner, &ids).await?,
+        }
+    }
     store::mark_published(pool, &ids).await
 }

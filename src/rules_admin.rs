@@ -47,9 +47,10 @@ pub async fn import(args: &ImportArgs) -> anyhow::Result<String> {
         "the database schema is not current (migrations {missing:?}): run `claimline migrate` first"
     );
     let (mut added, mut already) = (0, 0);
-    for file in &read {
+    let loaded = store::rules::import(&pool, &read).await?;
+    for (file, loaded) in read.iter().zip(loaded) {
         let t = &file.table;
-        match store::rules::import(&pool, file).await? {
+        match loaded {
             store::rules::Loaded::Added { id } => {
                 added += 1;
                 eprintln!(

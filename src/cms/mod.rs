@@ -131,16 +131,30 @@ pub fn read_bytes(
     let in_catalogue = |code: Code| rules.catalogue.get_code(&code).is_some();
     let (label, valid_from) = match kind {
         TableKind::Ptp | TableKind::Mue => {
-            let q = quarter
+            let (q, revision) = quarter
+                .map(|q| (q, 0))
                 .or_else(|| quarter_of(kind, file))
                 .ok_or_else(|| ImportError::UnknownQuarter { file: file.into() })?;
-            (q.label(), q.first_day())
+            let label = match revision {
+                0 => q.label(),
+                r => format!("{}r{r}", q.label()),
+            };
+            (label, q.first_day())
         }
-        TableKind::Pfs => match quarter {
-            Some(q) => (q.label(), q.first_day()),
-            None => pprrvu::release_of(file)
-                .ok_or_else(|| ImportError::UnknownQuarter { file: file.into() })?,
-        },
+        TableKind::Pfs => {
+            let f = file.to_ascii_lowercase();
+            if f.contains("_qpp") || f.contains("-qpp") {
+                return Err(ImportError::File {
+                    file: file.into(),
+                    problem: "this is the fee schedule with the qualifying-APM-participant conversion factor; import the nonQPP file (claimline estimates the non-QP payment)".into(),
+                });
+            }
+            match quarter {
+                Some(q) => (q.label(), q.first_day()),
+                None => pprrvu::release_of(file)
+                    .ok_or_else(|| ImportError::UnknownQuarter { file: file.into() })?,
+            }
+        }
     };
     // CMS's text files are Latin-1 (the rationale column); codes are ASCII.
     let text: String = bytes.iter().map(|&b| b as char).collect();
@@ -185,12 +199,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The table a CMS file name names.
+/// The table a CMS file name names: the practitioner tables only (the
+/// outpatient-hospital and DME tables are other edits).
 fn kind_of(file: &str) -> Option<TableKind> {
     let f = file.to_ascii_lowercase();
-    if f.contains("ccipra") || f.contains("ptp") {
+    let practitioner = f.contains("practitioner");
+    if f.contains("ccipra") || (f.contains("ptp") && practitioner) {
         Some(TableKind::Ptp)
-    } else if f.contains("mue") {
+    } else if f.contains("mue") && practitioner {
         Some(TableKind::Mue)
     } else if f.contains("pprrvu") {
         Some(TableKind::Pfs)
@@ -200,9 +216,10 @@ fn kind_of(file: &str) -> Option<TableKind> {
 }
 
 /// PTP: NCCI version `vYYQrR` (`ccipra-v321r0`: version 32.1, revision 0)
-/// is year 1994 + 32, quarter 1 + 1: 2026 Q2. MUE: the date in the name
-/// (`..._Eff_04-01-2026.csv`).
-fn quarter_of(kind: TableKind, file: &str) -> Option<Quarter> {
+/// is year 1994 + 32, quarter 1 + 1: 2026 Q2; a revision of the quarter's
+/// table (`r1`) is labelled `2026Q2r1` and replaces `r0`. MUE: the date in
+/// the name (`..._Eff_04-01-2026.csv`).
+fn quarter_of(kind: TableKind, file: &str) -> Option<(Quarter, u32)> {
     let f = file.to_ascii_lowercase();
     match kind {
         TableKind::Ptp => {
@@ -211,18 +228,27 @@ fn quarter_of(kind: TableKind, file: &str) -> Option<Quarter> {
             if !v.bytes().all(|b| b.is_ascii_digit()) || f.as_bytes().get(at + 3) != Some(&b'r') {
                 return None;
             }
+            let revision: u32 = f[at + 4..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap_or(0);
             let major: i32 = v[..2].parse().ok()?;
             let minor: u32 = v[2..].parse().ok()?;
-            (minor <= 3).then_some(Quarter {
-                year: 1994 + major,
-                quarter: minor + 1,
-            })
+            (minor <= 3).then_some((
+                Quarter {
+                    year: 1994 + major,
+                    quarter: minor + 1,
+                },
+                revision,
+            ))
         }
         TableKind::Mue => {
             let at = f.find("eff_")? + 4;
             let d = f.get(at..at + 10)?;
             let date = NaiveDate::parse_from_str(d, "%m-%d-%Y").ok()?;
-            Some(Quarter::of(date))
+            Some((Quarter::of(date), 0))
         }
         TableKind::Pfs => None,
     }

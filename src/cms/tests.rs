@@ -102,7 +102,7 @@ fn a_bad_row_is_named_by_its_line() {
 
     let mue = "\"HCPCS/\nCPT Code\",\"MUE\",\"MAI\",\"R\"\n\"97530\",\"6\",\"3 Date of Service Edit: Clinical\",\"x\"\n\"97110\",\"lots\",\"3\",\"x\"\n";
     let e = read_bytes(
-        "x_mue_Eff_10-01-2026.csv",
+        "x_MUE_Practitioner_Eff_10-01-2026.csv",
         mue.as_bytes(),
         None,
         None,
@@ -111,13 +111,13 @@ fn a_bad_row_is_named_by_its_line() {
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "x_mue_Eff_10-01-2026.csv, line 4: the MUE value is not a whole number of units"
+        "x_MUE_Practitioner_Eff_10-01-2026.csv, line 4: the MUE value is not a whole number of units"
     );
 
     // CRLF line ends, as CMS ships them: still the right line.
     let crlf = mue.replace('\n', "\r\n");
     let e = read_bytes(
-        "x_mue_Eff_10-01-2026.csv",
+        "x_MUE_Practitioner_Eff_10-01-2026.csv",
         crlf.as_bytes(),
         None,
         None,
@@ -128,18 +128,32 @@ fn a_bad_row_is_named_by_its_line() {
 
     let e = read_bytes("rules.txt", b"97530\t97116", None, None, rules).unwrap_err();
     assert!(matches!(e, ImportError::UnknownKind { .. }), "{e}");
-    let e = read_bytes("ptp-edits.txt", b"97530\t97116", None, None, rules).unwrap_err();
+    let e = read_bytes(
+        "practitioner-ptp-edits.txt",
+        b"97530\t97116",
+        None,
+        None,
+        rules,
+    )
+    .unwrap_err();
     assert!(matches!(e, ImportError::UnknownQuarter { .. }), "{e}");
     let e = read_bytes(
-        "ptp-edits.txt",
+        "practitioner-ptp-edits.txt",
         b"97530\t97116",
         None,
         Some(Quarter::parse("2026Q2").unwrap()),
         rules,
     )
     .unwrap_err();
-    assert_eq!(e.to_string(), "ptp-edits.txt, line 1: expected 7 tab-separated columns (column 1, column 2, prior-to-1996, effective date, deletion date, modifier indicator, rationale), found 2");
-    let e = read_bytes("notes_ptp_v320r0.txt", b"just words\n", None, None, rules).unwrap_err();
+    assert_eq!(e.to_string(), "practitioner-ptp-edits.txt, line 1: expected 7 tab-separated columns (column 1, column 2, prior-to-1996, effective date, deletion date, modifier indicator, rationale), found 2");
+    let e = read_bytes(
+        "practitioner_ptp_v320r0.txt",
+        b"just words\n",
+        None,
+        None,
+        rules,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("no ptp rows found"), "{e}");
 }
 
@@ -160,9 +174,25 @@ fn names_give_kind_and_quarter() {
         ),
     ] {
         assert_eq!(kind_of(name), Some(kind), "{name}");
-        let q = quarter_of(kind, name).unwrap();
+        let (q, _) = quarter_of(kind, name).unwrap();
         assert_eq!(q.label(), quarter, "{name}");
     }
+    assert_eq!(
+        quarter_of(TableKind::Ptp, "ccipra-v322r1-f1.txt")
+            .unwrap()
+            .1,
+        1
+    );
+    // Other settings' tables are other edits: not taken for practitioners'.
+    assert_eq!(
+        kind_of("MCR_MUE_OutpatientHospitalServices_Eff_07-01-2026.csv"),
+        None
+    );
+    assert_eq!(kind_of("MCR_MUE_DMESupplier_Eff_07-01-2026.csv"), None);
+    assert_eq!(kind_of("ccioph-v321r0-f1.txt"), None);
+    let rules = Rules::builtin();
+    let e = read_bytes("PPRRVU2026_Jan_QPP.csv", b"", None, None, rules).unwrap_err();
+    assert!(e.to_string().contains("import the nonQPP file"), "{e}");
     assert_eq!(
         pprrvu::release_of("PPRRVU2026_Jan_nonQPP.csv"),
         Some(("2026A".into(), day("2026-01-01")))

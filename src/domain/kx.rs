@@ -19,9 +19,16 @@ use super::encounter::Encounter;
 use super::rules::Rules;
 use super::values::{Discipline, Modifier};
 
-/// Year-to-date amounts in cents by (patient, calendar year, group).
-#[derive(Debug, Default, Clone)]
+/// Year-to-date amounts in cents by (patient, calendar year, group). Its
+/// `Debug` shows only how many: the keys are patient ids.
+#[derive(Default, Clone)]
 pub struct YearToDate(HashMap<(Arc<str>, i32, KxGroup), i64>);
+
+impl std::fmt::Debug for YearToDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "YearToDate({} totals)", self.0.len())
+    }
+}
 
 impl YearToDate {
     pub fn set(&mut self, patient_id: Arc<str>, year: i32, group: KxGroup, cents: i64) {
@@ -114,6 +121,34 @@ pub fn apply(lines: &mut [ClaimLine], enc: &Encounter, rules: &Rules, ytd: &mut 
     }
 }
 
+/// The flags KX marking adds (compared apart: they depend on the order of
+/// processing).
+pub fn is_kx_flag(f: &Flag) -> bool {
+    f.code == FlagCode::KxThreshold
+        || (f.code == FlagCode::TooManyModifiers && f.message.contains(KX_DROPPED))
+}
+
+const KX_DROPPED: &str = "needs KX and four other modifiers";
+
+/// Whether two lines' modifiers are the same but for KX: with KX a line of
+/// four keeps three of the others, so those must be the other's first three.
+pub fn same_modifiers(a: &[Modifier], b: &[Modifier]) -> bool {
+    let strip = |m: &[Modifier]| -> Vec<Modifier> {
+        m.iter().filter(|m| **m != Modifier::KX).copied().collect()
+    };
+    let (sa, sb) = (strip(a), strip(b));
+    if sa == sb {
+        return true;
+    }
+    let cut = |with_kx: &[Modifier], s_with: &[Modifier], s_other: &[Modifier]| {
+        with_kx.len() == 4
+            && with_kx.contains(&Modifier::KX)
+            && s_other.len() == 4
+            && s_other.starts_with(s_with)
+    };
+    cut(a, &sa, &sb) || cut(b, &sb, &sa)
+}
+
 /// KX goes after the therapy and assistant modifiers (payment depends on
 /// it); a line that already has four keeps its first three and KX.
 fn mark_kx(line: &mut ClaimLine) {
@@ -131,7 +166,7 @@ fn mark_kx(line: &mut ClaimLine) {
         line.flags.push(Flag {
             code: FlagCode::TooManyModifiers,
             severity: Severity::Warning,
-            message: format!("{} needs KX and four other modifiers but a claim line carries 4 (837P, CMS-1500); dropped {dropped}. Check whether it belongs on another line.", line.code),
+            message: format!("{} {KX_DROPPED} but a claim line carries 4 (837P, CMS-1500); dropped {dropped}. Check whether it belongs on another line.", line.code),
             related_codes: Vec::new(),
         });
     }
@@ -139,4 +174,24 @@ fn mark_kx(line: &mut ClaimLine) {
 
 fn dollars(cents: i64) -> String {
     format!("${}.{:02}", cents / 100, cents % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mods(list: &[&str]) -> Vec<Modifier> {
+        list.iter().map(|m| Modifier::parse(m).unwrap()).collect()
+    }
+
+    #[test]
+    fn modifiers_compare_apart_from_kx() {
+        let plain = mods(&["GP", "59", "76", "77"]);
+        // KX took the fourth place: the same line.
+        assert!(same_modifiers(&mods(&["GP", "KX", "59", "76"]), &plain));
+        assert!(same_modifiers(&plain, &mods(&["GP", "KX", "59", "76"])));
+        assert!(same_modifiers(&mods(&["GP", "KX"]), &mods(&["GP"])));
+        assert!(!same_modifiers(&mods(&["GP", "KX", "59", "77"]), &plain));
+        assert!(!same_modifiers(&mods(&["GP", "59"]), &mods(&["GP", "XU"])));
+    }
 }

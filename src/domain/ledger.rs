@@ -17,7 +17,7 @@ use super::evaluate::{evaluate, evaluate_day};
 use super::kx::{self, YearToDate};
 use super::rulebook::RuleBook;
 use super::rules::Rules;
-use super::values::{EventType, Modifier, Npi};
+use super::values::{EventType, Npi};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -107,6 +107,9 @@ pub struct Ledger {
     pub encounters: HashMap<Arc<str>, Arc<Encounter>>,
     /// Medicare year-to-date therapy amounts of the batch's patients.
     pub ytd: YearToDate,
+    /// The highest `line_no` each encounter in `encounters` used for its
+    /// version, voided lines included: a reissue numbers above it.
+    pub max_line_no: HashMap<Arc<str>, u32>,
     /// The encounters with lines in force per day: built from `active` on
     /// first use, then kept up to date.
     days: Option<HashMap<DayKey, Vec<Arc<str>>>>,
@@ -168,6 +171,8 @@ impl Ledger {
             lines: Vec::new(),
         };
         self.encounters.remove(&enc.encounter_id);
+        // A new version numbers its lines from 1.
+        self.max_line_no.remove(&enc.encounter_id);
         let new_day = match enc.event_type {
             EventType::Voided => {
                 d.outcome = Outcome::Voided;
@@ -296,32 +301,49 @@ impl Ledger {
         rules: &Rules,
         d: &mut Decision,
     ) {
-        for (enc, mut lines) in others {
-            let current = self
-                .active
-                .get(&enc.encounter_id)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            if same_billing(current, &lines) {
+        for (enc, lines) in others {
+            let current = self.active.remove(&enc.encounter_id).unwrap_or_default();
+            // Each new line that bills what a line in force bills keeps
+            // that line; the others are voided and the rest issued anew.
+            let mut kept = vec![false; current.len()];
+            let mut fresh = Vec::new();
+            for line in lines {
+                match (0..current.len()).find(|&i| !kept[i] && same_line(&current[i], &line)) {
+                    Some(i) => kept[i] = true,
+                    None => fresh.push(line),
+                }
+            }
+            if fresh.is_empty() && kept.iter().all(|k| *k) {
+                self.active.insert(enc.encounter_id.clone(), current);
                 continue;
             }
+            // Above every number the version used, voided lines included.
             let used = current
                 .iter()
                 .filter(|l| l.encounter_version == enc.version)
                 .map(|l| l.line_no)
+                .chain(self.max_line_no.get(&enc.encounter_id).copied())
                 .max()
                 .unwrap_or(0);
-            for line in current {
-                self.ytd.remove(line);
-                d.voided.push(line.voided(voided_by));
+            let mut in_force = Vec::with_capacity(current.len());
+            for (line, keep) in current.into_iter().zip(kept) {
+                if keep {
+                    in_force.push(line);
+                } else {
+                    self.ytd.remove(&line);
+                    d.voided.push(line.voided(voided_by));
+                }
             }
-            for (i, line) in lines.iter_mut().enumerate() {
+            for (i, line) in fresh.iter_mut().enumerate() {
                 line.line_no = used + 1 + i as u32;
                 line.claim_line_id = ClaimLine::id(&enc.encounter_id, enc.version, line.line_no);
             }
-            kx::apply(&mut lines, &enc, rules, &mut self.ytd);
-            d.lines.extend(lines.iter().cloned());
-            self.active.insert(enc.encounter_id.clone(), lines);
+            self.max_line_no
+                .insert(enc.encounter_id.clone(), used + fresh.len() as u32);
+            kx::apply(&mut fresh, &enc, rules, &mut self.ytd);
+            d.lines.extend(fresh.iter().cloned());
+            in_force.extend(fresh);
+            self.active.insert(enc.encounter_id.clone(), in_force);
         }
     }
 
@@ -363,30 +385,24 @@ fn first_start(enc: &Encounter) -> Option<chrono::DateTime<chrono::Utc>> {
         .min()
 }
 
-/// Whether two sets of lines bill the same: ids, event and the KX marks
-/// (which depend on the order of processing, not on the day) aside.
-fn same_billing(a: &[ClaimLine], b: &[ClaimLine]) -> bool {
-    let key = |l: &ClaimLine| {
-        (
-            l.code,
-            l.units,
-            l.minutes,
-            l.modifiers
-                .iter()
-                .filter(|m| **m != Modifier::KX)
-                .copied()
-                .collect::<Vec<_>>(),
-            l.status,
-            l.flags
-                .iter()
-                .filter(|f| f.code != FlagCode::KxThreshold)
-                .cloned()
-                .collect::<Vec<_>>(),
-            l.expected_payment_cents,
-            l.rules_version.clone(),
-        )
+/// Whether two lines bill the same: ids, event, the rule set's name and the
+/// KX marks (which depend on the order of processing, not on the day)
+/// aside.
+fn same_line(a: &ClaimLine, b: &ClaimLine) -> bool {
+    let flags = |l: &ClaimLine| -> Vec<Flag> {
+        l.flags
+            .iter()
+            .filter(|f| !kx::is_kx_flag(f))
+            .cloned()
+            .collect()
     };
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key(x) == key(y))
+    a.code == b.code
+        && a.units == b.units
+        && a.minutes == b.minutes
+        && a.status == b.status
+        && a.expected_payment_cents == b.expected_payment_cents
+        && kx::same_modifiers(&a.modifiers, &b.modifiers)
+        && flags(a) == flags(b)
 }
 
 #[cfg(test)]

@@ -136,19 +136,33 @@ impl RuleBook {
         let mut rules = base.clone();
         let mut version = base.version.to_string();
         for kind in [TableKind::Ptp, TableKind::Mue, TableKind::Pfs] {
+            // The newest table of the kind that started by `day`: the latest
+            // start, then the latest label (a revision, `2026Q3r1`, after
+            // `2026Q3`), then the last loaded.
             let Some(latest) = tables
                 .iter()
-                .filter(|t| t.rows.kind() == kind && t.valid_from <= day)
-                .max_by_key(|t| t.valid_from)
+                .enumerate()
+                .filter(|(_, t)| t.rows.kind() == kind && t.valid_from <= day)
+                .max_by(|(i, a), (j, b)| {
+                    (a.valid_from, &a.label, i).cmp(&(b.valid_from, &b.label, j))
+                })
+                .map(|(_, t)| t)
             else {
                 continue;
             };
-            // Every file of that table (same kind and label).
-            let parts = tables.iter().filter(|t| {
+            // CMS splits the PTP table into parts (f1-f4): every file of the
+            // label is the table. An MUE or RVU file is whole: a later load
+            // of the same label (a corrected file) replaces it.
+            let same = |t: &&Table| {
                 t.rows.kind() == kind
                     && t.label == latest.label
                     && t.valid_from == latest.valid_from
-            });
+            };
+            let parts: Vec<&Table> = match kind {
+                TableKind::Ptp => tables.iter().filter(same).collect(),
+                TableKind::Mue | TableKind::Pfs => vec![latest],
+            };
+            let parts = parts.into_iter();
             version.push('+');
             version.push_str(kind.as_str());
             version.push('.');
@@ -300,6 +314,44 @@ mod tests {
         assert_eq!(q4.edits.mue(code("97530")).unwrap().value, 6);
         // The last table stays in force after its quarter.
         assert_eq!(book.for_date(day("2027-03-01")).version, q4.version);
+    }
+
+    #[test]
+    fn a_revision_or_a_corrected_file_replaces_the_table_it_corrects() {
+        let mue = |label: &str, value: u32| Table {
+            label: label.into(),
+            valid_from: day("2026-10-01"),
+            rows: TableRows::Mue(vec![Mue {
+                code: code("97530"),
+                value,
+                adjudication_indicator: 3,
+            }]),
+        };
+        let tables = [
+            ptp("2026Q4", "2026-10-01", &[("97140", "97530")]),
+            ptp("2026Q4", "2026-10-01", &[("97530", "97116")]),
+            // Revision 1 of the quarter's PTP table (one part here).
+            ptp("2026Q4r1", "2026-10-01", &[("97530", "97112")]),
+            mue("2026Q4", 6),
+            // A corrected MUE file of the same quarter, loaded later.
+            mue("2026Q4", 8),
+        ];
+        let book = RuleBook::new(Rules::builtin(), &tables);
+        let r = book.for_date(day("2026-11-01"));
+        let pairs: Vec<String> = r
+            .edits
+            .ptp
+            .iter()
+            .map(|e| format!("{}/{}", e.column1, e.column2))
+            .collect();
+        assert_eq!(pairs, ["97530/97112"]);
+        assert_eq!(r.edits.mue.len(), 1);
+        assert_eq!(r.edits.mue(code("97530")).unwrap().value, 8);
+        assert!(
+            r.version.ends_with("+ptp.2026Q4r1+mue.2026Q4"),
+            "{}",
+            r.version
+        );
     }
 
     #[test]

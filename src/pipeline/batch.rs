@@ -297,6 +297,9 @@ impl Pipeline {
             &self.in_flight.snapshot(),
         )
         .await?;
+        // Tables imported since the last batch apply from this one on, so
+        // no instance reissues a day under older rules than another used.
+        self.rules.refresh(&self.pool, &self.metrics).await?;
         let rules = self.rules.get();
         let Plan {
             write: mut w,

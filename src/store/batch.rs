@@ -119,11 +119,13 @@ pub async fn begin_batch(
         let other: Vec<(String, i32)> = other.into_iter().map(|(p, y)| (p.to_owned(), y)).collect();
         let other: Vec<(&str, i32)> = other.iter().map(|(p, y)| (p.as_str(), *y)).collect();
         lock_patient_years(&mut tx, &other).await?;
+        load_year_to_date(&mut tx, &other, &mut ledger).await?;
         days.extend(moved);
         days.sort_unstable();
         days.dedup();
         ledger.active.clear();
         ledger.encounters.clear();
+        ledger.max_line_no.clear();
         load_days(&mut tx, keys, &days, &mut ledger).await?;
     }
     Ok((tx, ledger))
@@ -306,6 +308,30 @@ pub async fn load_payloads(
         .fetch_all(&mut **tx)
         .await
         .context("Failed to load event payloads")?;
+    // The highest line number each one's version used, voided included.
+    let (ids, versions): (Vec<&str>, Vec<i32>) = encounter_ids
+        .iter()
+        .filter_map(|id| {
+            let l = ledger.active.get(*id)?.first()?;
+            Some((*id, l.encounter_version as i32))
+        })
+        .unzip();
+    let highest = sqlx::query(
+        "SELECT u.id, m.n FROM unnest($1::text[], $2::int4[]) AS u(id, v)
+         CROSS JOIN LATERAL (SELECT max(line_no) AS n FROM claim_lines
+                             WHERE encounter_id = u.id AND encounter_version = u.v OFFSET 0) AS m",
+    )
+    .bind(&ids)
+    .bind(&versions)
+    .fetch_all(&mut **tx)
+    .await
+    .context("Failed to read line numbers")?;
+    for row in highest {
+        let (id, n): (String, Option<i32>) = (row.get(0), row.get(1));
+        if let Some(n) = n {
+            ledger.max_line_no.insert(id.into(), n.max(0) as u32);
+        }
+    }
     for row in payloads {
         let bytes: Vec<u8> = row.get(0);
         // Decoded once before; a payload that no longer decodes (a rule of

@@ -21,50 +21,49 @@ pub enum Loaded {
     },
 }
 
-/// Stores one read file; a file already loaded changes nothing. Tells the
-/// running instances at once (NOTIFY; they also poll).
-pub async fn import(pool: &PgPool, file: &Imported) -> anyhow::Result<Loaded> {
-    let content = serde_json::to_value(&file.table.rows).context("encode the table")?;
+/// Stores the read files in one transaction, so a running instance never
+/// sees a table with some of its parts (the PTP table comes in four); a
+/// file already loaded changes nothing. Running instances see them at their
+/// next poll or batch.
+pub async fn import(pool: &PgPool, files: &[Imported]) -> anyhow::Result<Vec<Loaded>> {
     let mut tx = pool
         .begin()
         .await
         .context("Failed to begin a transaction")?;
-    let added: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO rule_tables (kind, label, valid_from, file_name, file_sha256, rows_read, rows_kept, content)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (kind, file_sha256) DO NOTHING RETURNING id",
-    )
-    .bind(file.table.rows.kind().as_str())
-    .bind(&file.table.label)
-    .bind(file.table.valid_from)
-    .bind(&file.file_name)
-    .bind(&file.sha256)
-    .bind(i32::try_from(file.rows_read).unwrap_or(i32::MAX))
-    .bind(i32::try_from(file.table.rows.len()).unwrap_or(i32::MAX))
-    .bind(content)
-    .fetch_optional(&mut *tx)
-    .await
-    .context("Failed to store the rule table")?;
-    let loaded = match added {
-        Some(id) => {
-            sqlx::query("SELECT pg_notify('claimline_rules', $1::text)")
-                .bind(id)
-                .execute(&mut *tx)
+    let mut loaded = Vec::with_capacity(files.len());
+    for file in files {
+        let content = serde_json::to_value(&file.table.rows).context("encode the table")?;
+        let kind = file.table.rows.kind().as_str();
+        let added: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO rule_tables (kind, label, valid_from, file_name, file_sha256, rows_read, rows_kept, content)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (kind, file_sha256) DO NOTHING RETURNING id",
+        )
+        .bind(kind)
+        .bind(&file.table.label)
+        .bind(file.table.valid_from)
+        .bind(&file.file_name)
+        .bind(&file.sha256)
+        .bind(i32::try_from(file.rows_read).unwrap_or(i32::MAX))
+        .bind(i32::try_from(file.table.rows.len()).unwrap_or(i32::MAX))
+        .bind(content)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("Failed to store the rule table")?;
+        loaded.push(match added {
+            Some(id) => Loaded::Added { id },
+            None => Loaded::AlreadyLoaded {
+                id: sqlx::query_scalar(
+                    "SELECT id FROM rule_tables WHERE kind = $1 AND file_sha256 = $2",
+                )
+                .bind(kind)
+                .bind(&file.sha256)
+                .fetch_one(&mut *tx)
                 .await
-                .context("Failed to notify")?;
-            Loaded::Added { id }
-        }
-        None => Loaded::AlreadyLoaded {
-            id: sqlx::query_scalar(
-                "SELECT id FROM rule_tables WHERE kind = $1 AND file_sha256 = $2",
-            )
-            .bind(file.table.rows.kind().as_str())
-            .bind(&file.sha256)
-            .fetch_one(&mut *tx)
-            .await
-            .context("Failed to look up the rule table")?,
-        },
-    };
+                .context("Failed to look up the rule table")?,
+            },
+        });
+    }
     tx.commit().await.context("Failed to commit the import")?;
     Ok(loaded)
 }

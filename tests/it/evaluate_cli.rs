@@ -111,12 +111,12 @@ fn rules_dir_judges_each_date_by_the_cms_tables_in_force() {
     };
     assert_eq!(
         got[1]["rules_version"],
-        "claimline-rules-2026.11.1+ptp.2026Q3+pfs.2026A"
+        "claimline-rules-2026.11.2+ptp.2026Q3+pfs.2026A"
     );
     assert!(!ncci(&got[1]), "Q3: no 97530/97116 edit");
     assert_eq!(
         got[3]["rules_version"],
-        "claimline-rules-2026.11.1+ptp.2026Q4+mue.2026Q4+pfs.2026A"
+        "claimline-rules-2026.11.2+ptp.2026Q4+mue.2026Q4+pfs.2026A"
     );
     assert!(ncci(&got[3]), "Q4: the edit applies");
 
@@ -125,7 +125,7 @@ fn rules_dir_judges_each_date_by_the_cms_tables_in_force() {
     let got = lines(&out);
     assert!(got
         .iter()
-        .all(|l| l["rules_version"] == "claimline-rules-2026.11.1"));
+        .all(|l| l["rules_version"] == "claimline-rules-2026.11.2"));
     assert!(!ncci(&got[3]));
 
     let (code, _, err) = evaluate(&["--rules", "tests/it", "-"], input.as_bytes());

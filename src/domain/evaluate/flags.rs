@@ -9,7 +9,7 @@ use super::minutes::{documented_as_group, Counted};
 use super::{therapy_modifier, Draft};
 use crate::domain::claim::{FlagCode, Severity, UnitMethod};
 use crate::domain::encounter::Encounter;
-use crate::domain::rules::{CodeKind, PayerPolicy, Rules};
+use crate::domain::rules::{CodeKind, PayerPolicy, PtpEdit, Rules};
 use crate::domain::values::{Code, Credential, Discipline, Modifier};
 
 const THERAPEUTIC_ACTIVITIES: Code = Code::lit(b"97530");
@@ -241,6 +241,48 @@ fn has_distinct_modifier(d: &Draft, enc: &Encounter) -> bool {
         .any(Modifier::is_distinct_service)
 }
 
+/// The NCCI_PTP flag of an edit pair; `visit` says where column 1 was
+/// billed when it is another encounter of the day.
+fn ptp_flag(edit: &PtpEdit, modifier: bool, visit: &str) -> (Severity, String) {
+    let (col1, col2) = (edit.column1, edit.column2);
+    match (edit.modifier_indicator, modifier) {
+        (0, _) => (Severity::Error, format!("{col2} is bundled into {col1}{visit} on this date (NCCI edit, modifier indicator 0); no modifier allows both, so {col2} will be denied. Remove it or correct the codes.")),
+        (_, false) => (Severity::Error, format!("{col2} is bundled into {col1}{visit} (NCCI edit, modifier indicator 1): the {col2} line is denied unless it carries 59 or XE/XS/XP/XU, which is only correct when the services were truly distinct (separate time blocks); otherwise remove {col2}.")),
+        (_, true) => (Severity::Info, format!("{col2} and {col1}{visit} form an NCCI edit pair billed with a distinct-service modifier on {col2}; keep the documentation that shows separate time and purpose.")),
+    }
+}
+
+/// NCCI edits between the encounters of one day (NCCI applies to one
+/// provider, one patient, one date of service): a column-2 code in one
+/// visit and its column-1 code in another. A pair within one encounter is
+/// [`pair_flags`]'s. Visits do not share clock minutes, so only the
+/// distinct-service modifier decides.
+pub(super) fn day_pair_flags(drafts: &mut [Vec<Draft>], encs: &[&Encounter], rules: &Rules) {
+    let Some(date) = encs.first().map(|e| e.date_of_service) else {
+        return;
+    };
+    for edit in rules.edits.ptp.iter().filter(|e| e.in_effect(date)) {
+        let with_col1: Vec<usize> = (0..drafts.len())
+            .filter(|&e| drafts[e].iter().any(|d| d.code == edit.column1))
+            .collect();
+        if with_col1.is_empty() {
+            continue;
+        }
+        for e in 0..drafts.len() {
+            if with_col1.contains(&e) {
+                continue;
+            }
+            let Some(i) = drafts[e].iter().position(|d| d.code == edit.column2) else {
+                continue;
+            };
+            let modifier = has_distinct_modifier(&drafts[e][i], encs[e]);
+            let (severity, message) =
+                ptp_flag(edit, modifier, " (billed in another visit of the day)");
+            drafts[e][i].flag(FlagCode::NcciPtp, severity, message, &[edit.column1]);
+        }
+    }
+}
+
 /// Flags that need two codes.
 pub(super) fn pair_flags(drafts: &mut [Draft], enc: &Encounter, rules: &Rules, counted: &Counted) {
     let index = |code: Code, drafts: &[Draft]| drafts.iter().position(|d| d.code == code);
@@ -317,15 +359,11 @@ pub(super) fn pair_flags(drafts: &mut [Draft], enc: &Encounter, rules: &Rules, c
         };
         let shared = shared_minutes(&drafts[c1], &drafts[c2], enc);
         pairs.push((c1, c2, shared));
-        let (col1, col2) = (edit.column1, edit.column2);
+        let col1 = edit.column1;
         // Only a distinct-service modifier on the column-2 line bypasses an
         // indicator-1 edit (NCCI Policy Manual, ch. I; CMS MLN1783722).
         let modifier = has_distinct_modifier(&drafts[c2], enc);
-        let (severity, message) = match (edit.modifier_indicator, modifier) {
-            (0, _) => (Severity::Error, format!("{col2} is bundled into {col1} on this date (NCCI edit, modifier indicator 0); no modifier allows both, so {col2} will be denied. Remove it or correct the codes.")),
-            (_, false) => (Severity::Error, format!("{col2} is bundled into {col1} (NCCI edit, modifier indicator 1): the {col2} line is denied unless it carries 59 or XE/XS/XP/XU, which is only correct when the services were truly distinct (separate time blocks); otherwise remove {col2}.")),
-            (_, true) => (Severity::Info, format!("{col2} and {col1} form an NCCI edit pair billed with a distinct-service modifier on {col2}; keep the documentation that shows separate time and purpose.")),
-        };
+        let (severity, message) = ptp_flag(edit, modifier, "");
         drafts[c2].flag(FlagCode::NcciPtp, severity, message, &[col1]);
     }
 

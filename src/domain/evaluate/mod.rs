@@ -117,6 +117,7 @@ pub fn evaluate_day(encs: &[&Encounter], rules: &Rules) -> Vec<Vec<ClaimLine>> {
     };
     let policy = rules.policies.for_payer(&first.payer_id, first.plan);
     assign_day_units(&mut drafts, policy);
+    flags::day_pair_flags(&mut drafts, encs, rules);
     encs.iter()
         .zip(drafts)
         .zip(&counted)

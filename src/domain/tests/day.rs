@@ -193,3 +193,43 @@ fn another_provider_or_date_is_another_day() {
     assert!(d.voided.is_empty());
     assert_eq!(ids_units(&d.lines), [("ENC-PM:1:1".into(), 0)]);
 }
+
+#[test]
+fn an_ncci_pair_split_over_two_visits_of_the_day_is_flagged() {
+    // 97140 (column 1) in the morning, 97530 (column 2) in the afternoon:
+    // one provider, one patient, one date of service for NCCI.
+    let am = visit(
+        "ENC-AM",
+        "e-am",
+        1,
+        vec![svc("1", "97140", "09:00", "09:20")],
+    );
+    let pm = visit(
+        "ENC-PM",
+        "e-pm",
+        1,
+        vec![svc("1", "97530", "15:00", "15:20")],
+    );
+    let day = crate::domain::evaluate::evaluate_day(&[&am, &pm], Rules::builtin());
+    assert!(flag(&day[0][0], FlagCode::NcciPtp).is_none());
+    let f = flag(&day[1][0], FlagCode::NcciPtp).expect("column 2 flagged");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.message.contains("another visit of the day"),
+        "{}",
+        f.message
+    );
+    assert_eq!(f.related_codes, [Code::parse("97140").unwrap()]);
+
+    // With a distinct-service modifier on the column-2 line: information.
+    let mut ev = event("medicare", vec![svc("1", "97530", "15:00", "15:20")]);
+    ev["event_id"] = "e-pm".into();
+    ev["encounter"]["encounter_id"] = "ENC-PM".into();
+    ev["encounter"]["services"][0]["modifiers"] = json!(["XU"]);
+    let pm = decode(ev.to_string().as_bytes()).unwrap();
+    let day = crate::domain::evaluate::evaluate_day(&[&am, &pm], Rules::builtin());
+    assert_eq!(
+        flag(&day[1][0], FlagCode::NcciPtp).unwrap().severity,
+        Severity::Info
+    );
+}
