@@ -4,7 +4,7 @@
 # shown: claim lines from the topic, rows from Postgres, a metrics summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 # On a first run the broker and claimline both compile: build claimline in
 # the background meanwhile, so the two builds overlap.

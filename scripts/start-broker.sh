@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Starts a Tansu broker with in-memory storage on 127.0.0.1:$PORT (default
 # 19092) unless one already answers there, and waits until it accepts
-# connections. Prints the bootstrap address.
+# connections. Prints the bootstrap address. TANSU_BUILD=bench starts the
+# optimised build (scripts/ensure-tansu.sh bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 port="${BROKER_PORT:-19092}"
 mkdir -p .run
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 if ! up; then
-  scripts/ensure-tansu.sh
-  echo "start-broker: starting tansu on 127.0.0.1:$port" >&2
-  nohup tansu broker --storage-engine memory://tansu/ \
+  tansu="$(scripts/ensure-tansu.sh "${TANSU_BUILD:-quick}")"
+  echo "start-broker: starting $tansu on 127.0.0.1:$port" >&2
+  nohup "$tansu" broker --storage-engine memory://tansu/ \
     --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" >".run/tansu-$port.log" 2>&1 &
   echo $! >".run/tansu-$port.pid"
