@@ -260,6 +260,25 @@ fn code_cell(cell: &str) -> Option<Code> {
     (c.len() == 5).then(|| Code::parse(c).ok()).flatten()
 }
 
+/// The records of a CSV file (rows of any width), each with the line it
+/// starts on; or (line, problem).
+fn csv_records(
+    text: &str,
+) -> impl Iterator<Item = Result<(u64, csv::StringRecord), (u64, String)>> + '_ {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes())
+        .into_records()
+        .map(move |record| match record {
+            Ok(r) => Ok((r.position().map_or(0, |p| line_at(text, p.byte())), r)),
+            Err(e) => Err((
+                e.position().map_or(0, |p| line_at(text, p.byte())),
+                "not a valid CSV record".to_owned(),
+            )),
+        })
+}
+
 /// The 1-based line of a byte offset (the csv crate's own line count
 /// skips the line breaks inside quoted cells, which CMS's headers have).
 fn line_at(text: &str, byte: u64) -> u64 {

@@ -18,21 +18,11 @@ use crate::domain::Code;
 
 /// The kept MUEs and the number of data rows; or (line, problem).
 pub fn parse(text: &str, keep: impl Fn(Code) -> bool) -> Result<(Vec<Mue>, usize), (u64, String)> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
     let mut mues = Vec::new();
     let mut rows = 0;
     let mut in_data = false;
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| super::line_at(text, p.byte()));
-            (line, "not a valid CSV record".to_owned())
-        })?;
-        let line = record
-            .position()
-            .map_or(0, |p| super::line_at(text, p.byte()));
+    for record in super::csv_records(text) {
+        let (line, record) = record?;
         let first = record.get(0).unwrap_or("");
         if !in_data {
             if code_cell(first).is_none() {

@@ -99,23 +99,13 @@ pub fn parse(
     text: &str,
     keep: impl Fn(Code) -> bool,
 ) -> Result<(FeeSchedule, usize), (u64, String)> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
     let mut previous: Vec<String> = Vec::new();
     let mut columns: Option<Columns> = None;
     let mut rvus = Vec::new();
     let mut conversion_factor: Option<f64> = None;
     let mut rows = 0;
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| super::line_at(text, p.byte()));
-            (line, "not a valid CSV record".to_owned())
-        })?;
-        let line = record
-            .position()
-            .map_or(0, |p| super::line_at(text, p.byte()));
+    for record in super::csv_records(text) {
+        let (line, record) = record?;
         let Some(c) = &columns else {
             if normalize(record.get(0).unwrap_or("")) == "HCPCS" {
                 columns = Some(Columns::find(&previous, &record).map_err(|p| (line, p))?);

@@ -280,8 +280,7 @@ impl EditTable {
 #[derive(Debug, Clone)]
 pub struct Rules {
     /// Names this rule set on every line it produces: the built-in data's
-    /// [`RULES_VERSION`], plus the CMS tables imported over it (see
-    /// [`super::rulebook`]).
+    /// [`RULES_VERSION`], plus the CMS tables imported over it.
     pub version: std::borrow::Cow<'static, str>,
     pub catalogue: Catalogue,
     pub policies: PayerPolicies,

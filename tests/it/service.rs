@@ -249,13 +249,30 @@ async fn killed_mid_stream_and_restarted_loses_nothing_and_duplicates_nothing() 
     svc.kill();
     let at_kill = env.count("SELECT count(*) FROM encounter_events").await;
     assert!(at_kill < 3000, "killed before the end ({at_kill})");
-    let _svc = env.service_with(&env.db_url, &[lease]);
-    env.wait_count(
-        "SELECT count(*) FROM encounter_events",
-        3000,
-        Duration::from_secs(180),
-    )
-    .await;
+    let restarted = env.service_with(&env.db_url, &[lease]);
+    let start = std::time::Instant::now();
+    loop {
+        let n = env.count("SELECT count(*) FROM encounter_events").await;
+        if n == 3000 {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(180) {
+            // Which offsets are missing, and what the restarted instance did.
+            let gaps: Vec<(i32, i64, i64)> = sqlx::query_as(
+                "SELECT source_partition, min(source_offset), max(source_offset)
+                 FROM encounter_events GROUP BY 1 ORDER BY 1",
+            )
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+            panic!(
+                "{n} of 3000 after 180 s; per partition (min, max offset): {gaps:?}\nkilled instance:\n{}\nrestarted:\n{}",
+                svc.log(),
+                restarted.log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(
         env.count("SELECT count(DISTINCT event_id) FROM encounter_events")
             .await,

@@ -24,6 +24,28 @@ pub fn bootstrap() -> String {
     std::env::var("CLAIMLINE_TEST_KAFKA").expect("CLAIMLINE_TEST_KAFKA is set by `make test`")
 }
 
+/// Drops, once per test process, the databases earlier runs' tests left
+/// on the shared server (named by `unique` with another process id):
+/// hundreds of them slow the server for everyone, benchmarks included.
+async fn drop_earlier_runs(admin: &PgPool) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let mine = format!("_{}_", std::process::id());
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname ~ '^[a-z0-9-]+_[0-9]+_[0-9]+_[0-9]+$'",
+        )
+        .fetch_all(admin)
+        .await
+        .unwrap_or_default();
+        for name in names.iter().filter(|n| !n.contains(&mine)) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(admin)
+                .await;
+        }
+    })
+    .await;
+}
+
 fn unique(name: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
@@ -80,6 +102,7 @@ impl TestEnv {
     pub async fn new(name: &str, partitions: i32) -> TestEnv {
         let name = unique(name);
         let admin = PgPool::connect(&admin_url()).await.unwrap();
+        drop_earlier_runs(&admin).await;
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&admin)
             .await
