@@ -37,8 +37,9 @@ async fn drop_earlier_runs(admin: &PgPool) {
         .fetch_all(admin)
         .await
         .unwrap_or_default();
+        // Without FORCE: a database another test run is using stays.
         for name in names.iter().filter(|n| !n.contains(&mine)) {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
                 .execute(admin)
                 .await;
         }
