@@ -7,10 +7,10 @@
 //!
 //! The indicator cell reads like `3 Date of Service Edit: Clinical` (1 line
 //! edit, 2 date of service edit: policy, 3 date of service edit: clinical).
-//! Sources: the table's headings as distributed (cms.gov/medicare/coding-
-//! billing/national-correct-coding-initiative-ncci-edits/medicare-ncci-
-//! medically-unlikely-edits); Noridian JF, "Medically Unlikely Edits"
-//! (column meanings, indicator values).
+//! Sources: Noridian JF, "Medically Unlikely Edits" (column meanings,
+//! indicator values); the notice and the header's line breaks as
+//! independent parsers of the distributed files describe them (secondary:
+//! CMS's own file was not in reach here).
 
 use super::code_cell;
 use crate::domain::rules::Mue;

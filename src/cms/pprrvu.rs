@@ -4,10 +4,11 @@
 //! `RVU`, ...) whose second row starts with `HCPCS`, then one row per code
 //! and modifier. The columns used: HCPCS, MOD, STATUS CODE, WORK RVU,
 //! NON-FAC PE RVU, MP RVU, CONV FACTOR; they are found by heading, so a
-//! column CMS adds between them does not matter. Sources: the file's own
-//! headings and the RVU file's record layout (RVUPUF26.pdf, in each
-//! release's zip; cms.gov/medicare/payment/fee-schedules/physician/
-//! pfs-relative-value-files). Status codes A, R and T are paid under the
+//! column CMS adds between them does not matter. Sources: the headings as
+//! independent parsers of the distributed files describe them (secondary:
+//! the record layout, RVUPUF26.pdf in each release's zip at
+//! cms.gov/medicare/payment/fee-schedules/physician/pfs-relative-value-files,
+//! was not in reach here). Status codes A, R and T are paid under the
 //! fee schedule; the others (B bundled, I not valid for Medicare, ...)
 //! give no estimate.
 

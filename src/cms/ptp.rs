@@ -4,11 +4,12 @@
 //!
 //! | Column 1 | Column 2 | * = in existence prior to 1996 | Effective Date | Deletion Date (* = no data) | Modifier (0 = not allowed, 1 = allowed, 9 = not applicable) | PTP Edit Rationale |
 //!
-//! Dates are YYYYMMDD. Sources: the NCCI PTP table's own headings as
-//! distributed with each quarter's files (cms.gov/medicare/coding-billing/
-//! national-correct-coding-initiative-ncci-edits/medicare-ncci-procedure-
-//! procedure-ptp-edits); Palmetto GBA, "NCCI Procedure-to-Procedure
-//! Edits" (column meanings). A row with indicator 9 is not an edit (CMS
+//! Dates are YYYYMMDD. Sources: the column meanings from Palmetto GBA,
+//! "NCCI Procedure-to-Procedure Edits"; the file's headings, delimiter and
+//! preamble as independent parsers of the distributed files describe them
+//! (secondary: CMS's own files, cms.gov/medicare/coding-billing/national-
+//! correct-coding-initiative-ncci-edits, were not in reach here; check the
+//! first import of a real file against its README). A row with indicator 9 is not an edit (CMS
 //! uses it for edits deleted as of their effective date): counted, not kept.
 
 use super::{code_cell, yyyymmdd};
