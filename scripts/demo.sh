@@ -12,7 +12,7 @@ mkdir -p .run
 cargo build --release --quiet >.run/demo-build.log 2>&1 &
 build=$!
 admin_url="$(scripts/ensure-postgres.sh)"
-bootstrap="$(scripts/start-broker.sh)"
+bootstrap="$(BROKER_PORT="${DEMO_BROKER_PORT:-19094}" scripts/start-broker.sh)"
 db_url="${admin_url%/*}/claimline_demo"
 psql "$admin_url" -qAtc "SELECT 1 FROM pg_database WHERE datname = 'claimline_demo'" | grep -q 1 \
   || psql "$admin_url" -qc "CREATE DATABASE claimline_demo"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts a Tansu broker with in-memory storage on 127.0.0.1:$PORT (default
 # 19092) unless one already answers there, and waits until it accepts
-# connections. Prints the bootstrap address. TANSU_BUILD=bench starts the
-# optimised build (scripts/ensure-tansu.sh bench).
+# connections. Prints the bootstrap address. TANSU_BUILD=full starts the
+# optimised build (scripts/ensure-tansu.sh full), as `make test` and `make
+# bench-e2e` do; the demo's quick build runs on another port (19094).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
