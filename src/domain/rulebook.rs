@@ -150,26 +150,17 @@ impl RuleBook {
             else {
                 continue;
             };
-            // CMS splits the PTP table into parts (f1-f4): every file of the
-            // label is the table. An MUE or RVU file is whole: a later load
-            // of the same label (a corrected file) replaces it.
-            let same = |t: &&Table| {
-                t.rows.kind() == kind
-                    && t.label == latest.label
-                    && t.valid_from == latest.valid_from
-            };
-            let parts: Vec<&Table> = match kind {
-                TableKind::Ptp => tables.iter().filter(same).collect(),
-                TableKind::Mue | TableKind::Pfs => vec![latest],
-            };
-            let parts = parts.into_iter();
             version.push('+');
             version.push_str(kind.as_str());
             version.push('.');
             version.push_str(&latest.label);
-            match kind {
-                TableKind::Ptp => {
-                    rules.edits.ptp = parts
+            match &latest.rows {
+                // CMS splits the PTP table into parts (f1-f4): every file of
+                // the label is the table.
+                TableRows::Ptp(_) => {
+                    rules.edits.ptp = tables
+                        .iter()
+                        .filter(|t| t.label == latest.label && t.valid_from == latest.valid_from)
                         .flat_map(|t| match &t.rows {
                             TableRows::Ptp(rows) => rows.as_slice(),
                             _ => &[],
@@ -177,33 +168,17 @@ impl RuleBook {
                         .cloned()
                         .collect();
                 }
-                TableKind::Mue => {
-                    rules.edits.mue = parts
-                        .flat_map(|t| match &t.rows {
-                            TableRows::Mue(rows) => rows.as_slice(),
-                            _ => &[],
-                        })
-                        .cloned()
-                        .collect();
-                }
-                TableKind::Pfs => {
-                    let schedules: Vec<&FeeSchedule> = parts
-                        .filter_map(|t| match &t.rows {
-                            TableRows::Pfs(f) => Some(f),
-                            _ => None,
-                        })
-                        .collect();
-                    let cf = schedules
-                        .iter()
-                        .map(|f| f.conversion_factor)
-                        .find(|cf| *cf > 0.0)
-                        .unwrap_or(base.catalogue.conversion_factor);
+                // An MUE or RVU file is whole: a later load of the same label
+                // (a corrected file) replaces it.
+                TableRows::Mue(rows) => rules.edits.mue = rows.clone(),
+                TableRows::Pfs(f) => {
+                    let cf = if f.conversion_factor > 0.0 {
+                        f.conversion_factor
+                    } else {
+                        base.catalogue.conversion_factor
+                    };
                     rules.catalogue.set_fee_schedule(cf, |code| {
-                        schedules
-                            .iter()
-                            .flat_map(|f| &f.rvus)
-                            .find(|(c, _)| *c == code)
-                            .map(|(_, rvu)| *rvu)
+                        f.rvus.iter().find(|(c, _)| *c == code).map(|(_, rvu)| *rvu)
                     });
                 }
             }

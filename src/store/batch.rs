@@ -276,15 +276,14 @@ async fn load_days(
             ids.push(id);
         }
     }
-    let wanted: Vec<&str> = on_day
+    // Owned (shared) ids: `on_day` borrows the ledger, which the load fills.
+    let wanted: Vec<Arc<str>> = on_day
         .values()
         .filter(|ids| ids.len() > 1)
         .flatten()
-        .copied()
-        .filter(|id| ledger.active.contains_key(*id))
+        .filter_map(|id| ledger.active.get_key_value(*id).map(|(k, _)| k.clone()))
         .collect();
-    let wanted: Vec<String> = wanted.into_iter().map(str::to_owned).collect();
-    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let wanted: Vec<&str> = wanted.iter().map(|id| &**id).collect();
     load_payloads(tx, &wanted, ledger).await
 }
 
