@@ -11,7 +11,7 @@ test:
 	@set -euo pipefail; \
 	scripts/ensure-tools.sh; \
 	export CLAIMLINE_TEST_DATABASE_URL="$$(scripts/ensure-postgres.sh)"; \
-	export CLAIMLINE_TEST_KAFKA="$$(TANSU_BUILD=full scripts/start-broker.sh)"; \
+	export CLAIMLINE_TEST_KAFKA="$$(scripts/start-broker.sh)"; \
 	$(CARGO) fmt --all -- --check; \
 	$(CARGO) clippy --all-targets -- -D warnings; \
 	scripts/check-deploy.sh; \
@@ -24,13 +24,12 @@ bench: bench-e2e
 	$(CARGO) bench --bench evaluate
 
 # BENCH_EVENTS=N to change the default 100,000. A fresh broker of its own
-# (port 19193, in-memory) so earlier runs' data does not skew the figures,
-# an optimised build (installed once: scripts/ensure-tansu.sh full).
+# (port 19193, in-memory) so earlier runs' data does not skew the figures.
 bench-e2e:
 	@set -euo pipefail; \
 	export CLAIMLINE_TEST_DATABASE_URL="$$(scripts/ensure-postgres.sh)"; \
 	BROKER_PORT=19193 scripts/stop.sh; \
-	export CLAIMLINE_TEST_KAFKA="$$(TANSU_BUILD=full BROKER_PORT=19193 scripts/start-broker.sh)"; \
+	export CLAIMLINE_TEST_KAFKA="$$(BROKER_PORT=19193 scripts/start-broker.sh)"; \
 	trap 'BROKER_PORT=19193 scripts/stop.sh' EXIT; \
 	$(CARGO) bench --bench e2e
 

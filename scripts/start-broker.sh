@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Starts a Tansu broker with in-memory storage on 127.0.0.1:$PORT (default
 # 19092) unless one already answers there, and waits until it accepts
-# connections. Prints the bootstrap address. TANSU_BUILD=full starts the
-# optimised build (scripts/ensure-tansu.sh full), as `make test` and `make
-# bench-e2e` do; the demo's quick build runs on another port (19094).
+# connections. Prints the bootstrap address. The broker is the prebuilt
+# release build scripts/ensure-tansu.sh installs (the demo, the tests and the
+# benchmark use the same one, on ports of their own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -11,7 +11,7 @@ port="${BROKER_PORT:-19092}"
 mkdir -p .run
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 if ! up; then
-  tansu="$(scripts/ensure-tansu.sh "${TANSU_BUILD:-quick}")"
+  tansu="$(scripts/ensure-tansu.sh)"
   echo "start-broker: starting $tansu on 127.0.0.1:$port" >&2
   nohup "$tansu" broker --storage-engine memory://tansu/ \
     --listener-url "tcp://127.0.0.1:$port" \

@@ -3,42 +3,35 @@
 //!
 //! # Layout
 //! - [`domain`]: the billing rules, pure: an encounter to its claim lines.
-//!   No tokio, sqlx, rdkafka or wire format. Its data lives in `data/`.
+//!   No tokio, sqlx or rdkafka; its data lives in `data/`. Claim lines
+//!   carry their serde derives (the wire and stored form); events are
+//!   decoded by `codec`.
 //! - [`codec`]: bytes to domain types and back: decode an event, encode a
 //!   claim line, the wire types and their JSON Schemas.
+//! - [`cms`]: CMS's rule files (NCCI PTP, MUE, PPRRVU) read in their own
+//!   layouts, into the domain's rule tables.
 //! - [`ascii`], [`dates`]: leaf helpers both sides share (byte scanning,
 //!   decimals, dates and timestamps).
-//! - [`offline`]: `claimline evaluate`, the rules over JSON lines.
-//! - [`cms`]: CMS's rule files (NCCI PTP, MUE, PPRRVU) read in their own
-//!   layouts; [`rules_admin`]: `claimline rules import | list`.
-//! - [`cli`], [`config`]: the command line and `claimline run` settings.
-//! - [`kafka`]: consumer, producer and their configuration; the only module
-//!   that sees rdkafka.
-//! - [`store`]: Postgres (sqlx): migrations, the batch transaction, the outbox.
-//! - [`pipeline`]: composes them: decode, evaluate, persist, publish, store
-//!   the offset; start-up, batch loop, pure plan, settle, retry.
-//! - [`http`], [`metrics`], [`telemetry`]: what SREs scrape and read.
-//! - [`tools`], [`replay`]: `claimline send` / `read` / `dlq replay`, Kafka
-//!   tools for demos and integrators.
-//! - [`reprocess`]: `claimline reprocess`, stored encounters re-evaluated
-//!   under the rules in force now.
+//! - Adapters: [`kafka`] (the only module that sees rdkafka), [`store`]
+//!   (the only module that sees sqlx), [`http`] (axum: /metrics, /healthz,
+//!   /readyz), [`metrics`], [`telemetry`].
+//! - [`pipeline`]: composes them: the service (decode, evaluate, persist,
+//!   publish, store the offset), and the flows the tools run: `evaluate`
+//!   offline, `rules import`, `reprocess`, `dlq replay`.
+//! - [`commands`]: the command line, one file per subcommand; [`config`]:
+//!   `claimline run`'s settings and the flags several commands share.
 
-pub mod ascii;
+pub(crate) mod ascii;
 pub mod codec;
-pub mod dates;
+pub(crate) mod dates;
 pub mod domain;
-pub mod offline;
 
-pub mod cli;
-pub mod cms;
-pub mod config;
-pub mod http;
-pub mod kafka;
-pub mod metrics;
-pub mod pipeline;
-pub mod replay;
-pub mod reprocess;
-pub mod rules_admin;
-pub mod store;
-pub mod telemetry;
-pub mod tools;
+pub(crate) mod cms;
+pub mod commands;
+pub(crate) mod config;
+pub(crate) mod http;
+pub(crate) mod kafka;
+pub(crate) mod metrics;
+pub(crate) mod pipeline;
+pub(crate) mod store;
+pub(crate) mod telemetry;

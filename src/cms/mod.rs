@@ -17,13 +17,15 @@ mod mue;
 mod pprrvu;
 mod ptp;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use crate::domain::rulebook::{Table, TableKind, TableRows};
-use crate::domain::{Code, Rules};
+use crate::domain::{Code, RuleBook, Rules};
 
 /// A file read: its table, what it was, and how many rows it had.
 #[derive(Debug)]
@@ -305,3 +307,26 @@ fn yyyymmdd(cell: &str) -> Option<NaiveDate> {
 
 #[cfg(test)]
 mod tests;
+
+/// Every CMS file in `dir` (by name: other files are skipped), as a rule book.
+pub fn book_from_dir(dir: &Path) -> anyhow::Result<RuleBook> {
+    let rules = Rules::builtin();
+    let mut tables: Vec<Table> = Vec::new();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the rules directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort();
+    for path in names {
+        match read_file(&path, None, None, rules) {
+            Ok(file) => tables.push(file.table),
+            Err(ImportError::UnknownKind { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if tables.is_empty() {
+        anyhow::bail!("no CMS table files in {}", dir.display());
+    }
+    Ok(RuleBook::new(rules, &tables))
+}

@@ -22,12 +22,6 @@ pub struct KafkaArgs {
 }
 
 impl KafkaArgs {
-    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
-        KafkaArgs {
-            bootstrap_servers: bootstrap_servers.into(),
-        }
-    }
-
     /// The base configuration of one client: bootstrap servers and the
     /// `KAFKA_*` properties from the environment that apply to it (a
     /// consumer-only property is not given to the producer, and the other

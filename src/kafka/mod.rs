@@ -6,11 +6,14 @@
 //! - [`consumer`]: the group consumer: receive, store offsets, commit.
 //! - [`producer`]: the idempotent producer: enqueue, acknowledgements,
 //!   flush; topic creation for demos and tests.
+//! - [`dead_letter`]: the dead-letter header names, written and read back.
 
 pub mod config;
 pub mod consumer;
+pub mod dead_letter;
 pub mod producer;
 pub mod properties;
+pub mod tools;
 
 pub use config::{Client, KafkaArgs};
 pub use consumer::{ConsumerCtx, EventConsumer};
@@ -35,15 +38,4 @@ pub struct Outgoing<'a> {
     pub key: Option<&'a [u8]>,
     pub payload: &'a [u8],
     pub headers: Vec<(&'static str, String)>,
-}
-
-/// The dead-letter headers of contract section 2 for a message from `source`.
-pub fn dlq_headers(reason: &str, message: &str, source: &Incoming) -> Vec<(&'static str, String)> {
-    vec![
-        ("error.reason", reason.to_owned()),
-        ("error.message", message.to_owned()),
-        ("source.topic", source.topic.clone()),
-        ("source.partition", source.partition.to_string()),
-        ("source.offset", source.offset.to_string()),
-    ]
 }

@@ -21,10 +21,14 @@
 //! crashed instance owned are published once their lease lapses.
 
 mod batch;
-pub mod plan;
+pub(crate) mod offline;
+pub(crate) mod plan;
 mod probe;
-pub mod retry;
-pub mod rules_watch;
+pub(crate) mod replay;
+pub(crate) mod reprocess;
+pub(crate) mod retry;
+pub(crate) mod rules_admin;
+mod rules_watch;
 mod settle;
 mod sweep;
 
@@ -33,7 +37,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::config::RunConfig;
@@ -77,7 +80,7 @@ pub async fn run(
             .await;
     });
 
-    let pool = store::connect_lazy(
+    let db = store::Db::connect_lazy(
         &cfg.database.database_url,
         cfg.db_pool_size,
         Duration::from_secs(cfg.db_statement_timeout_secs),
@@ -99,7 +102,7 @@ pub async fn run(
         },
     )?;
     probe::spawn(
-        pool.clone(),
+        db.clone(),
         producer.clone(),
         health.clone(),
         metrics.clone(),
@@ -113,7 +116,7 @@ pub async fn run(
     };
     tracing::info!(instance = %instance, "outbox owner");
     let keeper = sweep::Keeper {
-        pool: pool.clone(),
+        db: db.clone(),
         producer: producer.clone(),
         sweeper: store::Owner {
             id: format!("{instance}/sweep").into(),
@@ -128,12 +131,12 @@ pub async fn run(
         owner,
         in_flight: keeper.in_flight.clone(),
         topics: Topics {
-            output: cfg.output_topic.as_str().into(),
-            review: cfg.review_topic.as_str().into(),
+            output: cfg.topics.output_topic.as_str().into(),
+            review: cfg.topics.review_topic.as_str().into(),
         },
         cfg,
         rules: Arc::new(rules_watch::CurrentRules::builtin()),
-        pool,
+        db,
         producer,
         metrics,
         health,
@@ -145,7 +148,7 @@ pub async fn run(
             keeper.spawn(p.stop.clone());
             rules_watch::spawn(
                 p.rules.clone(),
-                p.pool.clone(),
+                p.db.clone(),
                 p.metrics.clone(),
                 Duration::from_secs(p.cfg.rules_poll_secs),
                 p.stop.clone(),
@@ -190,7 +193,7 @@ struct Pipeline {
     topics: Topics,
     /// The rule book in force (built-in data and imported CMS tables).
     rules: Arc<rules_watch::CurrentRules>,
-    pool: PgPool,
+    db: store::Db,
     producer: Producer,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -206,14 +209,12 @@ impl Pipeline {
     /// left, then the subscription.
     async fn start(&self, consumer: &EventConsumer) -> Result<Start, retry::Stopped> {
         if self.cfg.migrate {
-            self.retry(Step::Migrate, || Box::pin(store::migrate(&self.pool)))
+            self.retry(Step::Migrate, || Box::pin(self.db.migrate()))
                 .await?;
             tracing::info!("migrations applied");
         } else {
             let missing = self
-                .retry(Step::Migrate, || {
-                    Box::pin(store::missing_migrations(&self.pool))
-                })
+                .retry(Step::Migrate, || Box::pin(self.db.missing_migrations()))
                 .await?;
             if !missing.is_empty() {
                 return Ok(Start::SchemaBehind(missing));
@@ -222,16 +223,16 @@ impl Pipeline {
         }
         // The imported CMS tables, before the first batch.
         self.retry(Step::LoadRules, || {
-            Box::pin(self.rules.refresh(&self.pool, &self.metrics))
+            Box::pin(self.rules.refresh(&self.db, &self.metrics))
         })
         .await?;
         if self.cfg.create_topics {
             let cfg = &self.cfg;
             let topics = [
-                cfg.input_topic.as_str(),
-                &cfg.output_topic,
-                &cfg.review_topic,
-                &cfg.dlq_topic,
+                cfg.topics.input_topic.as_str(),
+                &cfg.topics.output_topic,
+                &cfg.topics.review_topic,
+                &cfg.topics.dlq_topic,
             ];
             let topics = &topics;
             self.retry(Step::CreateTopics, || {
@@ -245,11 +246,11 @@ impl Pipeline {
         }
         // Rows a crashed instance left are published by the sweep once
         // their lease lapses (never while another instance still sends them).
-        if let Err(e) = consumer.subscribe(&self.cfg.input_topic) {
+        if let Err(e) = consumer.subscribe(&self.cfg.topics.input_topic) {
             tracing::error!(error = format!("{e:#}"), "cannot subscribe");
             return Err(retry::Stopped);
         }
-        tracing::info!(topic = %self.cfg.input_topic, group = %self.cfg.group_id, "consuming");
+        tracing::info!(topic = %self.cfg.topics.input_topic, group = %self.cfg.group_id, "consuming");
         Ok(Start::Ready)
     }
 
@@ -261,12 +262,9 @@ impl Pipeline {
         e: &Rejection,
         stripped: bool,
     ) -> Outgoing<'a> {
-        let mut headers = kafka::dlq_headers(e.reason_code(), &e.to_string(), m);
-        if stripped {
-            headers.push(("error.value_stored", "postgres".to_owned()));
-        }
+        let headers = kafka::dead_letter::headers(e.reason_code(), &e.to_string(), m, stripped);
         Outgoing {
-            topic: &self.cfg.dlq_topic,
+            topic: &self.cfg.topics.dlq_topic,
             key: m.key.as_deref(),
             payload: if stripped { &[] } else { &m.payload },
             headers,

@@ -152,6 +152,15 @@ pub struct Plan {
 /// an `encounter_events` row (a duplicate gets none), its lines and the
 /// voids of the lines it replaces go to the outbox (voids first), and every
 /// bad message becomes a dead letter.
+/// Where a message came from, as the store records it.
+pub(crate) fn source(m: &Incoming) -> Source {
+    Source {
+        topic: m.topic.clone(),
+        partition: m.partition,
+        offset: m.offset,
+    }
+}
+
 pub fn plan(
     batch: &[Incoming],
     items: &[Item],
@@ -163,11 +172,7 @@ pub fn plan(
     let mut outcomes: BTreeMap<&'static str, (Outcome, u64)> = BTreeMap::new();
     let mut conflicts = Vec::new();
     for (i, (m, item)) in batch.iter().zip(items).enumerate() {
-        let source = Source {
-            topic: m.topic.clone(),
-            partition: m.partition,
-            offset: m.offset,
-        };
+        let source = source(m);
         let enc = match item {
             Item::Good(e) => e,
             Item::Bad(e) => {

@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::http::Health;
@@ -14,7 +13,7 @@ use crate::metrics::Metrics;
 use crate::store;
 
 pub(super) fn spawn(
-    pool: PgPool,
+    db: store::Db,
     producer: Producer,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
@@ -22,23 +21,24 @@ pub(super) fn spawn(
 ) {
     tokio::spawn(async move {
         loop {
-            let db = tokio::time::timeout(Duration::from_secs(2), store::ping(&pool))
+            let reachable = tokio::time::timeout(Duration::from_secs(2), db.ping())
                 .await
                 .unwrap_or(false);
-            health.database.store(db, Ordering::Relaxed);
+            health.database.store(reachable, Ordering::Relaxed);
             let broker = producer.reachable(Duration::from_secs(2)).await;
             health.producer.store(broker, Ordering::Relaxed);
             metrics
                 .producer_queue_depth
                 .set(i64::from(producer.queue_len()));
+            let (open, idle) = db.connections();
             metrics
                 .db_pool_connections
                 .with_label_values(&["open"])
-                .set(pool.size() as i64);
+                .set(i64::from(open));
             metrics
                 .db_pool_connections
                 .with_label_values(&["idle"])
-                .set(pool.num_idle() as i64);
+                .set(idle as i64);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = stop.wait_for(|s| *s) => return,

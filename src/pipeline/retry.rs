@@ -141,11 +141,7 @@ impl Pipeline {
 pub fn loggable(e: &anyhow::Error) -> String {
     let mut parts = Vec::new();
     for cause in e.chain() {
-        if let Some(db) = cause
-            .downcast_ref::<sqlx::Error>()
-            .and_then(|e| e.as_database_error())
-        {
-            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+        if let Some(code) = crate::store::sqlstate(cause) {
             parts.push(format!("Postgres error SQLSTATE {code}"));
             break;
         }

@@ -7,7 +7,6 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::domain::{RuleBook, Rules};
@@ -38,12 +37,12 @@ impl CurrentRules {
 
     /// Loads the tables when they changed since the last load. Ok(true)
     /// when a new rule book is in force.
-    pub async fn refresh(&self, pool: &PgPool, metrics: &Metrics) -> anyhow::Result<bool> {
-        let now = store::rules::fingerprint(pool).await?;
+    pub async fn refresh(&self, db: &store::Db, metrics: &Metrics) -> anyhow::Result<bool> {
+        let now = store::rules::fingerprint(db).await?;
         if *self.loaded.read().unwrap_or_else(|e| e.into_inner()) == Some(now) {
             return Ok(false);
         }
-        let tables = store::rules::load(pool).await?;
+        let tables = store::rules::load(db).await?;
         let book = RuleBook::new(Rules::builtin(), &tables);
         let periods: Vec<String> = book
             .periods()
@@ -73,7 +72,7 @@ impl CurrentRules {
 /// Polls for new tables until `stop`.
 pub(super) fn spawn(
     rules: Arc<CurrentRules>,
-    pool: PgPool,
+    db: store::Db,
     metrics: Arc<Metrics>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
@@ -84,7 +83,7 @@ pub(super) fn spawn(
                 _ = stop.wait_for(|s| *s) => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            if let Err(e) = rules.refresh(&pool, &metrics).await {
+            if let Err(e) = rules.refresh(&db, &metrics).await {
                 // The rule set in force stays; the next poll tries again.
                 tracing::warn!(error = format!("{e:#}"), "cannot check the rule tables");
             }

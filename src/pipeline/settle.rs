@@ -3,12 +3,13 @@
 //! batch's offsets stored. Also the start-up drain of what a crash left.
 
 use super::batch::Sent;
-use super::plan::Item;
+use super::plan::{self, Item};
 use super::retry::{Step, Stopped};
 use super::{outbox_message, Pipeline};
 use std::sync::Mutex;
 
 use crate::kafka::{Delivery, EventConsumer, Incoming};
+use crate::store::dead_letters::KeptValue;
 use crate::store::{self, OutboxEntry};
 
 impl Pipeline {
@@ -37,7 +38,7 @@ impl Pipeline {
             let ids: Vec<i64> = outbox.iter().map(|e| e.id).collect();
             let ids = &ids;
             self.retry(Step::MarkPublished, || {
-                Box::pin(store::mark_published(&self.pool, ids))
+                Box::pin(store::mark_published(&self.db, ids))
             })
             .await?;
             self.in_flight.remove(ids);
@@ -105,12 +106,20 @@ impl Pipeline {
         stripped: &Mutex<Vec<usize>>,
     ) -> anyhow::Result<()> {
         let strip_now = |i: usize| stripped.lock().map(|s| s.contains(&i)).unwrap_or(false);
-        let to_store: Vec<&Incoming> = indexes
+        let to_store: Vec<(store::Source, &Incoming)> = indexes
             .iter()
             .filter(|&&i| strip_now(i))
-            .map(|&i| &batch[i])
+            .map(|&i| (plan::source(&batch[i]), &batch[i]))
             .collect();
-        store::keep_dead_letter_values(&self.pool, &to_store).await?;
+        let kept: Vec<KeptValue> = to_store
+            .iter()
+            .map(|(source, m)| KeptValue {
+                source,
+                key: m.key.as_deref(),
+                value: &m.payload,
+            })
+            .collect();
+        store::dead_letters::keep_values(&self.db, &kept).await?;
         let mut acks = Vec::with_capacity(indexes.len());
         for &i in indexes {
             if let Item::Bad(e) = &items[i] {

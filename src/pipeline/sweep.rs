@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::watch;
 
 use super::outbox_message;
@@ -42,7 +41,7 @@ impl InFlight {
 }
 
 pub(super) struct Keeper {
-    pub pool: PgPool,
+    pub db: store::Db,
     pub producer: Producer,
     /// The batch loop's identity, whose rows in flight are renewed.
     pub owner: Owner,
@@ -60,7 +59,7 @@ impl Keeper {
             let mut tick = 0u64;
             loop {
                 if let Err(e) =
-                    store::renew(&self.pool, &self.owner, &self.in_flight.snapshot()).await
+                    store::renew(&self.db, &self.owner, &self.in_flight.snapshot()).await
                 {
                     tracing::warn!(
                         error = super::retry::loggable(&e),
@@ -72,7 +71,7 @@ impl Keeper {
                         tracing::warn!(error = super::retry::loggable(&e), "outbox sweep failed");
                     }
                 }
-                if let Ok((rows, oldest)) = store::backlog(&self.pool).await {
+                if let Ok((rows, oldest)) = store::backlog(&self.db).await {
                     self.metrics.outbox_rows.set(rows);
                     self.metrics.outbox_oldest_age.set(oldest);
                 }
@@ -88,7 +87,7 @@ impl Keeper {
     /// Publishes the rows whose lease lapsed, oldest first, until none is left.
     async fn sweep(&self) -> anyhow::Result<()> {
         loop {
-            let entries = store::claim_lapsed(&self.pool, &self.sweeper, 10).await?;
+            let entries = store::claim_lapsed(&self.db, &self.sweeper, 10).await?;
             if entries.is_empty() {
                 return Ok(());
             }
@@ -101,7 +100,7 @@ impl Keeper {
             self.producer
                 .publish_all(entries.iter().map(outbox_message).collect())
                 .await?;
-            store::mark_published(&self.pool, &ids).await?;
+            store::mark_published(&self.db, &ids).await?;
             for e in &entries {
                 self.metrics
                     .claim_lines_published

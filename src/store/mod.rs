@@ -1,19 +1,30 @@
-//! Postgres (sqlx): connection, migrations, and the rows a batch writes.
+//! Postgres (sqlx): the only module that names sqlx. The rest of the
+//! crate holds a [`Db`] (the pool) or a [`Batch`] (one open batch
+//! transaction) and calls their methods with plain types.
 //!
+//! - this file: [`Db`], connection, migrations, error classes, the row types;
+//! - [`url`]: the Postgres URL, which never prints its password;
 //! - [`batch`]: the batch transaction (lock, load the ledger, write, commit);
+//! - [`load`]: what the batch transaction loads for the ledger;
 //! - [`copy`]: claim lines by COPY;
 //! - [`outbox`]: what was committed and not yet acknowledged;
-//! - [`rules`]: imported CMS tables.
+//! - [`rules`]: imported CMS tables;
+//! - [`dead_letters`]: dead-letter values kept here and replays done;
+//! - [`reprocess`]: `claimline reprocess`'s runs and pages.
 
 mod batch;
 mod copy;
+pub(crate) mod dead_letters;
+mod load;
 mod outbox;
-pub mod rules;
+pub(crate) mod reprocess;
+pub(crate) mod rules;
+mod url;
 
-pub use batch::{begin_batch, commit_batch, load_payloads};
-pub use outbox::{
-    backlog, claim_for_encounters, claim_lapsed, mark_published, renew, OwnedElsewhere, Owner,
-};
+pub(crate) use batch::Batch;
+pub(crate) use outbox::{backlog, claim_lapsed, mark_published, renew, OwnedElsewhere, Owner};
+
+pub use url::DatabaseUrl;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,74 +35,113 @@ use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::config::DatabaseUrl;
 use crate::domain::ledger::Outcome;
 use crate::domain::{ClaimLine, Status};
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub async fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(pool_size)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url.check()?)
-        .await
-        .context("Failed to connect to Postgres (DATABASE_URL)")
+/// The database: a pool of connections. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Db {
+    pool: PgPool,
 }
 
-/// A pool that connects on first use, so the service can start while
-/// Postgres is still down and report not-ready instead of exiting. Every
-/// session gets a statement and a lock timeout of `timeout` and an
-/// idle-in-transaction timeout of twice that, so a half-open connection or
-/// a lock held elsewhere fails a step (retried) instead of wedging it.
-pub fn connect_lazy(
-    url: &DatabaseUrl,
-    pool_size: u32,
-    timeout: Duration,
-) -> anyhow::Result<PgPool> {
-    let ms = |d: Duration| d.as_millis().to_string();
-    let options = PgConnectOptions::from_str(url.check()?)
-        // Its error could quote the URL: not chained.
-        .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid Postgres URL"))?
-        .options([
-            ("statement_timeout", ms(timeout)),
-            ("lock_timeout", ms(timeout)),
-            ("idle_in_transaction_session_timeout", ms(2 * timeout)),
-        ]);
-    Ok(PgPoolOptions::new()
-        .max_connections(pool_size)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(options))
-}
-
-pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("Failed to run database migrations")
-}
-
-/// The migrations this build knows that the database has not applied
-/// (successfully), by version; empty when the schema is current. Errs only
-/// when the database cannot be asked.
-pub async fn missing_migrations(pool: &PgPool) -> anyhow::Result<Vec<i64>> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await
-        .context("Failed to read the migration history")?;
-    let applied: Vec<i64> = if exists {
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(pool)
+impl Db {
+    /// Connects now; fails when Postgres cannot be reached.
+    pub(crate) async fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Db> {
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url.check()?)
             .await
-            .context("Failed to read the migration history")?
-    } else {
-        Vec::new()
-    };
-    Ok(MIGRATOR
-        .iter()
-        .map(|m| m.version)
-        .filter(|v| !applied.contains(v))
-        .collect())
+            .context("Failed to connect to Postgres (DATABASE_URL)")?;
+        Ok(Db { pool })
+    }
+
+    /// [`Db::connect`], then refuses a schema this build has migrations
+    /// for that did not run (the tools need a current schema, and never
+    /// migrate it themselves: they may run with a role without DDL rights).
+    pub(crate) async fn connect_current(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Db> {
+        let db = Db::connect(url, pool_size).await?;
+        let missing = db.missing_migrations().await?;
+        anyhow::ensure!(
+            missing.is_empty(),
+            "the database schema is not current (migrations {missing:?}): run `claimline migrate` first"
+        );
+        Ok(db)
+    }
+
+    /// A pool that connects on first use, so the service can start while
+    /// Postgres is still down and report not-ready instead of exiting. Every
+    /// session gets a statement and a lock timeout of `timeout` and an
+    /// idle-in-transaction timeout of twice that, so a half-open connection or
+    /// a lock held elsewhere fails a step (retried) instead of wedging it.
+    pub(crate) fn connect_lazy(
+        url: &DatabaseUrl,
+        pool_size: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<Db> {
+        let ms = |d: Duration| d.as_millis().to_string();
+        let options = PgConnectOptions::from_str(url.check()?)
+            // Its error could quote the URL: not chained.
+            .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid Postgres URL"))?
+            .options([
+                ("statement_timeout", ms(timeout)),
+                ("lock_timeout", ms(timeout)),
+                ("idle_in_transaction_session_timeout", ms(2 * timeout)),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(options);
+        Ok(Db { pool })
+    }
+
+    pub(crate) async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("Failed to run database migrations")
+    }
+
+    /// The migrations this build knows that the database has not applied
+    /// (successfully), by version; empty when the schema is current. Errs only
+    /// when the database cannot be asked.
+    pub(crate) async fn missing_migrations(&self) -> anyhow::Result<Vec<i64>> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .context("Failed to read the migration history")?;
+        let applied: Vec<i64> = if exists {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .context("Failed to read the migration history")?
+        } else {
+            Vec::new()
+        };
+        Ok(MIGRATOR
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect())
+    }
+
+    pub(crate) async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Connections in the pool: (open, idle).
+    pub(crate) fn connections(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+}
+
+/// The SQLSTATE of a Postgres error in `e`'s chain, for logs: the server's
+/// text can quote a value from the row (PHI), the code cannot.
+pub(crate) fn sqlstate(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let db = cause.downcast_ref::<sqlx::Error>()?.as_database_error()?;
+    Some(db.code().map(|c| c.into_owned()).unwrap_or_default())
 }
 
 /// The SQLSTATE of a Postgres error that the batch's *content* caused and
@@ -100,7 +150,7 @@ pub async fn missing_migrations(pool: &PgPool) -> anyhow::Result<Vec<i64>> {
 /// limits (54: a row or value too large). `None` for everything else,
 /// which is transient (connection, timeout, serialization, shutdown) or
 /// our own bug, and is retried.
-pub fn refused_by_content(e: &anyhow::Error) -> Option<String> {
+pub(crate) fn refused_by_content(e: &anyhow::Error) -> Option<String> {
     e.chain().find_map(|cause| {
         let db = cause.downcast_ref::<sqlx::Error>()?.as_database_error()?;
         let code = db.code()?;
@@ -108,37 +158,8 @@ pub fn refused_by_content(e: &anyhow::Error) -> Option<String> {
     })
 }
 
-/// Keeps the original bytes of dead letters whose value the broker would
-/// not take (they may be PHI: the table has claim_lines' protections).
-pub async fn keep_dead_letter_values(
-    pool: &PgPool,
-    messages: &[&crate::kafka::Incoming],
-) -> anyhow::Result<()> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO dead_letter_payloads (source_topic, source_partition, source_offset, key, value)
-         SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[], $4::bytea[], $5::bytea[])
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(messages.iter().map(|m| m.topic.as_str()).collect::<Vec<_>>())
-    .bind(messages.iter().map(|m| m.partition).collect::<Vec<_>>())
-    .bind(messages.iter().map(|m| m.offset).collect::<Vec<_>>())
-    .bind(messages.iter().map(|m| m.key.as_deref()).collect::<Vec<_>>())
-    .bind(messages.iter().map(|m| m.payload.as_slice()).collect::<Vec<_>>())
-    .execute(pool)
-    .await
-    .context("Failed to keep dead-letter values")?;
-    Ok(())
-}
-
-pub async fn ping(pool: &PgPool) -> bool {
-    sqlx::query("SELECT 1").execute(pool).await.is_ok()
-}
-
 /// What a batch's ledger must be loaded for. No `Debug`: it holds patient ids.
-pub struct Keys<'a> {
+pub(crate) struct Keys<'a> {
     /// Sorted, unique: the lock order.
     pub encounters: Vec<&'a str>,
     pub events: Vec<&'a str>,
@@ -152,7 +173,7 @@ pub struct Keys<'a> {
 
 /// Where an event came from on the broker.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
@@ -160,7 +181,7 @@ pub struct Source {
 
 /// One decoded event's row in `encounter_events`.
 #[derive(Debug)]
-pub struct EventRow {
+pub(crate) struct EventRow {
     pub event_id: Arc<str>,
     pub encounter_id: Arc<str>,
     pub version: u32,
@@ -173,7 +194,7 @@ pub struct EventRow {
 }
 
 #[derive(Debug)]
-pub struct DeadLetterRow {
+pub(crate) struct DeadLetterRow {
     pub source: Source,
     pub reason: &'static str,
     pub message: String,
@@ -182,7 +203,7 @@ pub struct DeadLetterRow {
 /// A message for a claim-line topic; `id` is its batch's outbox row. Key
 /// and payload live only in memory: the database holds the line itself.
 #[derive(Debug, Clone)]
-pub struct OutboxEntry {
+pub(crate) struct OutboxEntry {
     pub id: i64,
     pub claim_line_id: String,
     pub status: Status,
@@ -193,7 +214,7 @@ pub struct OutboxEntry {
 
 /// A processed event's original bytes (PHI: `encounter_payloads` has
 /// claim_lines' protections), for reprocessing and the day's re-evaluation.
-pub struct PayloadRow {
+pub(crate) struct PayloadRow {
     pub event_id: Arc<str>,
     pub encounter_id: Arc<str>,
     pub version: u32,
@@ -209,7 +230,7 @@ impl std::fmt::Debug for PayloadRow {
 
 /// Everything one batch writes, in one transaction.
 #[derive(Debug, Default)]
-pub struct BatchWrite {
+pub(crate) struct BatchWrite {
     pub events: Vec<EventRow>,
     pub payloads: Vec<PayloadRow>,
     pub new_lines: Vec<ClaimLine>,

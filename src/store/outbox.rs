@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::PgConnection;
+
+use super::Db;
 use sqlx::Row;
 
 use super::OutboxEntry;
@@ -41,7 +43,7 @@ pub struct OwnedElsewhere;
 /// (an ambiguous COMMIT: committed, though the client saw an error), are
 /// claimed and returned in order; a live row of another instance is
 /// [`OwnedElsewhere`].
-pub async fn claim_for_encounters(
+pub(crate) async fn claim_for_encounters(
     conn: &mut PgConnection,
     encounter_ids: &[&str],
     owner: &Owner,
@@ -74,12 +76,13 @@ pub async fn claim_for_encounters(
 
 /// Claims up to `limit` rows whose lease lapsed and that no older row of
 /// the same encounters precedes, and returns their messages in order.
-pub async fn claim_lapsed(
-    pool: &PgPool,
+pub(crate) async fn claim_lapsed(
+    db: &Db,
     owner: &Owner,
     limit: i64,
 ) -> anyhow::Result<Vec<OutboxEntry>> {
-    let mut tx = pool
+    let mut tx = db
+        .pool
         .begin()
         .await
         .context("Failed to begin a transaction")?;
@@ -104,7 +107,7 @@ pub async fn claim_lapsed(
 }
 
 /// Extends the lease of this instance's rows in flight.
-pub async fn renew(pool: &PgPool, owner: &Owner, ids: &[i64]) -> anyhow::Result<()> {
+pub(crate) async fn renew(db: &Db, owner: &Owner, ids: &[i64]) -> anyhow::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -115,19 +118,19 @@ pub async fn renew(pool: &PgPool, owner: &Owner, ids: &[i64]) -> anyhow::Result<
     .bind(ids)
     .bind(&*owner.id)
     .bind(owner.lease_secs())
-    .execute(pool)
+    .execute(&db.pool)
     .await
     .context("Failed to renew outbox leases")?;
     Ok(())
 }
 
 /// Unpublished rows and the age of the oldest, in seconds.
-pub async fn backlog(pool: &PgPool) -> anyhow::Result<(i64, f64)> {
+pub(crate) async fn backlog(db: &Db) -> anyhow::Result<(i64, f64)> {
     let row = sqlx::query(
         "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0)
          FROM claim_line_outbox",
     )
-    .fetch_one(pool)
+    .fetch_one(&db.pool)
     .await
     .context("Failed to read the outbox")?;
     Ok((row.get(0), row.get(1)))
@@ -199,7 +202,7 @@ async fn messages(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<Vec<Ou
 }
 
 /// Removes the outbox rows whose messages were all acknowledged.
-pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
+pub(crate) async fn mark_published(db: &Db, ids: &[i64]) -> anyhow::Result<()> {
     let mut ids = ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
@@ -208,7 +211,7 @@ pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
     }
     sqlx::query("DELETE FROM claim_line_outbox WHERE id = ANY($1)")
         .bind(&ids)
-        .execute(pool)
+        .execute(&db.pool)
         .await
         .context("Failed to mark outbox entries published")?;
     Ok(())

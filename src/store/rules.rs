@@ -4,14 +4,24 @@
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{PgPool, Row};
+use sqlx::Row;
 
-use crate::cms::Imported;
+use super::Db;
+
 use crate::domain::rulebook::{Table, TableRows};
+
+/// A read CMS file, as the store keeps it.
+pub(crate) struct TableFile<'a> {
+    pub table: &'a Table,
+    pub file_name: &'a str,
+    pub sha256: &'a str,
+    /// Data rows in the file; `table.rows` keeps the catalogue's.
+    pub rows_read: usize,
+}
 
 /// Whether an import added the file.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Loaded {
+pub(crate) enum Loaded {
     Added {
         id: i64,
     },
@@ -25,8 +35,9 @@ pub enum Loaded {
 /// sees a table with some of its parts (the PTP table comes in four); a
 /// file already loaded changes nothing. Running instances see them at their
 /// next poll or batch.
-pub async fn import(pool: &PgPool, files: &[Imported]) -> anyhow::Result<Vec<Loaded>> {
-    let mut tx = pool
+pub(crate) async fn import(db: &Db, files: &[TableFile<'_>]) -> anyhow::Result<Vec<Loaded>> {
+    let mut tx = db
+        .pool
         .begin()
         .await
         .context("Failed to begin a transaction")?;
@@ -42,8 +53,8 @@ pub async fn import(pool: &PgPool, files: &[Imported]) -> anyhow::Result<Vec<Loa
         .bind(kind)
         .bind(&file.table.label)
         .bind(file.table.valid_from)
-        .bind(&file.file_name)
-        .bind(&file.sha256)
+        .bind(file.file_name)
+        .bind(file.sha256)
         .bind(i32::try_from(file.rows_read).unwrap_or(i32::MAX))
         .bind(i32::try_from(file.table.rows.len()).unwrap_or(i32::MAX))
         .bind(content)
@@ -57,7 +68,7 @@ pub async fn import(pool: &PgPool, files: &[Imported]) -> anyhow::Result<Vec<Loa
                     "SELECT id FROM rule_tables WHERE kind = $1 AND file_sha256 = $2",
                 )
                 .bind(kind)
-                .bind(&file.sha256)
+                .bind(file.sha256)
                 .fetch_one(&mut *tx)
                 .await
                 .context("Failed to look up the rule table")?,
@@ -69,18 +80,18 @@ pub async fn import(pool: &PgPool, files: &[Imported]) -> anyhow::Result<Vec<Loa
 }
 
 /// Changes when a table is added or removed: (count, newest id).
-pub async fn fingerprint(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
+pub(crate) async fn fingerprint(db: &Db) -> anyhow::Result<(i64, i64)> {
     let row = sqlx::query("SELECT count(*), coalesce(max(id), 0) FROM rule_tables")
-        .fetch_one(pool)
+        .fetch_one(&db.pool)
         .await
         .context("Failed to read the rule tables")?;
     Ok((row.get(0), row.get(1)))
 }
 
 /// Every imported table, oldest first.
-pub async fn load(pool: &PgPool) -> anyhow::Result<Vec<Table>> {
+pub(crate) async fn load(db: &Db) -> anyhow::Result<Vec<Table>> {
     let rows = sqlx::query("SELECT label, valid_from, content FROM rule_tables ORDER BY id")
-        .fetch_all(pool)
+        .fetch_all(&db.pool)
         .await
         .context("Failed to load the rule tables")?;
     rows.into_iter()
@@ -98,7 +109,7 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<Vec<Table>> {
 
 /// One imported file, for `claimline rules list`.
 #[derive(Debug)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub id: i64,
     pub kind: String,
     pub label: String,
@@ -109,12 +120,12 @@ pub struct Listed {
     pub loaded_at: DateTime<Utc>,
 }
 
-pub async fn list(pool: &PgPool) -> anyhow::Result<Vec<Listed>> {
+pub(crate) async fn list(db: &Db) -> anyhow::Result<Vec<Listed>> {
     let rows = sqlx::query(
         "SELECT id, kind, label, valid_from, file_name, rows_read, rows_kept, loaded_at
          FROM rule_tables ORDER BY valid_from, kind, id",
     )
-    .fetch_all(pool)
+    .fetch_all(&db.pool)
     .await
     .context("Failed to list the rule tables")?;
     Ok(rows

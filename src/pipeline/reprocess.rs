@@ -14,53 +14,34 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::{Datelike, NaiveDate};
-use clap::Args;
-use sqlx::{PgPool, Row};
 
+use super::batch::decode_stored;
+use super::plan::{outbox_entry, Topics};
 use crate::codec::JsonWriter;
-use crate::config::DatabaseArgs;
 use crate::domain::{ClaimLine, Code, RuleBook, Rules};
 use crate::kafka::{KafkaArgs, Outgoing, Producer};
-use crate::pipeline::plan::{outbox_entry, Topics};
-use crate::store::{self, BatchWrite, Keys, Owner};
+use crate::store::reprocess::{self as runs, PageRow, RunRange};
+use crate::store::{self, BatchWrite, DatabaseUrl, Db, Keys, Owner};
 
-#[derive(Args)]
-pub struct ReprocessArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
+/// What to re-evaluate, and where its lines go.
+#[derive(Debug, Clone)]
+pub struct ReprocessOptions {
+    pub database_url: DatabaseUrl,
     pub kafka: KafkaArgs,
-    /// First date of service to re-evaluate (YYYY-MM-DD).
-    #[arg(long)]
+    /// First and last date of service to re-evaluate.
     pub since: NaiveDate,
-    /// Last date of service to re-evaluate (default: --since).
-    #[arg(long)]
-    pub until: Option<NaiveDate>,
+    pub until: NaiveDate,
     /// Only encounters with a line of this code in force.
-    #[arg(long, value_parser = |s: &str| Code::parse(s).map_err(str::to_owned))]
     pub code: Option<Code>,
-    /// Print what would change (lines, units, expected payment before and
-    /// after) and write nothing.
-    #[arg(long)]
+    /// Count what would change and write nothing.
     pub dry_run: bool,
-    /// Topic of validated claim lines and their voids.
-    #[arg(long, env = "CLAIMLINE_OUTPUT_TOPIC", default_value = "claim-lines")]
+    /// Topic of validated claim lines and their voids, and of held lines.
     pub output_topic: String,
-    /// Topic of claim lines that need review.
-    #[arg(
-        long,
-        env = "CLAIMLINE_REVIEW_TOPIC",
-        default_value = "claim-lines.review"
-    )]
     pub review_topic: String,
     /// Encounters per transaction.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub page_size: u32,
-    /// Stop after this many pages (the run stays open: the same command
-    /// resumes it). For staged runs and tests.
-    #[arg(long, hide = true)]
+    /// Stop after this many pages (the run stays open).
     pub max_pages: Option<u32>,
 }
 
@@ -99,47 +80,15 @@ impl Summary {
             }
         }
     }
-
-    /// The diff summary, one line per code, amounts in dollars.
-    pub fn report(&self) -> String {
-        let mut out = format!(
-            "{} encounter(s) re-evaluated, {} changed: {} line(s) voided, {} issued\n",
-            self.encounters, self.changed, self.lines_voided, self.lines_issued
-        );
-        if !self.by_code.is_empty() {
-            out.push_str("code\tunits_before\tunits_after\tpayment_before\tpayment_after\n");
-        }
-        let dollars = |c: i64| {
-            format!(
-                "{}{}.{:02}",
-                if c < 0 { "-" } else { "" },
-                c.abs() / 100,
-                c.abs() % 100
-            )
-        };
-        for (code, (ub, ua, cb, ca)) in &self.by_code {
-            out.push_str(&format!(
-                "{code}\t{ub}\t{ua}\t{}\t{}\n",
-                dollars(*cb),
-                dollars(*ca)
-            ));
-        }
-        out
-    }
 }
 
-pub async fn reprocess(args: &ReprocessArgs) -> anyhow::Result<Summary> {
-    let until = args.until.unwrap_or(args.since);
+pub async fn reprocess(args: &ReprocessOptions) -> anyhow::Result<Summary> {
+    let until = args.until;
     anyhow::ensure!(until >= args.since, "--until is before --since");
-    let pool = store::connect(&args.database.database_url, 2).await?;
-    let missing = store::missing_migrations(&pool).await?;
-    anyhow::ensure!(
-        missing.is_empty(),
-        "the database schema is not current (migrations {missing:?}): run `claimline migrate` first"
-    );
-    let (count, newest) = store::rules::fingerprint(&pool).await?;
+    let db = Db::connect_current(&args.database_url, 2).await?;
+    let (count, newest) = store::rules::fingerprint(&db).await?;
     let rules_fingerprint = format!("{count}:{newest}");
-    let book = RuleBook::new(Rules::builtin(), &store::rules::load(&pool).await?);
+    let book = RuleBook::new(Rules::builtin(), &store::rules::load(&db).await?);
     let producer = if args.dry_run {
         None
     } else {
@@ -150,17 +99,16 @@ pub async fn reprocess(args: &ReprocessArgs) -> anyhow::Result<Summary> {
         review: args.review_topic.as_str().into(),
     };
     let code = args.code.map(|c| c.to_string());
+    let range = RunRange {
+        since: args.since,
+        until,
+        code: code.as_deref(),
+        rules: &rules_fingerprint,
+    };
     let mut summary = Summary::default();
     let mut after = String::new();
     if !args.dry_run {
-        let (id, cursor, resumed) = open_run(
-            &pool,
-            args.since,
-            until,
-            code.as_deref(),
-            &rules_fingerprint,
-        )
-        .await?;
+        let (id, cursor, resumed) = runs::open_run(&db, range).await?;
         summary.run_id = Some(id);
         summary.resumed = resumed;
         after = cursor;
@@ -178,21 +126,13 @@ pub async fn reprocess(args: &ReprocessArgs) -> anyhow::Result<Summary> {
         if args.max_pages.is_some_and(|m| pages >= m) {
             return Ok(summary);
         }
-        let page = next_page(
-            &pool,
-            args.since,
-            until,
-            code.as_deref(),
-            &after,
-            args.page_size,
-        )
-        .await?;
+        let page = runs::next_page(&db, range, &after, args.page_size).await?;
         let Some(last) = page.last() else { break };
         after = last.0.clone();
         let mut attempt = 0u32;
         let outbox = loop {
             match reprocess_page(
-                &pool,
+                &db,
                 &page,
                 &book,
                 &voided_by,
@@ -225,103 +165,22 @@ pub async fn reprocess(args: &ReprocessArgs) -> anyhow::Result<Summary> {
             }
         };
         if let Some(producer) = &producer {
-            publish(&pool, producer, &owner, &outbox).await?;
+            publish(&db, producer, &owner, &outbox).await?;
         }
         pages += 1;
     }
     if let Some(id) = summary.run_id {
-        sqlx::query("UPDATE reprocess_runs SET finished_at = now() WHERE id = $1")
-            .bind(id)
-            .execute(&pool)
-            .await
-            .context("Failed to close the run")?;
+        runs::finish_run(&db, id).await?;
     }
     summary.finished = true;
     Ok(summary)
-}
-
-/// The open run for the same range, code and rule tables (resumed), or a
-/// new one: after another import, a run starts over, so no encounter keeps
-/// the rules of before.
-async fn open_run(
-    pool: &PgPool,
-    since: NaiveDate,
-    until: NaiveDate,
-    code: Option<&str>,
-    rules: &str,
-) -> anyhow::Result<(i64, String, bool)> {
-    let open = sqlx::query(
-        "SELECT id, coalesce(last_encounter, '') FROM reprocess_runs
-         WHERE finished_at IS NULL AND since = $1 AND until = $2 AND code IS NOT DISTINCT FROM $3
-           AND rules_fingerprint = $4
-         ORDER BY id DESC LIMIT 1",
-    )
-    .bind(since)
-    .bind(until)
-    .bind(code)
-    .bind(rules)
-    .fetch_optional(pool)
-    .await
-    .context("Failed to read reprocess_runs")?;
-    if let Some(r) = open {
-        return Ok((r.get(0), r.get(1), true));
-    }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO reprocess_runs (since, until, code, rules_fingerprint) VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(since)
-    .bind(until)
-    .bind(code)
-    .bind(rules)
-    .fetch_one(pool)
-    .await
-    .context("Failed to start a reprocess run")?;
-    Ok((id, String::new(), false))
-}
-
-/// (encounter, patient, NPI, payer, date of service) of the next encounters
-/// with lines in force in the range, after `after`, in id order.
-type PageRow = (String, String, String, String, NaiveDate);
-
-async fn next_page(
-    pool: &PgPool,
-    since: NaiveDate,
-    until: NaiveDate,
-    code: Option<&str>,
-    after: &str,
-    size: u32,
-) -> anyhow::Result<Vec<PageRow>> {
-    let rows = sqlx::query(
-        // claim_lines_date_in_force serves the date range; the page is the
-        // range's next encounters in id order.
-        "SELECT DISTINCT ON (c.encounter_id) c.encounter_id, c.patient_id, c.provider_npi, c.payer_id,
-                c.date_of_service
-         FROM claim_lines c
-         WHERE c.status <> 'void' AND c.date_of_service BETWEEN $1 AND $2 AND c.encounter_id > $3
-           AND ($4::text IS NULL OR EXISTS (
-                SELECT 1 FROM claim_lines x
-                WHERE x.encounter_id = c.encounter_id AND x.status <> 'void' AND x.code = $4))
-         ORDER BY c.encounter_id LIMIT $5",
-    )
-    .bind(since)
-    .bind(until)
-    .bind(after)
-    .bind(code)
-    .bind(i64::from(size))
-    .fetch_all(pool)
-    .await
-    .context("Failed to list encounters to reprocess")?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect())
 }
 
 /// One page in one transaction: lock and load like a batch, re-evaluate
 /// each encounter's day, write the reissues and the run's progress.
 #[allow(clippy::too_many_arguments)]
 async fn reprocess_page(
-    pool: &PgPool,
+    db: &Db,
     page: &[PageRow],
     book: &RuleBook,
     voided_by: &Arc<str>,
@@ -346,14 +205,14 @@ async fn reprocess_page(
             .map(|p| (p.1.as_str(), p.2.as_str(), p.3.as_str(), p.4, p.0.as_str()))
             .collect(),
     };
-    let (mut tx, mut ledger) = store::begin_batch(pool, &keys).await?;
-    store::load_payloads(&mut tx, &encounters, &mut ledger).await?;
+    let (mut tx, mut ledger) = db.begin_batch(&keys, decode_stored).await?;
+    tx.load_payloads(&encounters, &mut ledger).await?;
     let mut all: Vec<&str> = ledger.active.keys().map(|k| &**k).collect();
     all.sort_unstable();
     let mut outbox = if dry_run {
         Vec::new()
     } else {
-        store::claim_for_encounters(&mut tx, &all, owner, &[]).await?
+        tx.claim_outbox(&all, owner, &[]).await?
     };
     let mut w = BatchWrite::default();
     let mut json = JsonWriter::default();
@@ -388,24 +247,21 @@ async fn reprocess_page(
         w.new_lines.extend(d.lines);
     }
     if dry_run {
-        tx.rollback().await.context("Failed to roll back")?;
+        tx.rollback().await?;
         return Ok(Vec::new());
     }
     if let (Some(id), Some(last)) = (run_id, page.last()) {
         // The page's last in the database's order: where the next begins.
-        sqlx::query(
-            "UPDATE reprocess_runs SET last_encounter = $2, encounters = encounters + $3,
-                    changed = changed + $4 WHERE id = $1",
+        runs::record_progress(
+            &mut tx,
+            id,
+            &last.0,
+            encounters.len(),
+            summary.changed - changed_before,
         )
-        .bind(id)
-        .bind(&last.0)
-        .bind(encounters.len() as i32)
-        .bind(i32::try_from(summary.changed - changed_before).unwrap_or(i32::MAX))
-        .execute(&mut *tx)
-        .await
-        .context("Failed to record the run's progress")?;
+        .await?;
     }
-    store::commit_batch(tx, &mut w, owner).await?;
+    tx.commit(&mut w, owner).await?;
     outbox.append(&mut w.outbox);
     Ok(outbox)
 }
@@ -414,7 +270,7 @@ async fn reprocess_page(
 /// the rows' lease meanwhile: a lapsed lease would let an instance's sweep
 /// send them too, and a slow copy of a line could then land after its void.
 async fn publish(
-    pool: &PgPool,
+    db: &Db,
     producer: &Producer,
     owner: &Owner,
     outbox: &[store::OutboxEntry],
@@ -441,8 +297,8 @@ async fn publish(
                 sent?;
                 break;
             }
-            _ = renew.tick() => store::renew(pool, owner, &ids).await?,
+            _ = renew.tick() => store::renew(db, owner, &ids).await?,
         }
     }
-    store::mark_published(pool, &ids).await
+    store::mark_published(db, &ids).await
 }

@@ -1,5 +1,5 @@
-//! `claimline evaluate`: encounter events as JSON lines in, claim lines as
-//! JSON lines out, with no broker and no database.
+//! `claimline evaluate`'s run: encounter events as JSON lines in, claim
+//! lines as JSON lines out, with no broker and no database.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
@@ -65,52 +65,4 @@ pub fn evaluate_lines(
     }
     output.flush()?;
     Ok(summary)
-}
-
-/// `claimline evaluate PATH [--rules DIR]`: the built-in rules (and the
-/// CMS files in DIR) over a file or stdin (`-`), claim lines to stdout.
-/// Exit status 1 when any event was bad, 2 when the input or the rules
-/// could not be read.
-pub fn evaluate_path(
-    path: &std::path::Path,
-    rules_dir: Option<&std::path::Path>,
-) -> std::process::ExitCode {
-    use std::process::ExitCode;
-    let book = match rules_dir.map(crate::rules_admin::book_from_dir) {
-        None => RuleBook::builtin(),
-        Some(Ok(book)) => book,
-        Some(Err(e)) => {
-            eprintln!("claimline evaluate: {e:#}");
-            return ExitCode::from(2);
-        }
-    };
-    let rules = &book;
-    let stdout = io::stdout().lock();
-    let stderr = io::stderr().lock();
-    let result = if path.as_os_str() == "-" {
-        evaluate_lines(io::stdin().lock(), stdout, stderr, rules)
-    } else {
-        match std::fs::File::open(path) {
-            Ok(f) => evaluate_lines(io::BufReader::new(f), stdout, stderr, rules),
-            Err(e) => {
-                eprintln!("claimline evaluate: cannot open {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        }
-    };
-    match result {
-        Ok(summary) if summary.bad == 0 => ExitCode::SUCCESS,
-        Ok(summary) => {
-            eprintln!(
-                "claimline evaluate: {} of {} events were bad",
-                summary.bad, summary.events
-            );
-            ExitCode::FAILURE
-        }
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("claimline evaluate: {e}");
-            ExitCode::from(2)
-        }
-    }
 }

@@ -1,0 +1,114 @@
+//! `claimline rules import | list` ([`crate::pipeline::rules_admin`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::{report, runtime};
+use crate::cms::Quarter;
+use crate::config::DatabaseArgs;
+use crate::domain::rulebook::TableKind;
+use crate::domain::Rules;
+use crate::pipeline::rules_admin;
+use crate::store::rules::Loaded;
+
+#[derive(Subcommand)]
+pub(super) enum RulesCommand {
+    /// Load CMS files (NCCI PTP, MUE, PPRRVU) into Postgres as effective-dated
+    /// rule tables, keeping the catalogue's codes; a file loaded before
+    /// changes nothing.
+    Import(Box<ImportArgs>),
+    /// Show the loaded tables and the rules_version each date of service gets.
+    List(DatabaseArgs),
+}
+
+#[derive(Args)]
+pub(super) struct ImportArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// The table, where the file name does not say it (CMS's names do:
+    /// ccipra-v###r#-f#.txt, MCR_MUE_PractitionerServices_Eff_*.csv,
+    /// PPRRVU*.csv): ptp, mue or pfs.
+    #[arg(long, value_parser = TableKind::parse)]
+    kind: Option<TableKind>,
+    /// The quarter the table takes over (for example 2026Q2), where the
+    /// file name does not say it.
+    #[arg(long, value_parser = Quarter::parse)]
+    quarter: Option<Quarter>,
+    /// CMS files in their published layouts (the .txt PTP parts, the MUE
+    /// and PPRRVU .csv files).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+pub(super) fn rules(command: RulesCommand) -> ExitCode {
+    match command {
+        RulesCommand::Import(args) => report("rules import", runtime().block_on(import(&args))),
+        RulesCommand::List(db) => report("rules list", runtime().block_on(list(&db))),
+    }
+}
+
+/// One line a file on stderr.
+async fn import(args: &ImportArgs) -> anyhow::Result<String> {
+    let done = rules_admin::import(
+        &args.database.database_url,
+        &args.files,
+        args.kind,
+        args.quarter,
+    )
+    .await?;
+    let (mut added, mut already) = (0, 0);
+    for (file, loaded) in &done {
+        let t = &file.table;
+        match loaded {
+            Loaded::Added { id } => {
+                added += 1;
+                eprintln!(
+                    "{}: {} {} in force from {}: {} of {} rows kept (catalogue codes); table {id}",
+                    file.file_name,
+                    t.rows.kind().as_str(),
+                    t.label,
+                    t.valid_from,
+                    t.rows.len(),
+                    file.rows_read
+                );
+            }
+            Loaded::AlreadyLoaded { id } => {
+                already += 1;
+                eprintln!(
+                    "{}: already loaded as table {id}; nothing changed",
+                    file.file_name
+                );
+            }
+        }
+    }
+    Ok(format!(
+        "{added} file(s) loaded, {already} already loaded; running instances pick them up within CLAIMLINE_RULES_POLL_SECS"
+    ))
+}
+
+/// The imported tables and the rule sets they make.
+async fn list(database: &DatabaseArgs) -> anyhow::Result<String> {
+    let (tables, book) = rules_admin::list(&database.database_url).await?;
+    println!("id\tkind\tlabel\tin_force_from\trows_kept\trows_read\tloaded_at\tfile");
+    for t in &tables {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            t.id,
+            t.kind,
+            t.label,
+            t.valid_from,
+            t.rows_kept,
+            t.rows_read,
+            t.loaded_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            t.file_name
+        );
+    }
+    println!("\nrules_version by date of service:");
+    println!("before any imported table\t{}", Rules::builtin().version);
+    for (from, version) in book.periods() {
+        println!("from {from}\t{version}");
+    }
+    Ok(format!("{} table(s) loaded", tables.len()))
+}

@@ -1,0 +1,118 @@
+//! `claimline reprocess`'s bookkeeping (`reprocess_runs`) and its pages of
+//! encounters.
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use sqlx::Row;
+
+use super::{Batch, Db};
+
+/// What a run covers: a date-of-service range, optionally one code, under
+/// the rule tables of one fingerprint.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunRange<'a> {
+    pub since: NaiveDate,
+    pub until: NaiveDate,
+    pub code: Option<&'a str>,
+    pub rules: &'a str,
+}
+
+/// The open run for the same range, code and rule tables (resumed), or a
+/// new one: after another import, a run starts over, so no encounter keeps
+/// the rules of before. Returns (id, last encounter done, resumed).
+pub(crate) async fn open_run(db: &Db, r: RunRange<'_>) -> anyhow::Result<(i64, String, bool)> {
+    let open = sqlx::query(
+        "SELECT id, coalesce(last_encounter, '') FROM reprocess_runs
+         WHERE finished_at IS NULL AND since = $1 AND until = $2 AND code IS NOT DISTINCT FROM $3
+           AND rules_fingerprint = $4
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(r.since)
+    .bind(r.until)
+    .bind(r.code)
+    .bind(r.rules)
+    .fetch_optional(&db.pool)
+    .await
+    .context("Failed to read reprocess_runs")?;
+    if let Some(row) = open {
+        return Ok((row.get(0), row.get(1), true));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO reprocess_runs (since, until, code, rules_fingerprint) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(r.since)
+    .bind(r.until)
+    .bind(r.code)
+    .bind(r.rules)
+    .fetch_one(&db.pool)
+    .await
+    .context("Failed to start a reprocess run")?;
+    Ok((id, String::new(), false))
+}
+
+pub(crate) async fn finish_run(db: &Db, id: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE reprocess_runs SET finished_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .context("Failed to close the run")?;
+    Ok(())
+}
+
+/// (encounter, patient, NPI, payer, date of service) of the next encounters
+/// with lines in force in the range, after `after`, in id order.
+pub(crate) type PageRow = (String, String, String, String, NaiveDate);
+
+pub(crate) async fn next_page(
+    db: &Db,
+    r: RunRange<'_>,
+    after: &str,
+    size: u32,
+) -> anyhow::Result<Vec<PageRow>> {
+    let rows = sqlx::query(
+        // claim_lines_date_in_force serves the date range; the page is the
+        // range's next encounters in id order.
+        "SELECT DISTINCT ON (c.encounter_id) c.encounter_id, c.patient_id, c.provider_npi, c.payer_id,
+                c.date_of_service
+         FROM claim_lines c
+         WHERE c.status <> 'void' AND c.date_of_service BETWEEN $1 AND $2 AND c.encounter_id > $3
+           AND ($4::text IS NULL OR EXISTS (
+                SELECT 1 FROM claim_lines x
+                WHERE x.encounter_id = c.encounter_id AND x.status <> 'void' AND x.code = $4))
+         ORDER BY c.encounter_id LIMIT $5",
+    )
+    .bind(r.since)
+    .bind(r.until)
+    .bind(after)
+    .bind(r.code)
+    .bind(i64::from(size))
+    .fetch_all(&db.pool)
+    .await
+    .context("Failed to list encounters to reprocess")?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect())
+}
+
+/// In a page's transaction: where the next page begins, and the counts.
+pub(crate) async fn record_progress(
+    batch: &mut Batch,
+    id: i64,
+    last_encounter: &str,
+    encounters: usize,
+    changed: u64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE reprocess_runs SET last_encounter = $2, encounters = encounters + $3,
+                changed = changed + $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(last_encounter)
+    .bind(i32::try_from(encounters).unwrap_or(i32::MAX))
+    .bind(i32::try_from(changed).unwrap_or(i32::MAX))
+    .execute(&mut **batch.tx())
+    .await
+    .context("Failed to record the run's progress")?;
+    Ok(())
+}
