@@ -108,7 +108,24 @@ struct AppState {
     health: Arc<Health>,
 }
 
-pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
+/// Serves /metrics, /healthz and /readyz on `listener` until `stop`.
+pub fn spawn(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let app = router(metrics, health);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+}
+
+fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(live_handler))
@@ -117,9 +134,7 @@ pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
 }
 
 async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
-    s.metrics
-        .ready
-        .set(i64::from(s.health.not_ready_reason().is_none()));
+    s.metrics.set_ready(s.health.not_ready_reason().is_none());
     (
         [(
             header::CONTENT_TYPE,

@@ -1,6 +1,7 @@
 //! The billing rules: pure functions over domain types. Nothing here does
-//! I/O or knows about Kafka, Postgres, tokio or the wire format (that is
-//! the codec's, beside this module).
+//! I/O or knows about Kafka, Postgres or tokio. Events are decoded by the
+//! codec, beside this module; the claim line carries its own serde derives
+//! ([`claim`]), which are its wire and stored form.
 //!
 //! - [`values`]: codes, modifiers, NPI, diagnoses, patient id, the event's
 //!   closed sets; each parses or does not exist.

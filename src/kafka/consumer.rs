@@ -32,10 +32,7 @@ impl ClientContext for ConsumerCtx {
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics
-                        .consumer_lag
-                        .with_label_values(&[topic.as_str(), &partition.to_string()])
-                        .set(p.consumer_lag);
+                    self.metrics.consumer_lag(topic, *partition, p.consumer_lag);
                 }
             }
         }
@@ -63,7 +60,7 @@ impl ConsumerContext for ConsumerCtx {
             }
             Rebalance::Revoke(tpl) => {
                 tracing::info!(partitions = tpl.count(), "partitions revoked");
-                self.metrics.consumer_lag.reset();
+                self.metrics.forget_consumer_lag();
             }
             Rebalance::Error(e) => {
                 self.in_group.store(false, Ordering::Relaxed);

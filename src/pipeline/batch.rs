@@ -134,8 +134,7 @@ impl Pipeline {
                 Err(_) => break,
             }
         }
-        self.metrics.events_consumed.inc_by(batch.len() as u64);
-        self.metrics.batch_size.observe(batch.len() as f64);
+        self.metrics.batch_consumed(batch.len());
         batch
     }
 
@@ -150,13 +149,9 @@ impl Pipeline {
         let (outbox, outcomes) = self.write_isolating(&batch, &mut items).await?;
         self.mark(Step::WriteBatch.dependency(), true);
         self.metrics
-            .db_batch_latency
-            .observe(write_started.elapsed().as_secs_f64());
+            .batch_written(write_started.elapsed().as_secs_f64());
         for (outcome, n) in outcomes {
-            self.metrics
-                .events_processed
-                .with_label_values(&[outcome.as_str()])
-                .inc_by(n);
+            self.metrics.events(outcome.as_str(), n);
         }
         Ok(WrittenBatch {
             batch,
@@ -333,16 +328,10 @@ impl Pipeline {
             }
         }
         for (code, n) in units {
-            self.metrics
-                .units_billed
-                .with_label_values(&[code])
-                .inc_by(n);
+            self.metrics.units_billed(code, n);
         }
         for ((code, severity), n) in flags {
-            self.metrics
-                .flags_raised
-                .with_label_values(&[code, severity])
-                .inc_by(n);
+            self.metrics.flags_raised(code, severity, n);
         }
     }
 }

@@ -12,6 +12,13 @@
 //! - [`sweep`]: the outbox keeper (leases, lapsed rows, backlog gauges);
 //! - [`rules_watch`]: the rule set in force, reloaded when CMS tables are imported.
 //!
+//! The flows the tools run, composed from the same parts:
+//! - [`offline`]: `claimline evaluate`, the rules over JSON lines in memory;
+//! - [`rules_admin`]: `claimline rules import | list`;
+//! - [`reprocess`]: `claimline reprocess`, stored encounters re-evaluated
+//!   under the rules in force now;
+//! - [`replay`]: `claimline dlq replay`, dead letters back to the input topic.
+//!
 //! Each batch runs in three steps, each retried with backoff until it
 //! succeeds or the service stops: (1) one Postgres transaction records the
 //! events, claim lines, voids, dead letters and the outbox; (2) the outbox
@@ -70,15 +77,7 @@ pub async fn run(
                 cfg.metrics_addr
             )
         })?;
-    let app = crate::http::router(metrics.clone(), health.clone());
-    let mut http_stop = stop_rx.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await;
-    });
+    crate::http::spawn(listener, metrics.clone(), health.clone(), stop_rx.clone());
 
     let db = store::Db::connect_lazy(
         &cfg.database.database_url,
@@ -205,8 +204,9 @@ impl Pipeline {
         *self.stop.borrow()
     }
 
-    /// Migrations (or the check that they ran), topics, the outbox a crash
-    /// left, then the subscription.
+    /// Migrations (or the check that they ran), the imported rule tables,
+    /// topics, then the subscription. (The outbox a crash left is the
+    /// sweep's, once its rows' lease lapses.)
     async fn start(&self, consumer: &EventConsumer) -> Result<Start, retry::Stopped> {
         if self.cfg.migrate {
             self.retry(Step::Migrate, || Box::pin(self.db.migrate()))

@@ -27,18 +27,9 @@ pub(super) fn spawn(
             health.database.store(reachable, Ordering::Relaxed);
             let broker = producer.reachable(Duration::from_secs(2)).await;
             health.producer.store(broker, Ordering::Relaxed);
-            metrics
-                .producer_queue_depth
-                .set(i64::from(producer.queue_len()));
+            metrics.producer_queue(producer.queue_len());
             let (open, idle) = db.connections();
-            metrics
-                .db_pool_connections
-                .with_label_values(&["open"])
-                .set(i64::from(open));
-            metrics
-                .db_pool_connections
-                .with_label_values(&["idle"])
-                .set(idle as i64);
+            metrics.db_pool(open, idle);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = stop.wait_for(|s| *s) => return,

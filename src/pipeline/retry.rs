@@ -105,7 +105,7 @@ impl Pipeline {
             match run().await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    self.metrics.retries.with_label_values(&[step.name()]).inc();
+                    self.metrics.retried(step.name());
                     self.mark(step.dependency(), false);
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     let wait = backoff(attempt, jitter());

@@ -55,10 +55,7 @@ impl CurrentRules {
             .is_none();
         *self.book.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(book);
         *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = Some(now);
-        metrics.rule_tables.set(tables.len() as i64);
-        if !first {
-            metrics.rules_reloads.inc();
-        }
+        metrics.rules_loaded(tables.len(), !first);
         tracing::info!(
             tables = tables.len(),
             rule_sets = ?periods,

@@ -1,6 +1,6 @@
 //! Settling a written batch: every message acknowledged (those that were
 //! not are sent again, with backoff), the outbox row removed, then the
-//! batch's offsets stored. Also the start-up drain of what a crash left.
+//! batch's offsets stored.
 
 use super::batch::Sent;
 use super::plan::{self, Item};
@@ -43,17 +43,13 @@ impl Pipeline {
             .await?;
             self.in_flight.remove(ids);
             for e in &outbox {
-                self.metrics
-                    .claim_lines_published
-                    .with_label_values(&[e.status.as_str()])
-                    .inc();
+                self.metrics.line_published(e.status.as_str());
             }
             let now_ms = chrono::Utc::now().timestamp_millis();
             for (m, item) in batch.iter().zip(&items) {
                 if let (Item::Good(_), Some(ts)) = (item, m.timestamp_ms) {
                     self.metrics
-                        .processing_latency
-                        .observe((now_ms - ts).max(0) as f64 / 1000.0);
+                        .processing_latency((now_ms - ts).max(0) as f64 / 1000.0);
                 }
             }
         }
@@ -81,10 +77,7 @@ impl Pipeline {
         for &i in &dead {
             if let Item::Bad(e) = &items[i] {
                 let m = &batch[i];
-                self.metrics
-                    .events_dead_lettered
-                    .with_label_values(&[e.reason_code()])
-                    .inc();
+                self.metrics.dead_lettered(e.reason_code());
                 tracing::warn!(topic = %m.topic, partition = m.partition, offset = m.offset, reason = e.reason_code(), error = %e, "dead-lettered a bad event");
             }
         }

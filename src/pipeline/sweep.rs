@@ -72,8 +72,7 @@ impl Keeper {
                     }
                 }
                 if let Ok((rows, oldest)) = store::backlog(&self.db).await {
-                    self.metrics.outbox_rows.set(rows);
-                    self.metrics.outbox_oldest_age.set(oldest);
+                    self.metrics.outbox_backlog(rows, oldest);
                 }
                 tick += 1;
                 tokio::select! {
@@ -102,10 +101,7 @@ impl Keeper {
                 .await?;
             store::mark_published(&self.db, &ids).await?;
             for e in &entries {
-                self.metrics
-                    .claim_lines_published
-                    .with_label_values(&[e.status.as_str()])
-                    .inc();
+                self.metrics.line_published(e.status.as_str());
             }
         }
     }

@@ -8,13 +8,8 @@ use sqlx::{Postgres, Row, Transaction};
 use super::copy::copy_claim_lines;
 use super::load::{load_days, load_payloads, load_year_to_date, lock_patient_years, Day};
 use super::outbox::{claim_for_encounters, Owner};
-use super::{BatchWrite, Db, Keys, OutboxEntry};
+use super::{BatchWrite, Db, Decode, Keys, OutboxEntry};
 use crate::domain::ledger::Ledger;
-use crate::domain::Encounter;
-
-/// Decodes a stored event payload (the codec's decoder; the store knows no
-/// wire format). `None` for one that no longer decodes.
-pub(crate) type Decode = fn(&[u8]) -> Option<Encounter>;
 
 /// One open batch transaction, its encounters and patient-years locked.
 /// Dropped without [`Batch::commit`], it rolls back.

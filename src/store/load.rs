@@ -8,8 +8,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use sqlx::{Postgres, Row, Transaction};
 
-use super::batch::Decode;
-use super::Keys;
+use super::{Decode, Keys};
 use crate::domain::ledger::Ledger;
 use crate::domain::{ClaimLine, KxGroup};
 

@@ -158,6 +158,10 @@ pub(crate) fn refused_by_content(e: &anyhow::Error) -> Option<String> {
     })
 }
 
+/// Decodes a stored event payload (the codec's decoder: the store knows no
+/// wire format). `None` for one that no longer decodes.
+pub(crate) type Decode = fn(&[u8]) -> Option<crate::domain::Encounter>;
+
 /// What a batch's ledger must be loaded for. No `Debug`: it holds patient ids.
 pub(crate) struct Keys<'a> {
     /// Sorted, unique: the lock order.

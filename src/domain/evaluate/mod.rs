@@ -4,22 +4,21 @@
 //! - [`minutes`]: which documented minutes count as timed minutes;
 //! - [`assistant`]: CQ/CO per 15-minute unit;
 //! - [`flags`]: the checks that raise flags, per line and per pair;
+//! - [`modifiers`]: a line's modifiers, in billing order;
 //! - [`payment`]: the expected payment of each line.
 
 mod assistant;
 mod flags;
 mod minutes;
+mod modifiers;
 mod payment;
 
 use super::claim::{ClaimLine, Flag, FlagCode, Severity, Status};
 use super::encounter::{Encounter, Service};
 use super::rules::{CodeInfo, PayerPolicy, Rules};
 use super::units;
-use super::values::{Code, Discipline, EventType, Modifier};
-
-/// The most modifiers one claim line carries (837P SV101-3 to SV101-6;
-/// CMS-1500 item 24D).
-const MAX_MODIFIERS: usize = 4;
+use super::values::{Code, EventType, Modifier};
+use modifiers::{assign_modifiers, assistant_modifier, therapy_modifier};
 
 /// The services of one code on the date of service.
 struct Draft<'a> {
@@ -383,78 +382,4 @@ fn split_assistant_units(drafts: &[Draft], enc: &Encounter, policy: &PayerPolicy
         }
     }
     parts
-}
-
-fn therapy_modifier(discipline: Discipline) -> Modifier {
-    match discipline {
-        Discipline::PT => Modifier::GP,
-        Discipline::OT => Modifier::GO,
-        Discipline::SLP => Modifier::GN,
-    }
-}
-
-fn assistant_modifier(discipline: Discipline) -> Option<Modifier> {
-    match discipline {
-        Discipline::PT => Some(Modifier::CQ),
-        Discipline::OT => Some(Modifier::CO),
-        Discipline::SLP => None,
-    }
-}
-
-/// In billing order: exactly one of GP/GO/GN (the provider's discipline),
-/// CQ/CO on assistant units, a distinct-service modifier, then the
-/// clinician's others as documented; at most four (the rest flagged).
-fn assign_modifiers(p: &mut Part, d: &Draft, enc: &Encounter, policy: &PayerPolicy) {
-    let mut mods = Vec::with_capacity(MAX_MODIFIERS);
-    mods.push(therapy_modifier(enc.discipline));
-    if p.assistant {
-        if let Some(a) = assistant_modifier(enc.discipline) {
-            mods.push(a);
-            let code = d.code;
-            let paid = if policy.assistant_payment_percent < 100 {
-                format!(
-                    "paid at {}% of the fee schedule",
-                    policy.assistant_payment_percent
-                )
-            } else {
-                "paid at this payer's rate for assistant services".to_owned()
-            };
-            p.flags.push(Flag {
-                code: FlagCode::AssistantModifier,
-                severity: Severity::Info,
-                message: format!("{a} on {} unit(s) of {code}: an assistant furnished over 10% of each (the per-unit de minimis standard), {paid}.", p.units),
-                related_codes: Vec::new(),
-            });
-        }
-    }
-    let documented = d
-        .services(&enc.services)
-        .flat_map(|s| &s.modifiers)
-        .filter(|m| !m.is_therapy() && !m.is_assistant());
-    let (distinct, others): (Vec<&Modifier>, Vec<&Modifier>) =
-        documented.partition(|m| m.is_distinct_service());
-    for m in distinct.into_iter().chain(others) {
-        if !mods.contains(m) {
-            mods.push(*m);
-        }
-    }
-    if mods.len() > MAX_MODIFIERS {
-        let dropped: Vec<String> = mods[MAX_MODIFIERS..]
-            .iter()
-            .map(|m| m.to_string())
-            .collect();
-        mods.truncate(MAX_MODIFIERS);
-        p.flags.push(Flag {
-            code: FlagCode::TooManyModifiers,
-            severity: Severity::Warning,
-            message: format!(
-                "{} needs {} modifiers but a claim line carries {MAX_MODIFIERS} (837P, CMS-1500); kept those payment depends on, dropped {}. Check whether the dropped ones belong on another line.",
-                d.code,
-                MAX_MODIFIERS + dropped.len(),
-                dropped.join(", ")
-            ),
-            related_codes: Vec::new(),
-        });
-    }
-    p.modifiers = mods;
 }

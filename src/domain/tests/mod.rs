@@ -74,6 +74,7 @@ mod day;
 mod decoding;
 mod flags;
 mod kx;
+mod ledger;
 mod payment;
 mod properties;
 mod units;
