@@ -9,6 +9,10 @@ use super::wire;
 use crate::domain::encounter::{Encounter, Interval, PlanOfCare, Service, MAX_MINUTES};
 use crate::domain::values::{Code, Credential, Diagnosis, EventType, Modifier, Npi, PatientId};
 
+/// The UTF-8 byte-order mark some Windows tools and integration engines
+/// write at the start of a file.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// The contract's size limit for one event value (section 1).
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
@@ -55,6 +59,13 @@ pub fn decode_limited(bytes: &[u8], max: usize) -> Result<Encounter, EventError>
             max,
         });
     }
+    if bytes.starts_with(BOM) {
+        // Contract section 6: a file may start with one, a message may not.
+        return Err(EventError::InvalidJson(
+            "the value starts with a UTF-8 byte-order mark (EF BB BF); send the JSON without it"
+                .to_owned(),
+        ));
+    }
     // The reader for the usual shape (it checks UTF-8 as it goes); if it
     // declines, UTF-8 checked for the whole message, then serde_json
     // without path tracking; if that fails, serde_json again with it, so
@@ -74,6 +85,12 @@ pub fn decode_limited(bytes: &[u8], max: usize) -> Result<Encounter, EventError>
 }
 
 fn explain_decode_error(bytes: &[u8]) -> EventError {
+    // serde takes a JSON array for a struct (field by field): an array or a
+    // scalar that is valid JSON is not an event at all.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return EventError::schema(".", "an event must be a JSON object");
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result: Result<wire::EncounterEvent, _> = serde_path_to_error::deserialize(&mut de);
     let err = match result {
@@ -87,22 +104,23 @@ fn explain_decode_error(bytes: &[u8]) -> EventError {
     let inner = err.into_inner();
     match inner.classify() {
         serde_json::error::Category::Data => {
-            let message = redact_if_phi(&path, inner.to_string());
+            let message = explain(&path, inner.to_string());
             EventError::schema(path, message)
         }
         _ => EventError::InvalidJson(inner.to_string()),
     }
 }
 
-/// serde quotes the offending value ("invalid type: string \"…\"",
-/// "invalid value: integer `…`", "unknown variant `…`"). That value may be
-/// patient data or an NPI, or a whole double-encoded event, and error
-/// messages travel into logs and dead-letter headers: never repeat it.
-/// Only what serde writes itself is kept: the kind of value it found (one
-/// word) and what was expected (the text after the *last* ", expected ",
-/// which the value cannot fake: serde writes it after the value). Any
-/// other message that could quote something is replaced whole.
-fn redact_if_phi(path: &str, message: String) -> String {
+/// serde's message in the contract's words. serde quotes the offending
+/// value ("invalid type: string \"…\"", "invalid value: integer `…`",
+/// "unknown variant `…`"). That value may be patient data or an NPI, or a
+/// whole double-encoded event, and error messages travel into logs and
+/// dead-letter headers: never repeat it. Only what serde writes itself is
+/// kept: the kind of value it found (one word) and what was expected (the
+/// text after the *last* ", expected ", which the value cannot fake: serde
+/// writes it after the value), said without Rust's type names. Any other
+/// message that could quote something is replaced whole.
+fn explain(path: &str, message: String) -> String {
     if path.starts_with("encounter.patient") {
         return "invalid value (not shown: patient data)".to_owned();
     }
@@ -118,7 +136,16 @@ fn redact_if_phi(path: &str, message: String) -> String {
                 .split(|c: char| !c.is_ascii_alphabetic())
                 .next()
                 .unwrap_or("");
-            return format!("{prefix}{kind} (value not shown), expected {expected}{position}");
+            let wanted = expected_in_words(path, expected);
+            return if prefix == "invalid value: " && kind == "integer" {
+                // The right type, out of range.
+                format!("must be {wanted} (value not shown){position}")
+            } else {
+                format!(
+                    "must be {wanted}, not {} (value not shown){position}",
+                    found_in_words(kind)
+                )
+            };
         }
     }
     if let (Some(_), Some(expected)) = (text.strip_prefix("unknown variant "), expected) {
@@ -129,6 +156,41 @@ fn redact_if_phi(path: &str, message: String) -> String {
         return message;
     }
     format!("invalid value (not shown){position}")
+}
+
+/// What serde expected, in JSON's words: no Rust type names.
+fn expected_in_words(path: &str, expected: &str) -> String {
+    let field = path.rsplit('.').next().unwrap_or(path);
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" => {
+            let (lo, hi) = match field {
+                "version" => (1, i32::MAX as u32),
+                "minutes" | "assistant_minutes" => (0, MAX_MINUTES),
+                _ => (0, u32::MAX),
+            };
+            format!("an integer from {lo} to {hi}")
+        }
+        "a sequence" => "a JSON array".to_owned(),
+        "a map" => "a JSON object".to_owned(),
+        "a boolean" => "true or false".to_owned(),
+        "a borrowed string" => "a string".to_owned(),
+        e if e.starts_with("struct ") || e.starts_with("enum ") => "a JSON object".to_owned(),
+        e => e.to_owned(),
+    }
+}
+
+/// The kind of value serde found, in JSON's words.
+fn found_in_words(kind: &str) -> &'static str {
+    match kind {
+        "integer" => "an integer",
+        "floating" => "a number with a fraction",
+        "string" | "char" => "a string",
+        "boolean" => "true or false",
+        "null" | "unit" | "Option" => "null",
+        "sequence" => "an array",
+        "map" => "an object",
+        _ => "another kind of value",
+    }
 }
 
 /// The contract's limits (section 1): what Postgres or the broker would
@@ -224,7 +286,7 @@ impl TryFrom<wire::EncounterEvent<'_>> for Encounter {
         if enc.version < 1 || enc.version > i32::MAX as u32 {
             return Err(EventError::schema(
                 "encounter.version",
-                "must be 1 to 2147483647",
+                "must be an integer from 1 to 2147483647",
             ));
         }
         check_date("encounter.date_of_service", enc.date_of_service)?;

@@ -16,5 +16,5 @@ mod reader;
 pub mod schema;
 pub mod wire;
 
-pub use decode::{decode, decode_limited, EventError, MAX_EVENT_BYTES};
+pub use decode::{decode, decode_limited, EventError, BOM, MAX_EVENT_BYTES};
 pub use encode::JsonWriter;

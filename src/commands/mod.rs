@@ -42,7 +42,8 @@ enum Command {
         #[command(subcommand)]
         command: rules::RulesCommand,
     },
-    /// Send JSON lines from PATH (or `-`) to a topic, keyed by encounter id.
+    /// Send JSON lines from PATH (or `-`) to a topic, keyed by encounter id,
+    /// each checked first as the service would (bad ones listed, nothing sent).
     Send(send::SendArgs),
     /// Print a topic's messages from the beginning, one per line.
     Read(read::ReadArgs),

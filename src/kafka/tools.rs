@@ -4,43 +4,35 @@
 //! same `KAFKA_*` settings (TLS, SASL) apply. (`dlq replay` is
 //! `pipeline/replay.rs`.)
 
-use std::io::BufRead;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::Value;
 
 use super::consumer::{IdleClock, Record, TopicReader};
 use super::{KafkaArgs, Outgoing, Producer};
 
-/// Sends each non-blank line as one message, keyed by its
-/// `encounter.encounter_id` when it has one. Returns how many were sent.
-pub async fn send(kafka: &KafkaArgs, topic: &str, input: impl BufRead) -> anyhow::Result<usize> {
+/// Sends each message (key, value) in order, waiting for each
+/// acknowledgement. Returns how many were sent.
+pub async fn send(
+    kafka: &KafkaArgs,
+    topic: &str,
+    messages: &[(String, Vec<u8>)],
+) -> anyhow::Result<usize> {
     let producer = Producer::create_plain(kafka)?;
-    let mut n = 0;
-    for line in input.lines() {
-        let line = line.context("Failed to read input")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let key = serde_json::from_str::<Value>(&line)
-            .ok()
-            .and_then(|v| v["encounter"]["encounter_id"].as_str().map(str::to_owned))
-            .unwrap_or_default();
+    for (n, (key, value)) in messages.iter().enumerate() {
         let ack = producer
             .enqueue(Outgoing {
                 topic,
                 key: Some(key.as_bytes()),
-                payload: line.as_bytes(),
+                payload: value,
                 headers: Vec::new(),
             })
             .await;
         if !ack.acknowledged().await {
             anyhow::bail!("The broker did not acknowledge message {}", n + 1);
         }
-        n += 1;
     }
-    Ok(n)
+    Ok(messages.len())
 }
 
 /// Hands a topic's messages from the beginning to `each`, until `max`

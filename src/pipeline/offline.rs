@@ -34,7 +34,11 @@ pub fn evaluate_lines(
     let mut latest: HashMap<Arc<str>, Vec<ClaimLine>> = HashMap::new();
     let mut buf = Vec::with_capacity(4096);
     for (i, line) in input.split(b'\n').enumerate() {
-        let line = line?;
+        let mut line = line?;
+        if i == 0 && line.starts_with(crate::codec::BOM) {
+            // A file may start with a byte-order mark (contract section 6).
+            line.drain(..crate::codec::BOM.len());
+        }
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }

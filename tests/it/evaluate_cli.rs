@@ -167,3 +167,19 @@ fn kx_accumulates_over_the_input() {
         "{before} {with_first}"
     );
 }
+
+#[test]
+fn a_file_that_starts_with_a_byte_order_mark_evaluates_as_without_it() {
+    let plain = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/encounters.jsonl"
+    ))
+    .unwrap();
+    let mut marked = b"\xEF\xBB\xBF".to_vec();
+    marked.extend(&plain);
+    let (code, with_mark, err) = evaluate(&["-"], &marked);
+    assert_eq!(code, 0, "{err}");
+    let (_, without, _) = evaluate(&["-"], &plain);
+    assert!(!with_mark.is_empty());
+    assert_eq!(with_mark, without);
+}

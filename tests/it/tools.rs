@@ -143,3 +143,55 @@ async fn dead_letters_are_shown_with_their_headers_and_replayed_once_each() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_checks_every_line_first_and_keys_each_message_by_its_encounter() {
+    let env = TestEnv::new("send", 1).await;
+    let examples = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/encounters.jsonl"
+    ))
+    .unwrap();
+    let events: Vec<serde_json::Value> = examples
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let dir = std::env::temp_dir().join(format!("claimline-send-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A bad line anywhere: nothing is sent, and the line is named.
+    let mut bad = events[1].clone();
+    bad["encounter"]["version"] = serde_json::json!("2");
+    let with_bad = dir.join("with-bad.jsonl");
+    std::fs::write(&with_bad, format!("{}\n{bad}\n", events[0])).unwrap();
+    let path = with_bad.to_str().unwrap();
+    let topic = ["--topic", env.input.as_str()];
+    let (ok, _, err) = claimline(&env, &[&["send"][..], &topic, &[path]].concat());
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("line 2: encounter.version: must be an integer from 1 to 2147483647"),
+        "{err}"
+    );
+    // A file with a byte-order mark and CRLF line ends, as Windows tools write.
+    let good = dir.join("good.jsonl");
+    let body: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+    std::fs::write(&good, format!("\u{feff}{}\r\n", body.join("\r\n"))).unwrap();
+    let (ok, _, err) = claimline(
+        &env,
+        &[&["send"][..], &topic, &[good.to_str().unwrap()]].concat(),
+    );
+    assert!(ok, "{err}");
+    let got = env
+        .read(&env.input, events.len() + 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(got.len(), events.len(), "only the good file's lines arrive");
+    for (m, e) in got.iter().zip(&events) {
+        assert_eq!(
+            m.key.as_deref(),
+            e["encounter"]["encounter_id"].as_str(),
+            "keyed by encounter id"
+        );
+        assert_eq!(&m.json(), e);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -193,7 +193,7 @@ fn errors_never_repeat_the_offending_value() {
     let err = reject(&ev).to_string();
     assert!(
         err.starts_with(
-            "encounter.provider.npi: invalid type: integer (value not shown), expected a string"
+            "encounter.provider.npi: must be a string, not an integer (value not shown)"
         ),
         "{err}"
     );
@@ -360,4 +360,86 @@ fn what_storage_would_refuse_is_refused_at_decode() {
     ev["encounter"]["diagnoses"] = many(100, &|_| json!("S72.001D"));
     ev["encounter"]["services"] = many(100, &|i| minutes_svc(&i.to_string(), "97110", 10));
     assert!(decode(ev.to_string().as_bytes()).is_ok());
+}
+
+#[test]
+fn messages_speak_json_not_rust() {
+    let base = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]);
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            {
+                let mut e = base.clone();
+                e["encounter"]["version"] = json!(-3);
+                e
+            },
+            "encounter.version: must be an integer from 1 to 2147483647 (value not shown)",
+        ),
+        (
+            {
+                let mut e = base.clone();
+                e["encounter"]["version"] = json!(99_999_999_999u64);
+                e
+            },
+            "encounter.version: must be an integer from 1 to 2147483647 (value not shown)",
+        ),
+        (
+            {
+                let mut e = base.clone();
+                e["encounter"]["version"] = json!("1");
+                e
+            },
+            "encounter.version: must be an integer from 1 to 2147483647, not a string (value not shown)",
+        ),
+        (
+            {
+                let mut e = base.clone();
+                e["encounter"]["version"] = json!(0);
+                e
+            },
+            "encounter.version: must be an integer from 1 to 2147483647",
+        ),
+        (
+            {
+                let mut e = base.clone();
+                e["encounter"]["services"][0]["minutes"] = json!(1.5);
+                e
+            },
+            "encounter.services[0].minutes: must be an integer from 0 to 1440, not a number with a fraction (value not shown)",
+        ),
+        (
+            {
+                let mut e = base.clone();
+                e["encounter"] = json!("ENC-1");
+                e
+            },
+            "encounter: must be a JSON object, not a string (value not shown)",
+        ),
+        (json!([1, 2]), ".: an event must be a JSON object"),
+        (json!("text"), ".: an event must be a JSON object"),
+        (json!(42), ".: an event must be a JSON object"),
+    ];
+    for (ev, want) in cases {
+        let err = reject(&ev).to_string();
+        assert!(err.starts_with(want), "{err}\nwanted: {want}");
+        for rust in [
+            "u32",
+            "i32",
+            "struct",
+            "EncounterEvent",
+            "Option",
+            "floating",
+        ] {
+            assert!(!err.contains(rust), "a Rust name in: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_message_that_starts_with_a_byte_order_mark_is_invalid_json_naming_the_mark() {
+    let ev = event("medicare", vec![svc("1", "97530", "14:00", "14:24")]);
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend(ev.to_string().as_bytes());
+    let err = decode(&bytes).unwrap_err();
+    assert_eq!(err.reason_code(), "invalid_json");
+    assert!(err.to_string().contains("byte-order mark"), "{err}");
 }
