@@ -5,8 +5,6 @@
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 
-use super::properties::{scope, Scope};
-
 /// The Kafka flags every subcommand that talks to the broker takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaArgs {
@@ -22,47 +20,30 @@ pub struct KafkaArgs {
 }
 
 impl KafkaArgs {
-    /// The base configuration of one client: bootstrap servers and the
-    /// `KAFKA_*` properties from the environment that apply to it (a
-    /// consumer-only property is not given to the producer, and the other
-    /// way round). A name that is no librdkafka property is an error
-    /// naming the variable: a typo must not silently drop a setting.
-    pub(super) fn client_config(&self, client: Client) -> anyhow::Result<ClientConfig> {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.bootstrap_servers);
-        for (prop, var, value) in kafka_properties(std::env::vars()) {
-            if value.is_empty() {
-                anyhow::bail!("{var} is set but empty");
-            }
-            if for_client(&prop, &var, client)? {
-                c.set(prop, value);
-            }
-        }
-        Ok(c)
+    /// The base configuration of a client: bootstrap servers and every
+    /// `KAFKA_*` property from the environment. librdkafka itself knows
+    /// its properties: it refuses an unknown one when the client is created
+    /// ([`config_error`] names the variable: a typo must not silently drop a
+    /// setting), and ignores, with a warning, one that belongs to the other
+    /// kind of client.
+    pub(super) fn client_config(&self) -> anyhow::Result<ClientConfig> {
+        client_config(&self.bootstrap_servers, std::env::vars())
     }
 }
 
-/// The kinds of client, for the properties each takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Client {
-    Consumer,
-    Producer,
-    /// Topic administration: the properties every client takes.
-    Admin,
-}
-
-/// Whether property `prop` (from variable `var`) applies to `client`;
-/// an error if it is no librdkafka property.
-fn for_client(prop: &str, var: &str, client: Client) -> anyhow::Result<bool> {
-    let Some(scope) = scope(prop) else {
-        anyhow::bail!("invalid Kafka setting {var}: {prop} is not a librdkafka property");
-    };
-    Ok(matches!(
-        (scope, client),
-        (Scope::Both, _)
-            | (Scope::Consumer, Client::Consumer)
-            | (Scope::Producer, Client::Producer)
-    ))
+fn client_config(
+    bootstrap_servers: &str,
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<ClientConfig> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap_servers);
+    for (prop, var, value) in kafka_properties(vars) {
+        if value.is_empty() {
+            anyhow::bail!("{var} is set but empty");
+        }
+        c.set(prop, value);
+    }
+    Ok(c)
 }
 
 /// The `KAFKA_<NAME>` pass-through properties among `vars`, as
@@ -150,29 +131,27 @@ mod tests {
         );
     }
 
+    /// librdkafka refuses what is not its property, and the error names
+    /// the variable, never the value.
     #[test]
-    fn each_client_gets_the_properties_that_apply_to_it() {
-        use Client::*;
-        let takes = |prop, client| for_client(prop, "KAFKA_X", client).unwrap();
-        assert!(takes("security.protocol", Consumer) && takes("security.protocol", Producer));
-        assert!(takes("security.protocol", Admin));
-        assert!(takes("session.timeout.ms", Consumer) && !takes("session.timeout.ms", Producer));
-        assert!(!takes("session.timeout.ms", Admin));
-        assert!(takes("linger.ms", Producer) && !takes("linger.ms", Consumer));
-        assert!(takes("auto.offset.reset", Consumer) && !takes("acks", Consumer));
-        let err = for_client("not.a.property", "KAFKA_NOT_A_PROPERTY", Consumer)
-            .unwrap_err()
-            .to_string();
+    fn an_unknown_or_bad_setting_is_refused_naming_its_variable() {
+        use rdkafka::consumer::BaseConsumer;
+        use rdkafka::producer::BaseProducer;
+        let vars = |k: &str, v: &str| [(k.to_owned(), v.to_owned())].into_iter();
+        let c = client_config("127.0.0.1:1", vars("KAFKA_NOT_A_PROPERTY", "s3cret")).unwrap();
+        let err = config_error(c.create::<BaseProducer>().err().unwrap()).to_string();
         assert!(err.contains("KAFKA_NOT_A_PROPERTY"), "{err}");
-    }
-
-    #[test]
-    fn the_property_table_is_sorted_for_binary_search() {
-        let names: Vec<&str> = super::super::properties::PROPERTIES
-            .iter()
-            .map(|p| p.0)
-            .collect();
-        assert!(names.windows(2).all(|w| w[0] < w[1]));
-        assert!(names.len() > 150);
+        assert!(!err.contains("s3cret"), "{err}");
+        let c = client_config("127.0.0.1:1", vars("KAFKA_SESSION_TIMEOUT_MS", "s3cret")).unwrap();
+        let err = config_error(c.create::<BaseConsumer>().err().unwrap()).to_string();
+        assert!(err.contains("KAFKA_SESSION_TIMEOUT_MS"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        // Another client's property is not an error (librdkafka ignores it).
+        let c = client_config("127.0.0.1:1", vars("KAFKA_SESSION_TIMEOUT_MS", "10000")).unwrap();
+        assert!(c.create::<BaseProducer>().is_ok());
+        let c = client_config("127.0.0.1:1", vars("KAFKA_LINGER_MS", "5")).unwrap();
+        assert!(c.create::<BaseConsumer>().is_ok());
+        let err = client_config("b", vars("KAFKA_ACKS", "")).unwrap_err();
+        assert_eq!(err.to_string(), "KAFKA_ACKS is set but empty");
     }
 }

@@ -17,7 +17,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::config::config_error;
-use super::{Client, Incoming, KafkaArgs};
+use super::{Incoming, KafkaArgs};
 use crate::metrics::Metrics;
 
 /// Consumer callbacks: commit stored offsets before partitions are taken
@@ -77,7 +77,7 @@ pub struct EventConsumer {
 
 impl EventConsumer {
     pub fn create(args: &KafkaArgs, group_id: &str, ctx: ConsumerCtx) -> anyhow::Result<Self> {
-        let mut c = args.client_config(Client::Consumer)?;
+        let mut c = args.client_config()?;
         for (k, v) in [
             ("group.id", group_id),
             ("enable.auto.commit", "true"),
@@ -200,7 +200,7 @@ pub struct TopicReader {
 
 impl TopicReader {
     pub fn create(args: &KafkaArgs, topic: &str) -> anyhow::Result<Self> {
-        let mut c = args.client_config(Client::Consumer)?;
+        let mut c = args.client_config()?;
         c.set("group.id", format!("claimline-read-{}", std::process::id()))
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false");

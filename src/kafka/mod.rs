@@ -12,10 +12,9 @@ pub mod config;
 pub mod consumer;
 pub mod dead_letter;
 pub mod producer;
-pub mod properties;
 pub mod tools;
 
-pub use config::{Client, KafkaArgs};
+pub use config::KafkaArgs;
 pub use consumer::{ConsumerCtx, EventConsumer};
 pub use producer::{create_topics, Ack, Delivery, Producer};
 

@@ -16,7 +16,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
 use super::config::config_error;
-use super::{Client, KafkaArgs, Outgoing};
+use super::{KafkaArgs, Outgoing};
 
 /// The service's producer (cheap to clone: one librdkafka handle).
 #[derive(Clone)]
@@ -74,7 +74,7 @@ impl Producer {
     /// The service's producer: room for an oversized input to be
     /// dead-lettered unchanged.
     pub fn create(args: &KafkaArgs) -> anyhow::Result<Self> {
-        let mut c = args.client_config(Client::Producer)?;
+        let mut c = args.client_config()?;
         c.set("enable.idempotence", "true");
         if c.get("linger.ms").is_none() {
             c.set("linger.ms", "5");
@@ -107,7 +107,7 @@ impl Producer {
     /// The `send` tool's producer: the same configuration, librdkafka's
     /// defaults otherwise.
     pub fn create_plain(args: &KafkaArgs) -> anyhow::Result<Self> {
-        let mut c = args.client_config(Client::Producer)?;
+        let mut c = args.client_config()?;
         c.set("enable.idempotence", "true");
         Producer::with(c)
     }
@@ -214,7 +214,7 @@ pub async fn create_topics(
     partitions: i32,
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = args
-        .client_config(Client::Admin)?
+        .client_config()?
         .create()
         .context("invalid Kafka admin configuration")?;
     let new: Vec<NewTopic> = topics
