@@ -1,63 +1,169 @@
 #!/usr/bin/env bash
-# make demo: Postgres and the Tansu broker (installed where missing), the
-# service built and started, the shipped examples sent, and what comes out
-# shown: claim lines from the topic, rows from Postgres, a metrics summary.
+# make demo, in five stages: the Tansu broker and Postgres (installed where
+# missing), claimline built and started, the shipped examples sent (the good
+# events, then one bad one) and what comes out shown: claim lines from the
+# topics, the dead letter, rows from Postgres, a summary from /metrics.
+# Each checkout gets its own database, consumer group and ports, derived from
+# its path (scripts/demo-env.sh) and written to .run/demo.env. Safe to rerun;
+# `make stop` stops the service and the broker and drops the database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-
-# On a first run the broker and claimline both compile: build claimline in
-# the background meanwhile, so the two builds overlap.
 mkdir -p .run
-cargo build --release --quiet >.run/demo-build.log 2>&1 &
-build=$!
+env_file=.run/demo.env
+good=examples/encounters.jsonl
+bad=examples/bad-events.jsonl
+
+die() { echo "demo: $*" >&2; exit 1; }
+stage() { echo; echo "== [$1/5] $2"; }
+# Something accepts connections on 127.0.0.1:$1.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Which program listens on port $1, as far as ss can tell.
+holder() {
+  local who
+  who="$(ss -ltnpH "sport = :$1" 2>/dev/null \
+    | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 (pid \2)/p' | head -1)" || true
+  echo "${who:-another program}"
+}
+# The pid in file $1 is alive, runs a program called $2 and was started from
+# this checkout (its working directory; a .run/ copied from elsewhere is not ours).
+ours() {
+  local pid
+  [ -f "$1" ] && pid="$(cat "$1")" && [ -n "$pid" ] \
+    && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = "$2" ] \
+    && [ "$(readlink "/proc/$pid/cwd" 2>/dev/null || pwd -P)" = "$(pwd -P)" ]
+}
+taken() { # PORT WHAT OVERRIDE
+  die "port $1 ($2) is taken by $(holder "$1"), which this checkout did not start.
+  Stop it, or choose another port: $3=<free port> make demo"
+}
+# Sets KEY=VALUE in .run/demo.env, replacing an earlier value.
+record() {
+  { grep -v "^$1=" "$env_file" || true; printf '%s=%q\n' "$1" "$2"; } >"$env_file.tmp"
+  mv "$env_file.tmp" "$env_file"
+}
+
+# This checkout's settings, kept with the database URLs an earlier run recorded
+# (so `make stop` can drop the database even if this run stops early).
+{
+  scripts/demo-env.sh
+  grep -E '^CLAIMLINE_DEMO_(ADMIN|DATABASE)_URL=' "$env_file" 2>/dev/null || true
+} >"$env_file.tmp"
+mv "$env_file.tmp" "$env_file"
+# shellcheck source=/dev/null
+. "$env_file"
+broker_port=$CLAIMLINE_DEMO_BROKER_PORT
+metrics_port=$CLAIMLINE_DEMO_METRICS_PORT
+web_port=$CLAIMLINE_DEMO_WEB_PORT
+db=$CLAIMLINE_DEMO_DB
+group=$CLAIMLINE_DEMO_GROUP_ID
+echo "== claimline demo for $CLAIMLINE_DEMO_CHECKOUT (settings: $env_file)"
+echo "   database        $db"
+echo "   consumer group  $group"
+echo "   broker          127.0.0.1:$broker_port"
+echo "   metrics         http://127.0.0.1:$metrics_port/metrics"
+echo "   web view        127.0.0.1:$web_port (reserved for 'claimline web', not built yet)"
+if listening "$web_port"; then
+  echo "   note: port $web_port is in use by $(holder "$web_port"); 'claimline web' will need DEMO_WEB_PORT=<free port>"
+fi
+
+stage 1 "broker: Tansu on 127.0.0.1:$broker_port (in memory; log .run/tansu-$broker_port.log)"
+if listening "$broker_port"; then
+  ours ".run/tansu-$broker_port.pid" tansu || taken "$broker_port" "the demo's broker" DEMO_BROKER_PORT
+  echo "already running (pid $(cat ".run/tansu-$broker_port.pid")): reusing it"
+fi
+bootstrap="$(BROKER_PORT="$broker_port" scripts/start-broker.sh)"
+
+stage 2 "database: Postgres, database $db"
 admin_url="$(scripts/ensure-postgres.sh)"
-bootstrap="$(BROKER_PORT="${DEMO_BROKER_PORT:-19094}" scripts/start-broker.sh)"
-db_url="${admin_url%/*}/claimline_demo"
-psql "$admin_url" -qAtc "SELECT 1 FROM pg_database WHERE datname = 'claimline_demo'" | grep -q 1 \
-  || psql "$admin_url" -qc "CREATE DATABASE claimline_demo"
+db_url="${admin_url%/*}/$db"
+record CLAIMLINE_DEMO_ADMIN_URL "$admin_url"
+record CLAIMLINE_DEMO_DATABASE_URL "$db_url"
+if psql "$admin_url" -qAtc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
+  echo "$db exists on ${admin_url%/*}: reusing it (the service skips what it already has)"
+else
+  psql "$admin_url" -qc "CREATE DATABASE \"$db\""
+  echo "created $db on ${admin_url%/*}"
+fi
 
-echo "== building claimline"
-wait "$build" || { cat .run/demo-build.log; exit 1; }
-bin=target/release/claimline
-port="${DEMO_METRICS_PORT:-9464}"
+stage 3 "build: cargo build --release (the first build takes several minutes; later ones seconds)"
+"${CARGO:-cargo}" build --release || die "cargo build --release failed (see above)"
+bin="${CARGO_TARGET_DIR:-target}/release/claimline"
 
-echo "== starting claimline run (logs: .run/claimline.log)"
-[ -f .run/claimline.pid ] && kill "$(cat .run/claimline.pid)" 2>/dev/null || true
-DATABASE_URL="$db_url" KAFKA_BOOTSTRAP_SERVERS="$bootstrap" CLAIMLINE_GROUP_ID=claimline-demo \
-CLAIMLINE_METRICS_ADDR="127.0.0.1:$port" CLAIMLINE_CREATE_TOPICS=true CLAIMLINE_LOG_FORMAT=json \
+stage 4 "service: claimline run (metrics on 127.0.0.1:$metrics_port; log .run/claimline.log)"
+if ours .run/claimline.pid claimline; then
+  old="$(cat .run/claimline.pid)"
+  echo "stopping the previous demo service (pid $old)"
+  kill "$old" 2>/dev/null || true
+  for _ in $(seq 1 250); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+fi
+rm -f .run/claimline.pid
+listening "$metrics_port" && taken "$metrics_port" "the demo's metrics" DEMO_METRICS_PORT
+DATABASE_URL="$db_url" KAFKA_BOOTSTRAP_SERVERS="$bootstrap" CLAIMLINE_GROUP_ID="$group" \
+CLAIMLINE_METRICS_ADDR="127.0.0.1:$metrics_port" CLAIMLINE_CREATE_TOPICS=true CLAIMLINE_LOG_FORMAT=json \
   nohup "$bin" run >.run/claimline.log 2>&1 &
 echo $! >.run/claimline.pid
 for _ in $(seq 1 150); do
-  curl -fsS "127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2
+  curl -fsS "127.0.0.1:$metrics_port/readyz" >/dev/null 2>&1 && break; sleep 0.2
 done
-curl -fsS "127.0.0.1:$port/readyz" || { echo "claimline did not get ready; see .run/claimline.log"; exit 1; }
+curl -fsS "127.0.0.1:$metrics_port/readyz" >/dev/null 2>&1 \
+  || { tail -5 .run/claimline.log >&2; die "claimline did not get ready in 30 s; see .run/claimline.log"; }
+echo "ready (pid $(cat .run/claimline.pid))"
 
+n_good=$(grep -c . "$good")
+n_bad=$(grep -c . "$bad")
+stage 5 "examples: $n_good events from $good, then $n_bad bad one from $bad"
 before=$(psql "$db_url" -qAtc "SELECT count(*) FROM encounter_events")
-echo "== sending examples/encounters.jsonl to encounters"
-"$bin" send --bootstrap-servers "$bootstrap" --topic encounters examples/encounters.jsonl
-# Wait until the consumer has caught up (the metric counts every event, new or redelivered).
-want=$(grep -c . examples/encounters.jsonl)
+"$bin" send --bootstrap-servers "$bootstrap" --topic encounters "$good"
+# send checks each line as the service would and refuses to send bad ones
+# unless told to: here the bad one is meant to reach the service.
+"$bin" send --bootstrap-servers "$bootstrap" --topic encounters --allow-invalid "$bad"
+# Wait until the service has handled all of them (processed, whatever the
+# outcome, or dead-lettered): the counters count redelivered events too.
+want=$((n_good + n_bad))
+handled() {
+  curl -fsS "127.0.0.1:$metrics_port/metrics" 2>/dev/null \
+    | awk '/^claimline_events_(processed|dead_lettered)_total[{ ]/ {s += $NF} END {print s + 0}'
+}
 for _ in $(seq 1 150); do
-  got=$(curl -fsS "127.0.0.1:$port/metrics" | awk '/^claimline_events_consumed_total/ {print $2}')
-  [ "${got:-0}" -ge "$want" ] && break; sleep 0.2
+  [ "$(handled)" -ge "$want" ] && break; sleep 0.2
 done
+got="$(handled)"
+[ "$got" -ge "$want" ] || echo "(only $got of $want events handled after 30 s; showing what there is)"
 
-echo; echo "== claim lines on claim-lines (validated and void)"
+echo; echo "-- claim lines on claim-lines (validated and void)"
 "$bin" read --bootstrap-servers "$bootstrap" --topic claim-lines --idle-secs 3 --format values \
   | python3 scripts/show-lines.py
-echo; echo "== claim lines on claim-lines.review (held)"
+echo; echo "-- claim lines on claim-lines.review (held)"
 "$bin" read --bootstrap-servers "$bootstrap" --topic claim-lines.review --idle-secs 3 --format values \
   | python3 scripts/show-lines.py
 
-echo; echo "== rows in Postgres ($db_url)"
+echo; echo "-- dead letters on encounters.dlq (headers; the value is the original event, unchanged; one per run on this broker)"
+"$bin" read --bootstrap-servers "$bootstrap" --topic encounters.dlq --idle-secs 3 --format full \
+  | python3 -c '
+import json, sys
+for raw in sys.stdin:
+    m = json.loads(raw)
+    print("partition %s offset %s key %s" % (m.get("partition"), m.get("offset"), m.get("key")))
+    for k, v in sorted(m.get("headers", {}).items()):
+        print("    %-20s %s" % (k + ":", v))
+'
+echo "Dead letters are read with '$bin read --bootstrap-servers $bootstrap --topic encounters.dlq'" \
+  "(error.reason and error.message are in the headers); the service also lists them in Postgres's dead_letters table."
+
+echo; echo "-- rows in Postgres ($db_url)"
 psql "$db_url" -P pager=off -c "SELECT event_id, encounter_id, encounter_version AS v, event_type, outcome, lines_produced AS lines, lines_voided AS voided FROM encounter_events ORDER BY processed_at, source_offset"
 psql "$db_url" -P pager=off -c "SELECT claim_line_id, code, units, minutes, modifiers, status, expected_payment_cents AS cents FROM claim_lines ORDER BY encounter_id, encounter_version, line_no"
+psql "$db_url" -P pager=off -c "SELECT source_partition AS partition, source_offset AS offset, reason, message, received_at FROM dead_letters ORDER BY received_at"
 after=$(psql "$db_url" -qAtc "SELECT count(*) FROM encounter_events")
-echo "events recorded before this run: $before, after: $after (a second run adds none: redelivery is idempotent)"
+if [ "$after" -eq "$before" ]; then
+  echo "this run added no events ($after recorded): every event was already there, and redelivery is idempotent"
+else
+  echo "this run added $((after - before)) events ($before recorded before, $after after); a second run adds none"
+fi
 
-echo; echo "== summary from /metrics"
-curl -fsS "127.0.0.1:$port/metrics" | python3 -c '
+echo; echo "-- summary from /metrics (since the service started)"
+curl -fsS "127.0.0.1:$metrics_port/metrics" | python3 -c '
 import sys, re
 m = {}
 buckets = []
@@ -75,4 +181,5 @@ total = buckets[-1][1] if buckets else 0
 p99 = next((le for le, c in sorted(buckets) if total and c >= 0.99 * total), None)
 print("p99 latency:      <=", f"{p99}s" if p99 is not None else "n/a (no lines published in this run)")
 '
-echo; echo "claimline keeps running (pid $(cat .run/claimline.pid)) on 127.0.0.1:$port; 'make stop' stops it and the broker."
+echo; echo "claimline keeps running (pid $(cat .run/claimline.pid)) on 127.0.0.1:$metrics_port;" \
+  "'make stop' stops it and the broker and drops $db."
