@@ -26,7 +26,7 @@ pub mod codec;
 pub(crate) mod dates;
 pub mod domain;
 
-pub(crate) mod cms;
+pub mod cms;
 pub mod commands;
 pub(crate) mod config;
 pub(crate) mod http;

@@ -16,6 +16,7 @@
 mod mue;
 mod pprrvu;
 mod ptp;
+pub mod shipped;
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +25,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
-use crate::domain::rulebook::{Table, TableKind, TableRows};
+use crate::domain::rulebook::{Origin, Table, TableKind, TableRows};
 use crate::domain::{Code, RuleBook, Rules};
 
 /// A file read: its table, what it was, and how many rows it had.
@@ -190,6 +191,8 @@ pub fn read_bytes(
             label,
             valid_from,
             rows,
+            origin: Origin::Imported,
+            coverage: None,
         },
         file_name: file.into(),
         sha256: hex(&Sha256::digest(bytes)),
@@ -263,37 +266,53 @@ fn code_cell(cell: &str) -> Option<Code> {
 }
 
 /// The records of a CSV file (rows of any width), each with the line it
-/// starts on; or (line, problem).
+/// starts on; or (line, problem). Linear in the file: each record's line
+/// is counted on from the record before.
 fn csv_records(
     text: &str,
 ) -> impl Iterator<Item = Result<(u64, csv::StringRecord), (u64, String)>> + '_ {
+    let mut lines = LineCounter::default();
     csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(text.as_bytes())
         .into_records()
         .map(move |record| match record {
-            Ok(r) => Ok((r.position().map_or(0, |p| line_at(text, p.byte())), r)),
+            Ok(r) => Ok((r.position().map_or(0, |p| lines.at(text, p.byte())), r)),
             Err(e) => Err((
-                e.position().map_or(0, |p| line_at(text, p.byte())),
+                e.position().map_or(0, |p| lines.at(text, p.byte())),
                 "not a valid CSV record".to_owned(),
             )),
         })
 }
 
-/// The 1-based line of a byte offset (the csv crate's own line count
-/// skips the line breaks inside quoted cells, which CMS's headers have).
-fn line_at(text: &str, byte: u64) -> u64 {
-    let mut end = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
-    // A record after a CRLF starts, for the csv crate, at its LF.
-    while matches!(text.as_bytes().get(end), Some(b'\r' | b'\n')) {
-        end += 1;
+/// The 1-based line of increasing byte offsets (the csv crate's own line
+/// count skips the line breaks inside quoted cells, which CMS's headers
+/// have), counting only the bytes since the offset before.
+#[derive(Default)]
+struct LineCounter {
+    byte: usize,
+    newlines: u64,
+}
+
+impl LineCounter {
+    fn at(&mut self, text: &str, byte: u64) -> u64 {
+        let mut end = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
+        // A record after a CRLF starts, for the csv crate, at its LF.
+        while matches!(text.as_bytes().get(end), Some(b'\r' | b'\n')) {
+            end += 1;
+        }
+        if end < self.byte {
+            // Not in order (never for the csv crate): count from the start.
+            *self = LineCounter::default();
+        }
+        self.newlines += text.as_bytes()[self.byte..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        self.byte = end;
+        self.newlines + 1
     }
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count() as u64
-        + 1
 }
 
 /// `YYYYMMDD`.
@@ -328,5 +347,5 @@ pub fn book_from_dir(dir: &Path) -> anyhow::Result<RuleBook> {
     if tables.is_empty() {
         anyhow::bail!("no CMS table files in {}", dir.display());
     }
-    Ok(RuleBook::new(rules, &tables))
+    Ok(shipped::with_imported(&tables))
 }

@@ -9,7 +9,8 @@
 //! the record layout, RVUPUF26.pdf in each release's zip at
 //! cms.gov/medicare/payment/fee-schedules/physician/pfs-relative-value-files,
 //! was not in reach here). Status codes A, R and T are paid under the
-//! fee schedule; the others (B bundled, I not valid for Medicare, ...)
+//! fee schedule; B (bundled: never paid separately) is kept as such; the
+//! others (I not valid for Medicare, C carrier-priced, N not covered, ...)
 //! give no estimate.
 
 use chrono::NaiveDate;
@@ -103,6 +104,7 @@ pub fn parse(
     let mut previous: Vec<String> = Vec::new();
     let mut columns: Option<Columns> = None;
     let mut rvus = Vec::new();
+    let mut bundled = Vec::new();
     let mut conversion_factor: Option<f64> = None;
     let mut rows = 0;
     for record in super::csv_records(text) {
@@ -142,8 +144,13 @@ pub fn parse(
             }
             _ => {}
         }
-        if !matches!(cell(c.status), "A" | "R" | "T") {
-            continue;
+        match cell(c.status) {
+            "A" | "R" | "T" => {}
+            "B" => {
+                bundled.push(code);
+                continue;
+            }
+            _ => continue,
         }
         rvus.push((
             code,
@@ -161,6 +168,7 @@ pub fn parse(
         FeeSchedule {
             conversion_factor: conversion_factor.unwrap_or(0.0),
             rvus,
+            bundled,
         },
         rows,
     ))

@@ -233,3 +233,100 @@ fn fixtures_make_a_rule_book_by_date_of_service() {
         .version
         .ends_with("+ptp.2026Q4+mue.2026Q4+pfs.2026A"));
 }
+
+#[test]
+fn the_shipped_tables_serve_the_dates_their_provenance_states() {
+    let tables = shipped::tables();
+    let summary: Vec<(TableKind, String, String, Option<usize>)> = tables
+        .iter()
+        .map(|t| {
+            (
+                t.rows.kind(),
+                t.label.clone(),
+                t.valid_from.to_string(),
+                t.coverage.as_ref().map(Vec::len),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                TableKind::Ptp,
+                "2026Q4".into(),
+                "1996-01-01".into(),
+                Some(8)
+            ),
+            (TableKind::Pfs, "2025D".into(), "2025-01-01".into(), None),
+            (TableKind::Pfs, "2026C".into(), "2026-01-01".into(), None),
+            (TableKind::Mue, "2026Q2".into(), "2026-04-01".into(), None),
+        ]
+    );
+    assert!(tables.iter().all(|t| t.origin == Origin::Shipped));
+    let version = |d: &str| shipped::rules_for(d.parse().unwrap()).version.to_string();
+    let base = crate::domain::RULES_VERSION;
+    assert_eq!(version("2024-06-01"), format!("{base}+ptp.2026Q4"));
+    assert_eq!(
+        version("2025-06-01"),
+        format!("{base}+ptp.2026Q4+pfs.2025D")
+    );
+    assert_eq!(
+        version("2026-03-31"),
+        format!("{base}+ptp.2026Q4+pfs.2026C")
+    );
+    assert_eq!(
+        version("2026-04-01"),
+        format!("{base}+ptp.2026Q4+mue.2026Q2+pfs.2026C")
+    );
+    // 2025 dates: RVU25D and its conversion factor; 2026: RVU26C's.
+    let cf = |d: &str| {
+        shipped::rules_for(d.parse().unwrap())
+            .catalogue
+            .conversion_factor
+    };
+    assert_eq!(cf("2025-12-31"), 32.3465);
+    assert_eq!(cf("2026-01-01"), 33.4009);
+    // CMS's Q2 2026 MUEs (shared/cms README): 97530 6, 97150 1, 97112 4.
+    let mue = |code: &str| {
+        shipped::rules_for("2026-05-01".parse().unwrap())
+            .edits
+            .mue(Code::parse(code).unwrap())
+            .map(|m| m.value)
+    };
+    assert_eq!(
+        [
+            mue("97530"),
+            mue("97110"),
+            mue("97150"),
+            mue("97112"),
+            mue("97116")
+        ],
+        [Some(6), Some(6), Some(1), Some(4), Some(4)]
+    );
+}
+
+#[test]
+fn an_imported_release_wins_over_the_shipped_one_from_its_own_start() {
+    // A 2026 January release (the fixture's file name and layout) imported
+    // over the shipped RVU26C, which is stretched over all of 2026.
+    let jan = read("PPRRVU2026_Jan_nonQPP.csv").unwrap().table;
+    assert_eq!(jan.valid_from.to_string(), "2026-01-01");
+    let book = shipped::with_imported(std::slice::from_ref(&jan));
+    assert!(book
+        .for_date("2026-02-01".parse().unwrap())
+        .version
+        .ends_with("+pfs.2026A"));
+    // A later PTP quarter imported: every pair covered from its start.
+    let q = read("ccipra-v323r0-f1.txt").unwrap().table;
+    let book = shipped::with_imported(&[q]);
+    assert!(book
+        .for_date("2026-10-01".parse().unwrap())
+        .edits
+        .ptp_coverage
+        .is_none());
+    assert!(book
+        .for_date("2026-09-30".parse().unwrap())
+        .edits
+        .ptp_coverage
+        .is_some());
+}

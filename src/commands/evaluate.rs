@@ -7,7 +7,6 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::domain::RuleBook;
 use crate::pipeline::offline::evaluate_lines;
 
 #[derive(clap::Args)]
@@ -24,7 +23,7 @@ pub(super) struct EvaluateArgs {
 
 pub(super) fn evaluate(args: EvaluateArgs) -> ExitCode {
     let book = match args.rules.as_deref().map(crate::cms::book_from_dir) {
-        None => RuleBook::builtin(),
+        None => crate::cms::shipped::with_imported(&[]),
         Some(Ok(book)) => book,
         Some(Err(e)) => {
             eprintln!("claimline evaluate: {e:#}");

@@ -104,10 +104,15 @@ pub enum FlagCode {
     /// Extension: the day has more encounters than claimline pools; this
     /// one's units were counted alone.
     DayNotPooled,
+    /// Info: two codes of the day form a pair the PTP table in force does
+    /// not cover.
+    NcciNotChecked,
+    /// Warning: the payer never pays this code separately (PFS status B).
+    BundledCode,
 }
 
 impl FlagCode {
-    pub const ALL: [FlagCode; 23] = [
+    pub const ALL: [FlagCode; 25] = [
         FlagCode::NotOneOnOne,
         FlagCode::Below8Minutes,
         FlagCode::Overlap97535,
@@ -131,6 +136,8 @@ impl FlagCode {
         FlagCode::UnknownCode,
         FlagCode::KxThreshold,
         FlagCode::DayNotPooled,
+        FlagCode::NcciNotChecked,
+        FlagCode::BundledCode,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -158,6 +165,8 @@ impl FlagCode {
             FlagCode::UnknownCode => "UNKNOWN_CODE",
             FlagCode::KxThreshold => "KX_THRESHOLD",
             FlagCode::DayNotPooled => "DAY_NOT_POOLED",
+            FlagCode::NcciNotChecked => "NCCI_NOT_CHECKED",
+            FlagCode::BundledCode => "BUNDLED_CODE",
         }
     }
 }

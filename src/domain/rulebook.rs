@@ -72,10 +72,15 @@ impl TableRows {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeeSchedule {
     pub conversion_factor: f64,
+    /// The paid codes (status A, R, T).
     pub rvus: Vec<(Code, Rvu)>,
+    /// Status B: bundled, never paid separately (tables stored before this
+    /// field have none).
+    #[serde(default)]
+    pub bundled: Vec<Code>,
 }
 
-/// One imported table: `label` names its quarter or release (`2026Q4`,
+/// One CMS table: `label` names its quarter or release (`2026Q4`,
 /// `2026A`); it is in force from `valid_from`. Several files with the same
 /// kind and label (CMS splits the PTP table in four) are one table.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +88,21 @@ pub struct Table {
     pub label: String,
     pub valid_from: NaiveDate,
     pub rows: TableRows,
+    /// Where it came from: shipped with claimline (`data/cms/`) or imported
+    /// by `claimline rules import`. At the same start, an imported table
+    /// wins over a shipped one.
+    pub origin: Origin,
+    /// PTP: the codes whose pairs the rows cover; `None`: every code (a
+    /// whole CMS quarter, all four parts).
+    pub coverage: Option<Vec<Code>>,
+}
+
+/// Where a table came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// Shipped with claimline, read from `data/cms/` (see its README).
+    Shipped,
+    Imported,
 }
 
 /// The built-in rules and the rule sets the imported tables make of them,
@@ -95,14 +115,6 @@ pub struct RuleBook {
 }
 
 impl RuleBook {
-    /// The built-in rules for every date.
-    pub fn builtin() -> RuleBook {
-        RuleBook {
-            base: Rules::builtin(),
-            periods: Vec::new(),
-        }
-    }
-
     /// The rule sets `tables` make of `base`.
     pub fn new(base: &'static Rules, tables: &[Table]) -> RuleBook {
         let starts: BTreeSet<NaiveDate> = tables.iter().map(|t| t.valid_from).collect();
@@ -131,23 +143,27 @@ impl RuleBook {
         self.periods.iter().map(|(d, r)| (*d, &*r.version))
     }
 
+    /// The table of `kind` in force on `day`: of those that started by
+    /// then, the latest start, then an imported one over a shipped one,
+    /// then the latest label (a revision, `2026Q3r1`, after `2026Q3`), then
+    /// the last loaded.
+    pub fn table_on(tables: &[Table], kind: TableKind, day: NaiveDate) -> Option<&Table> {
+        tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.rows.kind() == kind && t.valid_from <= day)
+            .max_by(|(i, a), (j, b)| {
+                (a.valid_from, a.origin, &a.label, i).cmp(&(b.valid_from, b.origin, &b.label, j))
+            })
+            .map(|(_, t)| t)
+    }
+
     /// Base, with each kind's newest table that started by `day`.
     fn rules_on(base: &Rules, tables: &[Table], day: NaiveDate) -> Rules {
         let mut rules = base.clone();
         let mut version = base.version.to_string();
         for kind in [TableKind::Ptp, TableKind::Mue, TableKind::Pfs] {
-            // The newest table of the kind that started by `day`: the latest
-            // start, then the latest label (a revision, `2026Q3r1`, after
-            // `2026Q3`), then the last loaded.
-            let Some(latest) = tables
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.rows.kind() == kind && t.valid_from <= day)
-                .max_by(|(i, a), (j, b)| {
-                    (a.valid_from, &a.label, i).cmp(&(b.valid_from, &b.label, j))
-                })
-                .map(|(_, t)| t)
-            else {
+            let Some(latest) = Self::table_on(tables, kind, day) else {
                 continue;
             };
             version.push('+');
@@ -158,9 +174,14 @@ impl RuleBook {
                 // CMS splits the PTP table into parts (f1-f4): every file of
                 // the label is the table.
                 TableRows::Ptp(_) => {
+                    rules.edits.ptp_coverage = latest.coverage.clone();
                     rules.edits.ptp = tables
                         .iter()
-                        .filter(|t| t.label == latest.label && t.valid_from == latest.valid_from)
+                        .filter(|t| {
+                            t.label == latest.label
+                                && t.valid_from == latest.valid_from
+                                && t.origin == latest.origin
+                        })
                         .flat_map(|t| match &t.rows {
                             TableRows::Ptp(rows) => rows.as_slice(),
                             _ => &[],
@@ -177,9 +198,11 @@ impl RuleBook {
                     } else {
                         base.catalogue.conversion_factor
                     };
-                    rules.catalogue.set_fee_schedule(cf, |code| {
-                        f.rvus.iter().find(|(c, _)| *c == code).map(|(_, rvu)| *rvu)
-                    });
+                    rules.catalogue.set_fee_schedule(
+                        cf,
+                        |code| f.rvus.iter().find(|(c, _)| *c == code).map(|(_, rvu)| *rvu),
+                        |code| f.bundled.contains(&code),
+                    );
                 }
             }
         }
@@ -204,6 +227,8 @@ mod tests {
         Table {
             label: label.into(),
             valid_from: day(from),
+            origin: Origin::Imported,
+            coverage: None,
             rows: TableRows::Ptp(
                 pairs
                     .iter()
@@ -229,6 +254,8 @@ mod tests {
             Table {
                 label: "2026Q4".into(),
                 valid_from: day("2026-10-01"),
+                origin: Origin::Imported,
+                coverage: None,
                 rows: TableRows::Mue(vec![Mue {
                     code: code("97530"),
                     value: 6,
@@ -238,8 +265,11 @@ mod tests {
             Table {
                 label: "2026A".into(),
                 valid_from: day("2026-01-01"),
+                origin: Origin::Imported,
+                coverage: None,
                 rows: TableRows::Pfs(FeeSchedule {
                     conversion_factor: 33.4009,
+                    bundled: Vec::new(),
                     rvus: vec![(
                         code("97530"),
                         Rvu {
@@ -296,6 +326,8 @@ mod tests {
         let mue = |label: &str, value: u32| Table {
             label: label.into(),
             valid_from: day("2026-10-01"),
+            origin: Origin::Imported,
+            coverage: None,
             rows: TableRows::Mue(vec![Mue {
                 code: code("97530"),
                 value,

@@ -11,7 +11,7 @@ use super::claim::{FlagCode, UnitMethod};
 use super::values::{Code, Discipline, Plan};
 
 /// Names the rule set (code + data) that produced a line.
-pub const RULES_VERSION: &str = "claimline-rules-2026.11.2";
+pub const RULES_VERSION: &str = "claimline-rules-2026.12.1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 pub struct Rvu {
@@ -41,7 +41,14 @@ pub struct CodeInfo {
     #[serde(default)]
     pub discipline: Option<Discipline>,
     pub description: String,
+    /// The fee schedule's relative values: set from CMS's PPRRVU table in
+    /// force on the date of service (`data/cms/`, or an imported release);
+    /// `None`: no CMS row in reach, or not paid under the fee schedule.
+    #[serde(default)]
     pub rvu: Option<Rvu>,
+    /// PFS status B: bundled, never paid separately.
+    #[serde(default)]
+    pub bundled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -54,7 +61,9 @@ pub enum CodeKind {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Catalogue {
-    /// Dollars per RVU.
+    /// Dollars per RVU: the conversion factor of the PPRRVU table in force
+    /// (0 where none is).
+    #[serde(default)]
     pub conversion_factor: f64,
     /// Sorted by code at load, for binary search.
     codes: Vec<CodeInfo>,
@@ -80,10 +89,16 @@ impl Catalogue {
 
     /// Replaces the fee schedule: `rvus` gives the RVUs of the codes it
     /// covers; a catalogue code it does not cover gets none (no estimate).
-    pub fn set_fee_schedule(&mut self, conversion_factor: f64, rvu: impl Fn(Code) -> Option<Rvu>) {
+    pub fn set_fee_schedule(
+        &mut self,
+        conversion_factor: f64,
+        rvu: impl Fn(Code) -> Option<Rvu>,
+        bundled: impl Fn(Code) -> bool,
+    ) {
         self.conversion_factor = conversion_factor;
         for info in &mut self.codes {
             info.rvu = rvu(info.code);
+            info.bundled = bundled(info.code);
         }
     }
 
@@ -144,6 +159,19 @@ pub struct PayerPolicy {
     /// Track the year-to-date therapy amount against the KX threshold.
     #[serde(default)]
     pub kx_threshold: bool,
+    /// Apply CMS's NCCI PTP table in force (`data/cms/`, or an imported
+    /// quarter).
+    #[serde(default = "yes")]
+    pub ncci: bool,
+    /// The payer's own procedure-to-procedure pairs, beside (or instead of)
+    /// CMS's: a commercial payer's policy, as data with its source. Never
+    /// for Medicare or Medicaid, which apply CMS's table only.
+    #[serde(default)]
+    pub ptp: Vec<PtpEdit>,
+    /// PFS status B codes are never paid separately (Medicare): the line
+    /// gets BUNDLED_CODE and no expected payment.
+    #[serde(default)]
+    pub pfs_bundled: bool,
 }
 
 fn yes() -> bool {
@@ -258,7 +286,13 @@ pub struct NoSharedMinutes {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct EditTable {
+    /// CMS's PTP rows in force: set from the table of the date of service.
+    #[serde(default)]
     pub ptp: Vec<PtpEdit>,
+    /// The codes whose pairs `ptp` covers; `None`: every code (a whole CMS
+    /// quarter). A pair outside it gets NCCI_NOT_CHECKED.
+    #[serde(skip)]
+    pub ptp_coverage: Option<Vec<Code>>,
     #[serde(default)]
     pub mue: Vec<Mue>,
     pub no_shared_minutes: Vec<NoSharedMinutes>,

@@ -49,7 +49,13 @@ fn topics() -> Topics {
 
 fn run(batch: &[Incoming], ledger: Ledger) -> Plan {
     let items = decode_all(batch, crate::codec::MAX_EVENT_BYTES);
-    plan(batch, &items, ledger, &RuleBook::builtin(), &topics())
+    plan(
+        batch,
+        &items,
+        ledger,
+        crate::cms::shipped::book(),
+        &topics(),
+    )
 }
 
 fn bytes(v: &Value) -> Vec<u8> {

@@ -19,7 +19,7 @@ use chrono::{Datelike, NaiveDate};
 use super::batch::decode_stored;
 use super::plan::{outbox_entry, Topics};
 use crate::codec::JsonWriter;
-use crate::domain::{ClaimLine, Code, RuleBook, Rules};
+use crate::domain::{ClaimLine, Code, RuleBook};
 use crate::kafka::{KafkaArgs, Outgoing, Producer};
 use crate::store::reprocess::{self as runs, PageRow, RunRange};
 use crate::store::{self, BatchWrite, DatabaseUrl, Db, Keys, Owner};
@@ -88,7 +88,7 @@ pub async fn reprocess(args: &ReprocessOptions) -> anyhow::Result<Summary> {
     let db = Db::connect_current(&args.database_url, 2).await?;
     let (count, newest) = store::rules::fingerprint(&db).await?;
     let rules_fingerprint = format!("{count}:{newest}");
-    let book = RuleBook::new(Rules::builtin(), &store::rules::load(&db).await?);
+    let book = crate::cms::shipped::with_imported(&store::rules::load(&db).await?);
     let producer = if args.dry_run {
         None
     } else {

@@ -40,6 +40,6 @@ pub async fn import(
 pub async fn list(database_url: &DatabaseUrl) -> anyhow::Result<(Vec<Listed>, RuleBook)> {
     let db = Db::connect(database_url, 1).await?;
     let tables = store::rules::list(&db).await?;
-    let book = RuleBook::new(Rules::builtin(), &store::rules::load(&db).await?);
+    let book = crate::cms::shipped::with_imported(&store::rules::load(&db).await?);
     Ok((tables, book))
 }

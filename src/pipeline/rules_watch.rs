@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::domain::{RuleBook, Rules};
+use crate::domain::RuleBook;
 use crate::metrics::Metrics;
 use crate::store;
 
@@ -23,7 +23,7 @@ pub struct CurrentRules {
 impl CurrentRules {
     pub fn builtin() -> CurrentRules {
         CurrentRules {
-            book: RwLock::new(Arc::new(RuleBook::builtin())),
+            book: RwLock::new(Arc::new(crate::cms::shipped::with_imported(&[]))),
             loaded: RwLock::new(None),
         }
     }
@@ -43,7 +43,7 @@ impl CurrentRules {
             return Ok(false);
         }
         let tables = store::rules::load(db).await?;
-        let book = RuleBook::new(Rules::builtin(), &tables);
+        let book = crate::cms::shipped::with_imported(&tables);
         let periods: Vec<String> = book
             .periods()
             .map(|(from, version)| format!("{from}: {version}"))

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::Db;
 
-use crate::domain::rulebook::{Table, TableRows};
+use crate::domain::rulebook::{Origin, Table, TableRows};
 
 /// A read CMS file, as the store keeps it.
 pub(crate) struct TableFile<'a> {
@@ -102,6 +102,9 @@ pub(crate) async fn load(db: &Db) -> anyhow::Result<Vec<Table>> {
                 label: r.get(0),
                 valid_from: r.get(1),
                 rows,
+                origin: Origin::Imported,
+                // Imported tables are CMS's whole files (all four PTP parts).
+                coverage: None,
             })
         })
         .collect()

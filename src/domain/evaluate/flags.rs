@@ -184,6 +184,14 @@ fn who_and_what(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
             &[],
         );
     }
+    if policy.pfs_bundled && d.info.is_some_and(|i| i.bundled) {
+        d.flag(
+            FlagCode::BundledCode,
+            Severity::Warning,
+            format!("{code} has PFS status B in CMS's fee schedule for this date: bundled into the other services of the day and never paid separately. No expected payment; bill it only if the payer asks for it to be reported."),
+            &[],
+        );
+    }
     // One or two entries: a scan beats hashing.
     if let Some((_, instead)) = policy.not_recognized.iter().find(|(c, _)| **c == code) {
         d.flag(
@@ -252,16 +260,86 @@ fn ptp_flag(edit: &PtpEdit, modifier: bool, visit: &str) -> (Severity, String) {
     }
 }
 
+/// The procedure-to-procedure pairs this payer applies: CMS's table in
+/// force (when the payer follows NCCI) and the payer's own pairs.
+fn ptp_edits<'r>(rules: &'r Rules, policy: &'r PayerPolicy) -> impl Iterator<Item = &'r PtpEdit> {
+    let cms: &[PtpEdit] = if policy.ncci { &rules.edits.ptp } else { &[] };
+    cms.iter().chain(&policy.ptp)
+}
+
+/// NCCI_NOT_CHECKED on the lines of `a` and `b` when the payer follows
+/// NCCI and CMS's table in force does not cover the pair (the shipped table
+/// holds only the CMS rows in reach). Catalogue codes only.
+fn not_checked<'a>(
+    rules: &Rules,
+    policy: &PayerPolicy,
+    a: &mut Draft<'a>,
+    b: &mut Draft<'a>,
+    visit: &str,
+) {
+    let Some(covered) = rules.edits.ptp_coverage.as_deref() else {
+        return;
+    };
+    let (ca, cb) = (a.code, b.code);
+    if !policy.ncci
+        || ca == cb
+        || a.info.is_none()
+        || b.info.is_none()
+        || (covered.contains(&ca) && covered.contains(&cb))
+    {
+        return;
+    }
+    for (d, other) in [(a, cb), (b, ca)] {
+        let already = d
+            .flags
+            .iter()
+            .any(|f| f.code == FlagCode::NcciNotChecked && f.related_codes.contains(&other));
+        if !already {
+            let own = d.code;
+            d.flag(
+                FlagCode::NcciNotChecked,
+                Severity::Info,
+                format!("{own} and {other}{visit}: the NCCI PTP table in force does not cover this pair (claimline ships only the CMS rows in reach), so whether CMS edits it was not checked. Import CMS's full quarterly PTP table (claimline rules import) to check it."),
+                &[other],
+            );
+        }
+    }
+}
+
+/// Two distinct elements of one slice, mutably.
+fn two<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
+    debug_assert!(a != b);
+    if a < b {
+        let (x, y) = v.split_at_mut(b);
+        (&mut x[a], &mut y[0])
+    } else {
+        let (x, y) = v.split_at_mut(a);
+        (&mut y[0], &mut x[b])
+    }
+}
+
 /// NCCI edits between the encounters of one day (NCCI applies to one
 /// provider, one patient, one date of service): a column-2 code in one
 /// visit and its column-1 code in another. A pair within one encounter is
 /// [`pair_flags`]'s. Visits do not share clock minutes, so only the
 /// distinct-service modifier decides.
 pub(super) fn day_pair_flags(drafts: &mut [Vec<Draft>], encs: &[&Encounter], rules: &Rules) {
-    let Some(date) = encs.first().map(|e| e.date_of_service) else {
+    let Some(first) = encs.first() else {
         return;
     };
-    for edit in rules.edits.ptp.iter().filter(|e| e.in_effect(date)) {
+    let date = first.date_of_service;
+    let policy = rules.policies.for_payer(&first.payer_id, first.plan);
+    for e in 0..drafts.len() {
+        for f in e + 1..drafts.len() {
+            let (x, y) = two(drafts, e, f);
+            for a in x.iter_mut() {
+                for b in y.iter_mut() {
+                    not_checked(rules, policy, a, b, " (in another visit of the day)");
+                }
+            }
+        }
+    }
+    for edit in ptp_edits(rules, policy).filter(|e| e.in_effect(date)) {
         let with_col1: Vec<usize> = (0..drafts.len())
             .filter(|&e| drafts[e].iter().any(|d| d.code == edit.column1))
             .collect();
@@ -284,7 +362,13 @@ pub(super) fn day_pair_flags(drafts: &mut [Vec<Draft>], encs: &[&Encounter], rul
 }
 
 /// Flags that need two codes.
-pub(super) fn pair_flags(drafts: &mut [Draft], enc: &Encounter, rules: &Rules, counted: &Counted) {
+pub(super) fn pair_flags(
+    drafts: &mut [Draft],
+    enc: &Encounter,
+    rules: &Rules,
+    policy: &PayerPolicy,
+    counted: &Counted,
+) {
     let index = |code: Code, drafts: &[Draft]| drafts.iter().position(|d| d.code == code);
     let line_of = |service: usize, drafts: &[Draft]| {
         drafts
@@ -349,7 +433,13 @@ pub(super) fn pair_flags(drafts: &mut [Draft], enc: &Encounter, rules: &Rules, c
         }
     }
 
-    for edit in rules.edits.ptp.iter() {
+    for a in 0..drafts.len() {
+        for b in a + 1..drafts.len() {
+            let (x, y) = two(drafts, a, b);
+            not_checked(rules, policy, x, y, "");
+        }
+    }
+    for edit in ptp_edits(rules, policy) {
         if !edit.in_effect(enc.date_of_service) {
             continue;
         }

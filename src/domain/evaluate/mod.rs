@@ -142,7 +142,7 @@ fn finish<'a>(
     for d in &mut drafts {
         flags::line_flags(d, enc, policy, rules, counted);
     }
-    flags::pair_flags(&mut drafts, enc, rules, counted);
+    flags::pair_flags(&mut drafts, enc, rules, policy, counted);
     let mut parts = split_assistant_units(&drafts, enc, policy);
     for p in &mut parts {
         assign_modifiers(p, &drafts[p.draft], enc, policy);

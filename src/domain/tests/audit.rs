@@ -52,7 +52,7 @@ fn cq_per_unit_cms_scenario_1() {
         vec![1, 2, 3]
     );
     // Only the CQ unit is paid at 85%.
-    let rules = Rules::builtin();
+    let rules = rules();
     let plain = rules.catalogue.unit_payment_cents("97110").unwrap();
     assert!(ex[1].expected_payment_cents.unwrap() < ex[0].expected_payment_cents.unwrap());
     assert!(ex[0].expected_payment_cents.unwrap() <= plain);
@@ -151,17 +151,91 @@ fn only_one_on_one_minutes_are_timed_minutes() {
 }
 
 #[test]
-fn evaluations_and_manual_therapy_are_an_edit_pair() {
+fn cms_v323_rows_decide_the_pairs_not_secondary_sources() {
+    // Widely read sources still call 97161-97163 with 97140, and 97140
+    // with 97530, edits. CMS's v32.3 table shows them deleted or withdrawn
+    // (indicator 9): on a 2026 Medicare date they are validated.
+    for pair in [["97161", "97140"], ["97163", "97140"], ["97140", "97530"]] {
+        let lines = run(&event(
+            "medicare",
+            vec![
+                minutes_svc("1", pair[0], 30),
+                svc("2", pair[1], "10:30", "10:45"),
+            ],
+        ));
+        for l in &lines {
+            assert!(flag(l, FlagCode::NcciPtp).is_none(), "{pair:?}: {l:?}");
+            assert!(
+                flag(l, FlagCode::NcciNotChecked).is_none(),
+                "covered: {pair:?}"
+            );
+        }
+    }
+    // An edit CMS has in force: 97163 (column 1) with 97161 (column 2),
+    // indicator 0, from 2020-10-01.
+    let lines = run(&event(
+        "medicare",
+        vec![minutes_svc("1", "97163", 45), minutes_svc("2", "97161", 30)],
+    ));
+    let f = flag(line(&lines, "97161"), FlagCode::NcciPtp).expect("CMS's 97163/97161 edit");
+    assert_eq!(f.severity, Severity::Error);
+    assert_eq!(f.related_codes, vec![values::Code::lit(b"97163")]);
+    assert!(flag(line(&lines, "97163"), FlagCode::NcciPtp).is_none());
+    // 97530 and 97150 on a 2026 Medicare date: 97150 is outside what the
+    // shipped rows cover, so the pair is not checked, and both lines say so.
     let lines = run(&event(
         "medicare",
         vec![
-            minutes_svc("1", "97161", 30),
-            svc("2", "97140", "10:30", "10:45"),
+            svc("1", "97530", "10:00", "10:30"),
+            minutes_svc("2", "97150", 30),
         ],
     ));
-    let f = flag(line(&lines, "97140"), FlagCode::NcciPtp).expect("97161/97140 edit");
-    assert_eq!(f.related_codes, vec![values::Code::lit(b"97161")]);
-    assert!(flag(line(&lines, "97161"), FlagCode::NcciPtp).is_none());
+    for (own, other) in [("97530", "97150"), ("97150", "97530")] {
+        let f = flag(line(&lines, own), FlagCode::NcciNotChecked).expect("not covered");
+        assert_eq!(f.severity, Severity::Info);
+        assert_eq!(f.related_codes, vec![Code::parse(other).unwrap()]);
+        assert!(
+            f.message.contains(own) && f.message.contains(other),
+            "{}",
+            f.message
+        );
+    }
+    // A table that covers every pair (an imported quarter): no such flag.
+    let lines = run_with(
+        &event(
+            "medicare",
+            vec![
+                svc("1", "97530", "10:00", "10:30"),
+                minutes_svc("2", "97150", 30),
+            ],
+        ),
+        &rules_with_ptp(json!([])),
+    );
+    assert!(lines
+        .iter()
+        .all(|l| flag(l, FlagCode::NcciNotChecked).is_none()));
+}
+
+#[test]
+fn the_97164_pairs_are_a_commercial_policy_not_medicare_s() {
+    let ev = |plan: &str| {
+        event(
+            plan,
+            vec![
+                minutes_svc("1", "97164", 30),
+                svc("2", "97530", "10:30", "11:00"),
+            ],
+        )
+    };
+    // Medicare applies CMS's rows only: no edit (97164 is outside what the
+    // shipped rows cover, so the pair is not checked).
+    let lines = run(&ev("medicare"));
+    assert!(flag(line(&lines, "97530"), FlagCode::NcciPtp).is_none());
+    assert!(flag(line(&lines, "97530"), FlagCode::NcciNotChecked).is_some());
+    // The commercial policy's own pair (data/payers.json, with its source).
+    let lines = run(&ev("commercial"));
+    let f = flag(line(&lines, "97530"), FlagCode::NcciPtp).expect("the payer's pair");
+    assert_eq!(f.related_codes, vec![values::Code::lit(b"97164")]);
 }
 
 #[test]
@@ -181,8 +255,38 @@ fn medicare_units_are_checked_against_the_mue_when_one_is_loaded() {
     // A commercial payer is not checked against CMS's MUEs.
     let lines = run_with(&event("commercial", three), &rules);
     assert!(flag(&lines[0], FlagCode::UnitsOverLimit).is_none());
-    // The shipped table lists no MUE it could not confirm.
+    // The built-in data types no MUE: CMS's table in force does.
     assert!(Rules::builtin().edits.mue.is_empty());
+}
+
+#[test]
+fn cms_s_2026_q2_mues_apply_from_their_effective_date() {
+    // 97530: MUE 6 (MAI 3) in CMS's Q2 2026 table; 7 units is 98+ minutes.
+    let mut ev = event("medicare", vec![svc("1", "97530", "10:00", "11:45")]);
+    ev["encounter"]["date_of_service"] = json!("2026-04-01");
+    for s in ev["encounter"]["services"].as_array_mut().unwrap() {
+        s["start"] = json!("2026-04-01T10:00:00Z");
+        s["end"] = json!("2026-04-01T11:45:00Z");
+    }
+    if let Some(p) = ev["encounter"]["plan_of_care"].as_object_mut() {
+        p.insert("certified_from".into(), json!("2026-03-20"));
+        p.insert("certified_to".into(), json!("2026-06-17"));
+    }
+    let lines = run(&ev);
+    assert_eq!(lines[0].units, 7);
+    let f = flag(&lines[0], FlagCode::UnitsOverLimit).expect("over CMS's MUE of 6");
+    assert!(
+        f.message.contains('6') && f.message.contains("MUE"),
+        "{}",
+        f.message
+    );
+    // Before 2026-04-01 no MUE table is in force: not checked.
+    let lines = run(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "11:45")],
+    ));
+    assert_eq!(lines[0].units, 7);
+    assert!(flag(&lines[0], FlagCode::UnitsOverLimit).is_none());
 }
 
 #[test]

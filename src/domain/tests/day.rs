@@ -6,7 +6,6 @@
 
 use super::*;
 use crate::domain::ledger::{Decision, Ledger, Outcome};
-use crate::domain::RuleBook;
 
 fn visit(encounter: &str, event_id: &str, version: u32, services: Vec<Value>) -> Encounter {
     let mut ev = event("medicare", services);
@@ -33,7 +32,7 @@ fn voided(d: &Decision) -> Vec<(String, String)> {
 
 #[test]
 fn a_second_visit_that_changes_the_days_units_reissues_the_first() {
-    let book = RuleBook::builtin();
+    let book = crate::cms::shipped::book();
     let mut ledger = Ledger::default();
     // Morning: 7 minutes of 97530, no unit alone.
     let am = visit(
@@ -42,7 +41,7 @@ fn a_second_visit_that_changes_the_days_units_reissues_the_first() {
         1,
         vec![svc("1", "97530", "09:00", "09:07")],
     );
-    let d = ledger.apply(&am, &book);
+    let d = ledger.apply(&am, book);
     assert_eq!(ids_units(&d.lines), [("ENC-AM:1:1".into(), 0)]);
 
     // Afternoon: 7 more. The day has 14 minutes: one unit, to the morning
@@ -54,7 +53,7 @@ fn a_second_visit_that_changes_the_days_units_reissues_the_first() {
         1,
         vec![svc("1", "97530", "15:00", "15:07")],
     );
-    let d = ledger.apply(&pm, &book);
+    let d = ledger.apply(&pm, book);
     assert_eq!(d.outcome, Outcome::Processed);
     assert_eq!(voided(&d), [("ENC-AM:1:1".to_string(), "e-pm".to_string())]);
     assert_eq!(
@@ -72,7 +71,7 @@ fn a_second_visit_that_changes_the_days_units_reissues_the_first() {
         2,
         vec![svc("1", "97530", "09:00", "09:03")],
     );
-    let d = ledger.apply(&am2, &book);
+    let d = ledger.apply(&am2, book);
     assert_eq!(
         voided(&d),
         [
@@ -93,7 +92,7 @@ fn a_second_visit_that_changes_the_days_units_reissues_the_first() {
         vec![svc("1", "97530", "09:00", "09:03")],
     );
     void.event_type = EventType::Voided;
-    let d = ledger.apply(&void, &book);
+    let d = ledger.apply(&void, book);
     assert_eq!(d.outcome, Outcome::Voided);
     assert_eq!(
         voided(&d),
@@ -107,7 +106,7 @@ fn a_second_visit_that_changes_the_days_units_reissues_the_first() {
 
 #[test]
 fn a_second_visit_that_changes_nothing_reissues_nothing() {
-    let book = RuleBook::builtin();
+    let book = crate::cms::shipped::book();
     let mut ledger = Ledger::default();
     ledger.apply(
         &visit(
@@ -116,7 +115,7 @@ fn a_second_visit_that_changes_nothing_reissues_nothing() {
             1,
             vec![svc("1", "97110", "09:00", "09:20")],
         ),
-        &book,
+        book,
     );
     // 20 + 10 minutes: two units, one each, as each had alone.
     let d = ledger.apply(
@@ -126,7 +125,7 @@ fn a_second_visit_that_changes_nothing_reissues_nothing() {
             1,
             vec![svc("1", "97530", "15:00", "15:10")],
         ),
-        &book,
+        book,
     );
     assert!(d.voided.is_empty());
     assert_eq!(ids_units(&d.lines), [("ENC-PM:1:1".into(), 1)]);
@@ -147,7 +146,7 @@ fn the_day_pools_minutes_the_cms_way_and_limits_see_the_days_units() {
         1,
         vec![svc("1", "97530", "15:00", "15:20")],
     );
-    let rules = Rules::builtin();
+    let rules = rules();
     let day = crate::domain::evaluate::evaluate_day(&[&am, &pm], rules);
     assert_eq!(day[0][0].units + day[1][0].units, 3);
     assert_eq!((day[0][0].units, day[1][0].units), (2, 1));
@@ -174,7 +173,7 @@ fn the_day_pools_minutes_the_cms_way_and_limits_see_the_days_units() {
 
 #[test]
 fn another_provider_or_date_is_another_day() {
-    let book = RuleBook::builtin();
+    let book = crate::cms::shipped::book();
     let mut ledger = Ledger::default();
     ledger.apply(
         &visit(
@@ -183,13 +182,13 @@ fn another_provider_or_date_is_another_day() {
             1,
             vec![svc("1", "97530", "09:00", "09:07")],
         ),
-        &book,
+        book,
     );
     let mut ev = event("medicare", vec![svc("1", "97530", "15:00", "15:07")]);
     ev["event_id"] = "e-pm".into();
     ev["encounter"]["encounter_id"] = "ENC-PM".into();
     ev["encounter"]["payer"]["id"] = "ANOTHER-PAYER".into();
-    let d = ledger.apply(&decode(ev.to_string().as_bytes()).unwrap(), &book);
+    let d = ledger.apply(&decode(ev.to_string().as_bytes()).unwrap(), book);
     assert!(d.voided.is_empty());
     assert_eq!(ids_units(&d.lines), [("ENC-PM:1:1".into(), 0)]);
 }
@@ -210,7 +209,11 @@ fn an_ncci_pair_split_over_two_visits_of_the_day_is_flagged() {
         1,
         vec![svc("1", "97530", "15:00", "15:20")],
     );
-    let day = crate::domain::evaluate::evaluate_day(&[&am, &pm], Rules::builtin());
+    // CMS deleted 97140/97530 in 2019: the mechanics run on a table of its own.
+    let rules = rules_with_ptp(json!([
+        { "column1": "97140", "column2": "97530", "modifier_indicator": 1, "effective": null, "deleted": null }
+    ]));
+    let day = crate::domain::evaluate::evaluate_day(&[&am, &pm], &rules);
     assert!(flag(&day[0][0], FlagCode::NcciPtp).is_none());
     let f = flag(&day[1][0], FlagCode::NcciPtp).expect("column 2 flagged");
     assert_eq!(f.severity, Severity::Error);
@@ -227,9 +230,20 @@ fn an_ncci_pair_split_over_two_visits_of_the_day_is_flagged() {
     ev["encounter"]["encounter_id"] = "ENC-PM".into();
     ev["encounter"]["services"][0]["modifiers"] = json!(["XU"]);
     let pm = decode(ev.to_string().as_bytes()).unwrap();
-    let day = crate::domain::evaluate::evaluate_day(&[&am, &pm], Rules::builtin());
+    let day = crate::domain::evaluate::evaluate_day(&[&am, &pm], &rules);
     assert_eq!(
         flag(&day[1][0], FlagCode::NcciPtp).unwrap().severity,
         Severity::Info
     );
+    // With the shipped CMS rows, 97140/97530 is no edit in 2026, and 97150
+    // in another visit is a pair they do not cover.
+    let day = crate::domain::evaluate::evaluate_day(&[&am, &pm], rules_on(am.date_of_service));
+    assert!(day
+        .iter()
+        .flatten()
+        .all(|l| flag(l, FlagCode::NcciPtp).is_none()));
+    let group = visit("ENC-PM", "e-pm", 1, vec![minutes_svc("1", "97150", 30)]);
+    let day = crate::domain::evaluate::evaluate_day(&[&am, &group], rules_on(am.date_of_service));
+    let f = flag(&day[1][0], FlagCode::NcciNotChecked).expect("97140/97150 not covered");
+    assert!(f.message.contains("another visit"), "{}", f.message);
 }

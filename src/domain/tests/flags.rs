@@ -55,8 +55,14 @@ fn overlapping_minutes_with_97535_and_97110_are_flagged_on_both_lines() {
 
 #[test]
 fn edit_pair_with_modifier_indicator_1() {
-    // CMS's modifier 59 article: 97140 is column 1, 97530 column 2. No
+    // An indicator-1 pair with 97140 as column 1 and 97530 as column 2 (the
+    // shape of CMS's modifier 59 article, MLN1783722; CMS deleted that
+    // pair on 2019-12-31, so the mechanics run on a table of its own). No
     // modifier: the column-2 line (97530) is the one held.
+    let rules = rules_with_ptp(json!([
+        { "column1": "97140", "column2": "97530", "modifier_indicator": 1, "effective": null, "deleted": null }
+    ]));
+    let run = |ev: &Value| run_with(ev, &rules);
     let lines = run(&event(
         "medicare",
         vec![
@@ -125,8 +131,8 @@ fn modifier_59_on_an_overlapping_97110_is_misuse() {
 
 #[test]
 fn edits_apply_only_between_their_effective_and_deletion_dates() {
-    let mut edits: Value = serde_json::from_str(include_str!("../../../data/edits.json")).unwrap();
-    // The shipped evaluation edits were deleted, so a 2026 visit is clean.
+    // CMS's v32.3 rows: the 2020 evaluation/97530 edits were withdrawn
+    // (indicator 9), so a 2026 visit is clean.
     let ev = event(
         "medicare",
         vec![
@@ -137,18 +143,13 @@ fn edits_apply_only_between_their_effective_and_deletion_dates() {
     assert!(run(&ev)
         .iter()
         .all(|l| flag(l, FlagCode::NcciPtp).is_none()));
-    // The same edit with a later deletion date applies before it, not after.
-    for e in edits["ptp"].as_array_mut().unwrap() {
-        if e["column1"] == "97161" && e["column2"] == "97530" {
-            e["deleted"] = json!("2026-03-01");
-        }
-    }
-    let rules = Rules::from_json(
-        include_str!("../../../data/catalogue.json"),
-        include_str!("../../../data/payers.json"),
-        &edits.to_string(),
-    )
-    .unwrap();
+    assert!(run(&ev)
+        .iter()
+        .all(|l| flag(l, FlagCode::NcciNotChecked).is_none()));
+    // An indicator-0 edit deleted on 2026-03-01 applies before it, not after.
+    let rules = rules_with_ptp(json!([
+        { "column1": "97161", "column2": "97530", "modifier_indicator": 0, "effective": "2020-01-01", "deleted": "2026-03-01" }
+    ]));
     let mut before = ev.clone();
     before["encounter"]["date_of_service"] = json!("2026-02-28");
     let lines = run_with(&before, &rules);

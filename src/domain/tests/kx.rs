@@ -4,7 +4,6 @@
 use super::*;
 use crate::domain::kx::{self, YearToDate};
 use crate::domain::ledger::Ledger;
-use crate::domain::RuleBook;
 
 const PATIENT: &str = "PAT-SECRET-1";
 
@@ -30,8 +29,9 @@ fn with(mut ev: Value, encounter: &str, event_id: &str, event_type: &str) -> Val
 
 fn kx_run(ev: &Value, ytd: &mut YearToDate) -> Vec<ClaimLine> {
     let enc = decode(ev.to_string().as_bytes()).unwrap();
-    let mut lines = evaluate(&enc, Rules::builtin());
-    kx::apply(&mut lines, &enc, Rules::builtin(), ytd);
+    let rules = rules_on(enc.date_of_service);
+    let mut lines = evaluate(&enc, rules);
+    kx::apply(&mut lines, &enc, rules, ytd);
     lines
 }
 
@@ -118,7 +118,7 @@ fn a_year_without_threshold_data_is_not_flagged() {
 
 #[test]
 fn two_encounters_in_one_batch_cross_in_order_and_a_void_lowers_the_total() {
-    let book = RuleBook::builtin();
+    let book = crate::cms::shipped::book();
     let enc = |ev: &Value| decode(ev.to_string().as_bytes()).unwrap();
     let one = run(&two_lines("medicare"));
     let per_encounter: i64 = one.iter().map(|l| l.expected_payment_cents.unwrap()).sum();
@@ -129,12 +129,12 @@ fn two_encounters_in_one_batch_cross_in_order_and_a_void_lowers_the_total() {
     ledger.ytd.set(PATIENT.into(), 2026, KxGroup::PtSlp, start);
     let a = ledger.apply(
         &enc(&with(two_lines("medicare"), "ENC-A", "e-a", "finalized")),
-        &book,
+        book,
     );
     assert!(a.lines.iter().all(|l| !has_kx(l)));
     let b = ledger.apply(
         &enc(&with(two_lines("medicare"), "ENC-B", "e-b", "finalized")),
-        &book,
+        book,
     );
     assert!(b.lines.iter().all(has_kx), "the second encounter passes it");
 
@@ -143,7 +143,7 @@ fn two_encounters_in_one_batch_cross_in_order_and_a_void_lowers_the_total() {
     // evaluations only).
     let void = ledger.apply(
         &enc(&with(two_lines("medicare"), "ENC-A", "e-a2", "voided")),
-        &book,
+        book,
     );
     assert_eq!(void.voided.len(), 2);
     assert!(void.lines.is_empty());
@@ -153,7 +153,7 @@ fn two_encounters_in_one_batch_cross_in_order_and_a_void_lowers_the_total() {
     );
     let c = ledger.apply(
         &enc(&with(two_lines("medicare"), "ENC-C", "e-c", "finalized")),
-        &book,
+        book,
     );
     assert!(c.lines.iter().all(has_kx));
     assert_eq!(

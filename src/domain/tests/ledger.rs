@@ -2,8 +2,8 @@
 
 use crate::codec::decode;
 use crate::domain::ledger::*;
+use crate::domain::Encounter;
 use crate::domain::Status;
-use crate::domain::{Encounter, RuleBook};
 
 fn enc(event_id: &str, event_type: &str, version: u32) -> Encounter {
     let mut ev: serde_json::Value =
@@ -16,7 +16,7 @@ fn enc(event_id: &str, event_type: &str, version: u32) -> Encounter {
 
 #[test]
 fn finalize_amend_redeliver_stale_void() {
-    let rules = &RuleBook::builtin();
+    let rules = crate::cms::shipped::book();
     let mut ledger = Ledger::default();
     let d = ledger.apply(&enc("e1", "finalized", 1), rules);
     assert_eq!(

@@ -38,8 +38,35 @@ fn event(plan: &str, services: Vec<Value>) -> Value {
     })
 }
 
+/// The rule set claimline uses by default on a date of service: the
+/// built-in data with the CMS tables shipped in `data/cms/`.
+fn rules_on(date: chrono::NaiveDate) -> &'static Rules {
+    crate::cms::shipped::rules_for(date)
+}
+
+/// The default rule set on the tests' usual date of service, 2026-03-02.
+fn rules() -> &'static Rules {
+    rules_on(chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap())
+}
+
 fn run(ev: &Value) -> Vec<ClaimLine> {
-    run_with(ev, Rules::builtin())
+    let enc = decode(ev.to_string().as_bytes()).expect("valid event");
+    evaluate(&enc, rules_on(enc.date_of_service))
+}
+
+/// The built-in data with `ptp` as the whole PTP table in force (as an
+/// imported CMS quarter gives: every pair covered), for the mechanics of a
+/// pair (indicator 0 or 1, column 2, modifiers, dates). CMS's own rows are
+/// tested through [`run`].
+fn rules_with_ptp(ptp: Value) -> Rules {
+    let mut edits: Value = serde_json::from_str(include_str!("../../../data/edits.json")).unwrap();
+    edits["ptp"] = ptp;
+    Rules::from_json(
+        include_str!("../../../data/catalogue.json"),
+        include_str!("../../../data/payers.json"),
+        &edits.to_string(),
+    )
+    .unwrap()
 }
 
 fn run_with(ev: &Value, rules: &Rules) -> Vec<ClaimLine> {
@@ -70,6 +97,7 @@ fn units(lines: &[ClaimLine]) -> Vec<(String, u32)> {
 }
 
 mod audit;
+mod cms_tables;
 mod day;
 mod decoding;
 mod flags;

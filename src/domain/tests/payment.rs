@@ -49,7 +49,7 @@ fn one_unit_of_97530_pays_what_medicare_pays() {
 
 #[test]
 fn mppr_reduces_every_unit_after_the_first_of_the_day() {
-    let rules = Rules::builtin();
+    let rules = rules();
     let full = rules.catalogue.unit_payment_cents("97530").unwrap();
     let medicare = &run(&event(
         "medicare",
@@ -93,10 +93,7 @@ fn assistant_lines_are_paid_85_percent() {
     let mut s = svc("1", "97530", "10:00", "10:15");
     s["assistant_minutes"] = json!(15);
     let l = &run(&event("medicare", vec![s]))[0];
-    let full = Rules::builtin()
-        .catalogue
-        .unit_payment_cents("97530")
-        .unwrap();
+    let full = rules().catalogue.unit_payment_cents("97530").unwrap();
     assert_eq!(
         l.expected_payment_cents,
         Some((full as f64 * 0.85).round() as i64)
@@ -113,7 +110,11 @@ fn every_line_names_its_rules_and_the_event() {
         ],
     ));
     for l in &lines {
-        assert_eq!(l.rules_version, RULES_VERSION);
+        assert_eq!(
+            l.rules_version,
+            format!("{RULES_VERSION}+ptp.2026Q4+pfs.2026C"),
+            "the built-in data and the CMS tables shipped for 2026-03-02"
+        );
         assert_eq!(
             (&*l.event_id, &*l.patient_id, l.provider_npi.as_str()),
             ("evt-1", "PAT-SECRET-1", "1234567893")

@@ -84,7 +84,7 @@ proptest! {
     fn a_minute_counts_once_and_assistant_units_are_earned(ev in arb_event()) {
         let lines = run(&ev);
         let enc = decode(ev.to_string().as_bytes()).unwrap();
-        let rules = Rules::builtin();
+        let rules = rules();
         let timed = |code: &values::Code| rules.catalogue.get_code(code).is_some_and(|i| i.timed);
         // The union of the one-on-one timed services' documented intervals.
         let mut spans: Vec<(i64, i64)> = enc
@@ -132,7 +132,7 @@ proptest! {
         let at = cut % bytes.len();
         bytes[at] = byte;
         if let Ok(enc) = decode(&bytes) {
-            let _ = evaluate(&enc, Rules::builtin());
+            let _ = evaluate(&enc, rules_on(enc.date_of_service));
         }
         bytes.truncate(at);
         let _ = decode(&bytes);
