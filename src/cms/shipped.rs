@@ -96,6 +96,21 @@ pub fn tables() -> &'static [Table] {
     })
 }
 
+/// Each shipped table with the file it was read from.
+pub fn files() -> impl Iterator<Item = (&'static str, &'static Table)> {
+    FILES.iter().map(|f| f.file).zip(tables())
+}
+
+/// The first date the shipped MUE table serves: earlier dates are not
+/// MUE-checked unless an MUE table is imported.
+pub fn first_mue_date() -> Option<NaiveDate> {
+    tables()
+        .iter()
+        .filter(|t| t.rows.kind() == crate::domain::rulebook::TableKind::Mue)
+        .map(|t| t.valid_from)
+        .min()
+}
+
 /// The default rule book: the built-in data with the shipped tables.
 pub fn book() -> &'static RuleBook {
     static BOOK: OnceLock<RuleBook> = OnceLock::new();

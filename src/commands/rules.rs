@@ -105,8 +105,44 @@ async fn list(database: &DatabaseArgs) -> anyhow::Result<String> {
             t.file_name
         );
     }
+    println!("\nshipped with claimline (data/cms/, each file's provenance beside it); an imported table of a kind takes over from its own start:");
+    println!("kind\tlabel\tin_force_from\trows_kept\tsource\tcoverage\tfile");
+    for (file, t) in crate::cms::shipped::files() {
+        let source = if file.contains("DERIVED") {
+            "CMS's rows as a third party rewrote them (derived)"
+        } else {
+            "CMS's file, verbatim rows (excerpt)"
+        };
+        let coverage =
+            match &t.coverage {
+                None => "the catalogue's codes".to_owned(),
+                Some(codes) => format!(
+                "pairs of {} only (other pairs: NCCI_NOT_CHECKED until a full quarter is imported)",
+                codes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" ")
+            ),
+            };
+        println!(
+            "{}\t{}\t{}\t{}\t{source}\t{coverage}\t{file}",
+            t.rows.kind().as_str(),
+            t.label,
+            t.valid_from,
+            t.rows.len(),
+        );
+    }
+    let first_mue = crate::cms::shipped::first_mue_date()
+        .into_iter()
+        .chain(
+            tables
+                .iter()
+                .filter(|t| t.kind == "mue")
+                .map(|t| t.valid_from),
+        )
+        .min();
+    if let Some(from) = first_mue {
+        println!("MUEs: dates of service before {from} are not MUE-checked (no MUE table for them: import one to check them).");
+    }
     println!("\nrules_version by date of service:");
-    println!("before any imported table\t{}", Rules::builtin().version);
+    println!("before any CMS table\t{}", Rules::builtin().version);
     for (from, version) in book.periods() {
         println!("from {from}\t{version}");
     }
