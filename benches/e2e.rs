@@ -232,7 +232,8 @@ fn peak_rss_mib(pid: u32) -> f64 {
 fn validated_lines_per_event() -> usize {
     let event = include_str!("event-4-services.json");
     let enc = claimline::codec::decode(event.as_bytes()).expect("the bench event decodes");
-    claimline::domain::evaluate(&enc, claimline::domain::Rules::builtin())
+    let rules = claimline::cms::shipped::rules_for(enc.date_of_service);
+    claimline::domain::evaluate(&enc, rules)
         .iter()
         .filter(|l| l.status == claimline::domain::Status::Validated)
         .count()

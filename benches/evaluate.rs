@@ -69,7 +69,12 @@ fn per(f: &mut dyn FnMut()) -> f64 {
 }
 
 fn main() {
-    let rules = Rules::builtin();
+    // The rule set the service uses for the event's date by default: the
+    // built-in data with CMS's shipped tables (prices, MUEs, PTP rows).
+    let date = claimline::codec::decode(PRETTY.as_bytes())
+        .expect("bench event decodes")
+        .date_of_service;
+    let rules: &Rules = claimline::cms::shipped::rules_for(date);
     let compact = serde_json::to_vec(&serde_json::from_str::<serde_json::Value>(PRETTY).unwrap())
         .expect("bench event is JSON");
     let mut out = Vec::with_capacity(8192);

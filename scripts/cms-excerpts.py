@@ -77,7 +77,7 @@ ADDED_2026 = [
 ]
 READ_FILE_ID_2026 = "60938976086"
 
-# The PTP layout (tests/fixtures/cms/ccipra-v323r0-f1.txt, lines 3-6).
+# The PTP layout (the header lines 3-6 of CMS's own ccipra-v322r0-f1.TXT, kept verbatim in tests/fixtures/cms/ptp-layout/ccipra-v322r0-f1.excerpt.txt).
 PTP_COPYRIGHT = (
     "CPT codes and descriptions only are copyright American Medical "
     "Association. All rights reserved. DERIVED FILE: not CMS's; see the "
@@ -326,10 +326,9 @@ def build_ptp(src, cat):
 # ---- provenance -------------------------------------------------------------
 
 CLAIMLINE_LOADER_NOTE = (
-    "How claimline's loader reads the name today (src/cms/mod.rs, as of "
-    "this writing): {how}. The dates above are the span this file is meant "
-    "for; where they differ from what the name gives, the shipped-table "
-    "code (or `claimline rules import --quarter`) has to say so."
+    "What the name alone would give `claimline rules import`: {how}. As a "
+    "shipped table, src/cms/shipped.rs sets the dates above instead (an "
+    "imported table of the same kind wins from its own start)."
 )
 
 
@@ -477,7 +476,7 @@ def prov_ptp(out, src, info, cat):
         "",
         "## How it was made",
         "- CRLF lines. Line 1 a copyright line written here (not CMS's): \"%s\"; line 2 \"%s\"; lines 3-6 the "
-        "four header lines exactly as in tests/fixtures/cms/ccipra-v323r0-f1.txt (the layout of CMS's file)."
+        "four header lines exactly as CMS's own ccipra-v322r0-f1.TXT has them (kept verbatim in tests/fixtures/cms/ptp-layout/ccipra-v322r0-f1.excerpt.txt)."
         % (PTP_COPYRIGHT, PTP_TITLE),
         "- Then one tab-separated row per source row where **both** Column 1 and Column 2 are codes of "
         "`data/catalogue.json`, in the source's order: **%d rows**. Columns: Column 1 and Column 2 as in the "
@@ -552,6 +551,11 @@ def readme(meta):
     ]
     for f, t, r, v, d in rows:
         lines.append("| %s | %s | %s | %s | %s | `%s.provenance.md` |" % (f, t, r, v, d, f.strip("`")))
+    # Copied as is (not generated here): CMS's own text of the 2026 KX
+    # thresholds, which data/payers.json cites.
+    lines.append("| `kx_threshold_2026_cms_therapy_page.csv` | KX and targeted medical review thresholds "
+                 "(CMS \"Therapy Services\" page) | CY2026 | page text verbatim, amounts read from it | "
+                 "calendar year 2026 (`data/payers.json`) | `kx_threshold_2026_cms_therapy_page.csv.provenance.md` |")
     lines += [
         "",
         "Each `.provenance.md` names the source file (repository, path, commit), its sha256 and the file's own, "

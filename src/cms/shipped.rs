@@ -16,7 +16,8 @@
 //!   converted back into CMS's layout (derived, not verbatim), for every
 //!   date: its rows carry their own effective and deletion dates. It covers
 //!   only pairs of [`PTP_COVERAGE`]'s codes; any other pair of the day gets
-//!   NCCI_NOT_CHECKED until a full quarter is imported.
+//!   NCCI_NOT_CHECKED until a full quarter is imported. Its label is
+//!   `2026Q4-subset`, so `rules_version` tells it from an imported quarter.
 
 use std::sync::OnceLock;
 
@@ -84,6 +85,10 @@ pub fn tables() -> &'static [Table] {
                 let (y, m, d) = f.from;
                 t.valid_from = NaiveDate::from_ymd_opt(y, m, d).expect("a valid date");
                 t.origin = Origin::Shipped;
+                if f.coverage.is_some() {
+                    // Not CMS's whole table: every line judged by it says so.
+                    t.label.push_str("-subset");
+                }
                 t.coverage = f.coverage.map(|codes| {
                     codes
                         .iter()

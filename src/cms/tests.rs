@@ -1,131 +1,258 @@
+//! The importer against CMS's own rows (tests/fixtures/cms/README.md says
+//! where each fixture comes from, and which one is derived).
+
 use super::*;
 use crate::domain::rulebook::TableRows;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cms/");
 
+/// The first 160 lines of CMS's ccipra-v322r0-f1.TXT (real layout; no
+/// catalogue code among them). In a subdirectory: `--rules DIR` reads only
+/// DIR's own files, and one part's first lines are not the Q3 table.
+const PTP_LAYOUT: &str = "ptp-layout/ccipra-v322r0-f1.excerpt.txt";
+const PTP_Q4: &str = "ccipra-v323r0-therapy-subset-DERIVED.txt";
+const MUE_Q2: &str = "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv";
+const RVU25D: &str = "PPRRVU2025_Oct.csv";
+const RVU26C: &str = "PPRRVU2026_Jul_nonQPP.csv";
+
 fn read(name: &str) -> Result<Imported, ImportError> {
     read_file(&Path::new(DIR).join(name), None, None, Rules::builtin())
+}
+
+fn bytes(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(DIR).join(name)).unwrap()
 }
 
 fn day(s: &str) -> NaiveDate {
     s.parse().unwrap()
 }
 
-#[test]
-fn ptp_fixture_reads_by_cms_layout_and_name() {
-    let i = read("ccipra-v323r0-f1.txt").unwrap();
-    assert_eq!(i.table.label, "2026Q4");
-    assert_eq!(i.table.valid_from, day("2026-10-01"));
-    assert_eq!(i.rows_read, 6);
-    let TableRows::Ptp(rows) = &i.table.rows else {
-        panic!("not PTP")
-    };
-    let pairs: Vec<String> = rows
-        .iter()
+fn pairs(rows: &[crate::domain::rules::PtpEdit]) -> Vec<String> {
+    rows.iter()
         .map(|e| {
             format!(
                 "{}/{} {} {:?} {:?}",
                 e.column1, e.column2, e.modifier_indicator, e.effective, e.deleted
             )
         })
-        .collect();
-    // 0001U/0353U is outside the catalogue; indicator 9 is no edit.
-    assert_eq!(
-        pairs,
-        [
-            "97140/97530 1 Some(2020-01-01) None",
-            "97161/97140 1 Some(2020-01-01) None",
-            "97164/97530 1 Some(2020-01-01) None",
-            "97530/97116 0 Some(2026-10-01) None",
-        ]
-    );
-    assert_eq!(i.sha256.len(), 64);
-    assert_eq!(read("ccipra-v322r0-f1.txt").unwrap().table.label, "2026Q3");
+        .collect()
 }
 
 #[test]
-fn mue_fixture_reads_quoted_line_breaks() {
-    let i = read("MCR_MUE_PractitionerServices_Eff_10-01-2026.csv").unwrap();
+fn ptp_files_read_by_cms_layout_and_name() {
+    // CMS's own first lines: a copyright line and the title padded with
+    // tabs, the header wrapped over four lines, CRLF; 154 rows, of codes
+    // 0001A-0001U, none in the catalogue.
+    let layout = read(PTP_LAYOUT).unwrap();
+    assert_eq!(layout.file_name, "ccipra-v322r0-f1.excerpt.txt");
+    assert_eq!(
+        (layout.table.label.as_str(), layout.table.valid_from),
+        ("2026Q3", day("2026-07-01"))
+    );
+    assert_eq!(layout.rows_read, 154);
+    assert!(layout.table.rows.is_empty());
+    // Every row parses to CMS's values: indicator 9 (6 rows) is no edit.
+    let text: String = bytes(PTP_LAYOUT).iter().map(|&b| b as char).collect();
+    let (all, n) = ptp::parse(&text, |_| true).unwrap();
+    assert_eq!((n, all.len()), (154, 148));
+    let all = pairs(&all);
+    assert_eq!(all[0], "0001A/0591T 1 Some(2022-01-01) Some(2023-12-31)");
+    assert!(all.contains(&"0001U/0030U 1 Some(2018-07-01) None".to_owned()));
+    assert!(
+        !all.iter().any(|p| p.starts_with("0001A/90473")),
+        "indicator 9"
+    );
+    assert_eq!(all[147], "0001U/81166 1 Some(2019-01-01) None");
+
+    // The v32.3 therapy rows (derived: a third party's rewrite put back
+    // into CMS's layout): 24 rows, 16 of them indicator 9.
+    let q4 = read(PTP_Q4).unwrap();
+    assert_eq!(
+        (q4.table.label.as_str(), q4.table.valid_from, q4.rows_read),
+        ("2026Q4", day("2026-10-01"), 24)
+    );
+    // Byte for byte the table claimline ships (data/cms/).
+    assert_eq!(
+        q4.sha256,
+        "7eeda5be74e2150850d06e83e21c1c3bce91e1b6728a9538ef8f2f745e942fd1"
+    );
+    let TableRows::Ptp(rows) = &q4.table.rows else {
+        panic!("not PTP")
+    };
+    assert_eq!(
+        pairs(rows),
+        [
+            "97140/97530 1 Some(2000-07-01) Some(2019-12-31)",
+            "97162/97161 0 Some(2020-10-01) None",
+            "97162/97161 0 Some(2017-01-01) Some(2019-12-31)",
+            "97163/97161 0 Some(2020-10-01) None",
+            "97163/97161 0 Some(2017-01-01) Some(2019-12-31)",
+            "97163/97162 0 Some(2020-10-01) None",
+            "97163/97162 0 Some(2017-01-01) Some(2019-12-31)",
+            "97530/97116 1 Some(1999-07-01) Some(2019-12-31)",
+        ]
+    );
+    // In force in Q4 2026: the evaluation pairs only; 97530 with 97140 or
+    // 97116 was deleted on 2019-12-31.
+    let in_force: Vec<String> = pairs(
+        &rows
+            .iter()
+            .filter(|e| e.in_effect(day("2026-10-01")))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        in_force,
+        [
+            "97162/97161 0 Some(2020-10-01) None",
+            "97163/97161 0 Some(2020-10-01) None",
+            "97163/97162 0 Some(2020-10-01) None",
+        ]
+    );
+    let on_2019 = rows
+        .iter()
+        .filter(|e| e.in_effect(day("2019-06-01")))
+        .count();
+    assert_eq!(on_2019, 5, "97140/97530, 97530/97116 and the 2017 pairs");
+}
+
+#[test]
+fn mue_file_reads_quoted_line_breaks_and_a_latin1_notice() {
+    let raw = bytes(MUE_Q2);
+    // CMS's notice has a Latin-1 (R) sign, 0xAE: not UTF-8.
+    assert!(raw.contains(&0xAE) && std::str::from_utf8(&raw).is_err());
+    let i = read(MUE_Q2).unwrap();
     assert_eq!(
         (i.table.label.as_str(), i.table.valid_from, i.rows_read),
-        ("2026Q4", day("2026-10-01"), 5)
+        ("2026Q2", day("2026-04-01"), 58)
     );
     let TableRows::Mue(rows) = &i.table.rows else {
         panic!("not MUE")
     };
-    let got: Vec<(String, u32, u8)> = rows
-        .iter()
-        .map(|m| (m.code.to_string(), m.value, m.adjudication_indicator))
-        .collect();
+    assert_eq!(rows.len(), 58, "every row is a catalogue code");
+    let get = |code: &str| {
+        rows.iter()
+            .find(|m| m.code.as_str() == code)
+            .map(|m| (m.value, m.adjudication_indicator))
+    };
     assert_eq!(
-        got,
+        rows[0].code.as_str(),
+        "92507",
+        "the first row after the header"
+    );
+    assert_eq!(rows[57].code.as_str(), "G0283", "and the last");
+    assert_eq!(
         [
-            ("97110".into(), 8, 3),
-            ("97140".into(), 6, 3),
-            ("97530".into(), 6, 3),
-            ("97535".into(), 6, 3)
+            get("97530"),
+            get("97110"),
+            get("97112"),
+            get("97116"),
+            get("97150"),
+            get("92521"),
+            get("97014")
+        ],
+        [
+            Some((6, 3)),
+            Some((6, 3)),
+            Some((4, 3)),
+            Some((4, 3)),
+            Some((1, 3)),
+            Some((1, 2)),
+            Some((0, 3)),
         ]
     );
 }
 
 #[test]
-fn pprrvu_fixture_reads_the_two_row_header() {
-    let i = read("PPRRVU2026_Jan_nonQPP.csv").unwrap();
-    assert_eq!(
-        (i.table.label.as_str(), i.table.valid_from, i.rows_read),
-        ("2026A", day("2026-01-01"), 8)
-    );
-    let TableRows::Pfs(f) = &i.table.rows else {
-        panic!("not PFS")
-    };
-    assert_eq!(f.conversion_factor, 33.4009);
-    let codes: Vec<String> = f.rvus.iter().map(|(c, _)| c.to_string()).collect();
-    // The GP row is another service than the global one; 97014 has status
-    // I (not valid for Medicare): no estimate; 0001U is not a therapy code.
-    assert_eq!(codes, ["97110", "97112", "97140", "97530", "97535"]);
-    let (_, rvu) = f.rvus[3];
-    assert_eq!((rvu.work, rvu.pe_nonfacility, rvu.mp), (0.44, 0.62, 0.02));
+fn pprrvu_files_of_each_year_read_by_their_headings() {
+    // 2025 (CRLF) and 2026 (LF): ten notice and header lines; 2026 adds a
+    // column (PRIC IND) before CONV FACTOR, so the columns are found by
+    // heading, not by position.
+    for (name, label, from, cf, rvu_97530) in [
+        (RVU25D, "2025D", "2025-10-01", 32.3465, (0.44, 0.62, 0.01)),
+        (RVU26C, "2026C", "2026-07-01", 33.4009, (0.44, 0.60, 0.01)),
+    ] {
+        let i = read(name).unwrap();
+        assert_eq!(
+            (i.table.label.as_str(), i.table.valid_from, i.rows_read),
+            (label, day(from), 58),
+            "{name}"
+        );
+        let TableRows::Pfs(f) = &i.table.rows else {
+            panic!("not PFS")
+        };
+        assert_eq!(f.conversion_factor, cf, "{name}");
+        // Status A (49 rows) and R (97026) are paid; B (97010) is bundled;
+        // I (97014), C (97039, 97139) and N (97169-97172) give no estimate.
+        assert_eq!(f.rvus.len(), 50, "{name}");
+        let codes = |v: &[Code]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert_eq!(codes(&f.bundled), ["97010"], "{name}");
+        let paid: Vec<Code> = f.rvus.iter().map(|(c, _)| *c).collect();
+        let paid = codes(&paid);
+        for absent in ["97010", "97014", "97039", "97139", "97169", "97172"] {
+            assert!(!paid.contains(&absent.to_owned()), "{name}: {absent}");
+        }
+        assert!(paid.contains(&"97026".to_owned()), "{name}: status R");
+        let (_, rvu) = f.rvus.iter().find(|(c, _)| c.as_str() == "97530").unwrap();
+        assert_eq!((rvu.work, rvu.pe_nonfacility, rvu.mp), rvu_97530, "{name}");
+    }
+}
+
+/// `name`'s bytes with `from` replaced by `to` once (it must occur).
+fn altered(name: &str, from: &str, to: &str) -> String {
+    let text: String = bytes(name).iter().map(|&b| b as char).collect();
+    assert_eq!(text.matches(from).count(), 1, "{name}: {from:?}");
+    text.replacen(from, to, 1)
+}
+
+fn error_of(name: &str, text: &str) -> String {
+    let bytes: Vec<u8> = text.chars().map(|c| c as u8).collect();
+    read_bytes(name, &bytes, None, None, Rules::builtin())
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
 fn a_bad_row_is_named_by_its_line() {
-    let good = std::fs::read_to_string(Path::new(DIR).join("ccipra-v323r0-f1.txt")).unwrap();
+    // CRLF PTP files: the derived Q4 rows and CMS's own v32.2 lines.
+    let bad = altered(
+        PTP_Q4,
+        "97140\t97530\t\t20000701",
+        "97140\t97530\t\t2000-07-01",
+    );
+    assert_eq!(
+        error_of(PTP_Q4, &bad),
+        "ccipra-v323r0-therapy-subset-DERIVED.txt, line 10: the effective date is not a YYYYMMDD date"
+    );
+    let bad = altered(
+        PTP_LAYOUT,
+        "0001U\t81166\t\t20190101\t*\t1",
+        "0001U\t81166\t\t20190101\t*\tx",
+    );
+    assert_eq!(
+        error_of("ccipra-v322r0-f1.excerpt.txt", &bad),
+        "ccipra-v322r0-f1.excerpt.txt, line 160: the modifier indicator is not 0, 1 or 9"
+    );
+
+    // The MUE file: the notice (7 lines) and the header (2) are quoted
+    // cells with line breaks; 97140's row is on line 43.
+    let bad = altered(MUE_Q2, "\n97140,6,", "\n97140,six,");
+    let want = "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv, line 43: the MUE value is not a whole number of units";
+    assert_eq!(error_of(MUE_Q2, &bad), want);
+    // CRLF line ends: still the right line.
+    assert_eq!(error_of(MUE_Q2, &bad.replace('\n', "\r\n")), want);
+
+    // PPRRVU: 97530 is on line 58 of each year's file (CRLF in 2025, LF in
+    // 2026).
+    for name in [RVU25D, RVU26C] {
+        let bad = altered(name, "\n97530,,,A,,0.44,", "\n97530,,,A,,x.44,");
+        assert_eq!(
+            error_of(name, &bad),
+            format!("{name}, line 58: WORK RVU is not a number")
+        );
+    }
+
     let rules = Rules::builtin();
-    let mut lines: Vec<&str> = good.split("\r\n").collect();
-    lines[8] = "97140\t97530\t\t2020-01-01\t*\t1\tx"; // line 9
-    let bad = lines.join("\r\n");
-    let e = read_bytes("ccipra-v323r0-f1.txt", bad.as_bytes(), None, None, rules).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "ccipra-v323r0-f1.txt, line 9: the effective date is not a YYYYMMDD date"
-    );
-
-    let mue = "\"HCPCS/\nCPT Code\",\"MUE\",\"MAI\",\"R\"\n\"97530\",\"6\",\"3 Date of Service Edit: Clinical\",\"x\"\n\"97110\",\"lots\",\"3\",\"x\"\n";
-    let e = read_bytes(
-        "x_MUE_Practitioner_Eff_10-01-2026.csv",
-        mue.as_bytes(),
-        None,
-        None,
-        rules,
-    )
-    .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "x_MUE_Practitioner_Eff_10-01-2026.csv, line 4: the MUE value is not a whole number of units"
-    );
-
-    // CRLF line ends, as CMS ships them: still the right line.
-    let crlf = mue.replace('\n', "\r\n");
-    let e = read_bytes(
-        "x_MUE_Practitioner_Eff_10-01-2026.csv",
-        crlf.as_bytes(),
-        None,
-        None,
-        rules,
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains(", line 4: "), "{e}");
-
     let e = read_bytes("rules.txt", b"97530\t97116", None, None, rules).unwrap_err();
     assert!(matches!(e, ImportError::UnknownKind { .. }), "{e}");
     let e = read_bytes(
@@ -167,6 +294,9 @@ fn names_give_kind_and_quarter() {
             "2026Q2",
         ),
         ("ccipra-v313r1-f2.txt", TableKind::Ptp, "2025Q4"),
+        ("ccipra-v322r0-f1.excerpt.txt", TableKind::Ptp, "2026Q3"),
+        (PTP_Q4, TableKind::Ptp, "2026Q4"),
+        (MUE_Q2, TableKind::Mue, "2026Q2"),
         (
             "MCR_MUE_PractitionerServices_Eff_07-01-2026.csv",
             TableKind::Mue,
@@ -190,9 +320,19 @@ fn names_give_kind_and_quarter() {
     );
     assert_eq!(kind_of("MCR_MUE_DMESupplier_Eff_07-01-2026.csv"), None);
     assert_eq!(kind_of("ccioph-v321r0-f1.txt"), None);
+    assert_eq!(kind_of("README.md"), None);
     let rules = Rules::builtin();
     let e = read_bytes("PPRRVU2026_Jan_QPP.csv", b"", None, None, rules).unwrap_err();
     assert!(e.to_string().contains("import the nonQPP file"), "{e}");
+    assert_eq!(kind_of(RVU25D), Some(TableKind::Pfs));
+    assert_eq!(
+        pprrvu::release_of(RVU25D),
+        Some(("2025D".into(), day("2025-10-01")))
+    );
+    assert_eq!(
+        pprrvu::release_of(RVU26C),
+        Some(("2026C".into(), day("2026-07-01")))
+    );
     assert_eq!(
         pprrvu::release_of("PPRRVU2026_Jan_nonQPP.csv"),
         Some(("2026A".into(), day("2026-01-01")))
@@ -207,31 +347,73 @@ fn names_give_kind_and_quarter() {
 }
 
 #[test]
-fn fixtures_make_a_rule_book_by_date_of_service() {
-    use crate::domain::RuleBook;
-    let tables: Vec<_> = [
-        "ccipra-v322r0-f1.txt",
-        "ccipra-v323r0-f1.txt",
-        "MCR_MUE_PractitionerServices_Eff_10-01-2026.csv",
-        "PPRRVU2026_Jan_nonQPP.csv",
-    ]
-    .iter()
-    .map(|n| read(n).unwrap().table)
-    .collect();
-    let book = RuleBook::new(Rules::builtin(), &tables);
-    let has = |d: &str| {
-        book.for_date(day(d))
+fn the_fixture_dir_makes_a_rule_book_by_date_of_service() {
+    // What `claimline evaluate --rules tests/fixtures/cms` uses: the
+    // shipped tables with the directory's files over them.
+    let book = book_from_dir(Path::new(DIR)).unwrap();
+    let base = crate::domain::RULES_VERSION;
+    let on = |d: &str| book.for_date(day(d));
+    assert_eq!(
+        on("2025-11-01").version,
+        format!("{base}+ptp.2026Q4-subset+pfs.2025D")
+    );
+    assert_eq!(
+        on("2026-03-02").version,
+        format!("{base}+ptp.2026Q4-subset+pfs.2026C")
+    );
+    assert_eq!(
+        on("2026-10-01").version,
+        format!("{base}+ptp.2026Q4+mue.2026Q2+pfs.2026C")
+    );
+    // Until the imported Q4 table, the shipped rows and their coverage (8
+    // codes); from 2026-10-01 the imported table, taken to cover every pair.
+    assert_eq!(
+        on("2026-09-30").edits.ptp_coverage.as_ref().map(Vec::len),
+        Some(8)
+    );
+    assert_eq!(on("2026-10-01").edits.ptp_coverage, None);
+    let live = |d: &str| {
+        let r = on(d);
+        let mut p: Vec<String> = r
             .edits
             .ptp
             .iter()
-            .any(|e| e.column1.as_str() == "97530" && e.column2.as_str() == "97116")
+            .filter(|e| e.in_effect(day(d)))
+            .map(|e| format!("{}/{}", e.column1, e.column2))
+            .collect();
+        p.sort();
+        p
     };
-    assert!(!has("2026-09-30"));
-    assert!(has("2026-10-01"));
-    assert!(book
-        .for_date(day("2026-10-01"))
-        .version
-        .ends_with("+ptp.2026Q4+mue.2026Q4+pfs.2026A"));
+    assert_eq!(
+        live("2026-10-01"),
+        ["97162/97161", "97163/97161", "97163/97162"]
+    );
+    // Prices by year: RVU25D and its conversion factor, then RVU26C's.
+    let cf = |d: &str| on(d).catalogue.conversion_factor;
+    assert_eq!((cf("2025-11-01"), cf("2026-10-01")), (32.3465, 33.4009));
+    let cents = |d: &str| on(d).catalogue.unit_payment_cents("97530");
+    // 1.07 x 32.3465 and 1.05 x 33.4009.
+    assert_eq!(
+        (cents("2025-11-01"), cents("2026-10-01")),
+        (Some(3461), Some(3507))
+    );
+    // MUEs from the Q2 table's date on.
+    assert!(on("2026-03-31").edits.mue.is_empty());
+    assert_eq!(
+        on("2026-04-01")
+            .edits
+            .mue(Code::parse("97530").unwrap())
+            .unwrap()
+            .value,
+        6
+    );
+    // The imported tables' own starts, and none from ptp-layout/ (the
+    // directory's files only).
+    let starts: Vec<String> = book.periods().map(|(d, _)| d.to_string()).collect();
+    for d in ["2025-10-01", "2026-07-01", "2026-10-01"] {
+        assert!(starts.contains(&d.to_owned()), "{d}: {starts:?}");
+    }
+    assert!(book.periods().all(|(_, v)| !v.contains("2026Q3")));
 }
 
 #[test]
@@ -253,7 +435,7 @@ fn the_shipped_tables_serve_the_dates_their_provenance_states() {
         [
             (
                 TableKind::Ptp,
-                "2026Q4".into(),
+                "2026Q4-subset".into(),
                 "1996-01-01".into(),
                 Some(8)
             ),
@@ -265,18 +447,18 @@ fn the_shipped_tables_serve_the_dates_their_provenance_states() {
     assert!(tables.iter().all(|t| t.origin == Origin::Shipped));
     let version = |d: &str| shipped::rules_for(d.parse().unwrap()).version.to_string();
     let base = crate::domain::RULES_VERSION;
-    assert_eq!(version("2024-06-01"), format!("{base}+ptp.2026Q4"));
+    assert_eq!(version("2024-06-01"), format!("{base}+ptp.2026Q4-subset"));
     assert_eq!(
         version("2025-06-01"),
-        format!("{base}+ptp.2026Q4+pfs.2025D")
+        format!("{base}+ptp.2026Q4-subset+pfs.2025D")
     );
     assert_eq!(
         version("2026-03-31"),
-        format!("{base}+ptp.2026Q4+pfs.2026C")
+        format!("{base}+ptp.2026Q4-subset+pfs.2026C")
     );
     assert_eq!(
         version("2026-04-01"),
-        format!("{base}+ptp.2026Q4+mue.2026Q2+pfs.2026C")
+        format!("{base}+ptp.2026Q4-subset+mue.2026Q2+pfs.2026C")
     );
     // 2025 dates: RVU25D and its conversion factor; 2026: RVU26C's.
     let cf = |d: &str| {
@@ -306,26 +488,52 @@ fn the_shipped_tables_serve_the_dates_their_provenance_states() {
 }
 
 #[test]
-fn an_imported_release_wins_over_the_shipped_one_from_its_own_start() {
-    // A 2026 January release (the fixture's file name and layout) imported
-    // over the shipped RVU26C, which is stretched over all of 2026.
-    let jan = read("PPRRVU2026_Jan_nonQPP.csv").unwrap().table;
-    assert_eq!(jan.valid_from.to_string(), "2026-01-01");
-    let book = shipped::with_imported(std::slice::from_ref(&jan));
+fn an_imported_table_wins_over_the_shipped_one_from_its_own_start() {
+    // The fixtures are the shipped tables' files under CMS's names, so
+    // their labels match the shipped ones; which table is in force shows
+    // in its origin (and, for PTP, in its coverage).
+    let imported: Vec<Table> = [RVU26C, MUE_Q2, PTP_Q4]
+        .iter()
+        .map(|n| read(n).unwrap().table)
+        .collect();
+    let mut all = shipped::tables().to_vec();
+    all.extend(imported.iter().cloned());
+    let origin = |kind: TableKind, d: &str| {
+        let t = RuleBook::table_on(&all, kind, day(d)).unwrap();
+        (t.label.clone(), t.origin)
+    };
+    // RVU26C: shipped from 2026-01-01, the imported file from its name's
+    // release date, 2026-07-01.
+    assert_eq!(
+        origin(TableKind::Pfs, "2026-06-30"),
+        ("2026C".into(), Origin::Shipped)
+    );
+    assert_eq!(
+        origin(TableKind::Pfs, "2026-07-01"),
+        ("2026C".into(), Origin::Imported)
+    );
+    // The MUE table: both from 2026-04-01; at the same start, the imported.
+    assert_eq!(
+        origin(TableKind::Mue, "2026-04-01"),
+        ("2026Q2".into(), Origin::Imported)
+    );
+    assert_eq!(
+        origin(TableKind::Ptp, "2026-09-30"),
+        ("2026Q4-subset".into(), Origin::Shipped)
+    );
+    assert_eq!(
+        origin(TableKind::Ptp, "2026-10-01"),
+        ("2026Q4".into(), Origin::Imported)
+    );
+    // An imported PTP quarter: every pair covered from its start.
+    let book = shipped::with_imported(&imported);
     assert!(book
-        .for_date("2026-02-01".parse().unwrap())
-        .version
-        .ends_with("+pfs.2026A"));
-    // A later PTP quarter imported: every pair covered from its start.
-    let q = read("ccipra-v323r0-f1.txt").unwrap().table;
-    let book = shipped::with_imported(&[q]);
-    assert!(book
-        .for_date("2026-10-01".parse().unwrap())
+        .for_date(day("2026-10-01"))
         .edits
         .ptp_coverage
         .is_none());
     assert!(book
-        .for_date("2026-09-30".parse().unwrap())
+        .for_date(day("2026-09-30"))
         .edits
         .ptp_coverage
         .is_some());

@@ -21,12 +21,19 @@ fn fixture(name: &str) -> String {
     fixtures().join(name).display().to_string()
 }
 
+/// CMS's rows (tests/fixtures/cms/README.md): the v32.3 PTP therapy rows
+/// (derived), the 2026 Q2 MUE rows, RVU25D and RVU26C.
 const FIXTURES: [&str; 4] = [
-    "ccipra-v322r0-f1.txt",
-    "ccipra-v323r0-f1.txt",
-    "MCR_MUE_PractitionerServices_Eff_10-01-2026.csv",
-    "PPRRVU2026_Jan_nonQPP.csv",
+    "ccipra-v323r0-therapy-subset-DERIVED.txt",
+    "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv",
+    "PPRRVU2025_Oct.csv",
+    "PPRRVU2026_Jul_nonQPP.csv",
 ];
+
+/// The first 160 lines of CMS's v32.2 part 1 (no catalogue code in them).
+const PTP_LAYOUT: &str = "ptp-layout/ccipra-v322r0-f1.excerpt.txt";
+
+const BASE: &str = "claimline-rules-2026.12.1";
 
 fn claimline(env: &TestEnv, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
@@ -97,11 +104,15 @@ fn has_flag(line: &Value, code: &str) -> bool {
 async fn cms_files_import_once_list_and_refuse_a_bad_row_by_line() {
     let env = TestEnv::new("rules-import", 1).await;
     let err = import_fixtures(&env);
-    assert!(
-        err.contains("ccipra-v323r0-f1.txt: ptp 2026Q4 in force from 2026-10-01: 4 of 6 rows kept"),
-        "{err}"
-    );
-    assert!(err.contains("4 file(s) loaded, 0 already loaded"), "{err}");
+    for line in [
+        "ccipra-v323r0-therapy-subset-DERIVED.txt: ptp 2026Q4 in force from 2026-10-01: 8 of 24 rows kept",
+        "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv: mue 2026Q2 in force from 2026-04-01: 58 of 58 rows kept",
+        "PPRRVU2025_Oct.csv: pfs 2025D in force from 2025-10-01: 50 of 58 rows kept",
+        "PPRRVU2026_Jul_nonQPP.csv: pfs 2026C in force from 2026-07-01: 50 of 58 rows kept",
+        "4 file(s) loaded, 0 already loaded",
+    ] {
+        assert!(err.contains(line), "{line}\n{err}");
+    }
     assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 4);
 
     // The same file again changes nothing.
@@ -109,37 +120,62 @@ async fn cms_files_import_once_list_and_refuse_a_bad_row_by_line() {
     assert!(ok && err.contains("already loaded as table"), "{err}");
     assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 4);
 
-    // A bad row: the file and line are named, nothing is stored.
+    // A bad row: the file and line are named, and nothing is stored, not
+    // even the good file (CMS's own v32.2 lines) read before it.
     let dir = std::env::temp_dir().join(format!("claimline-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let good = std::fs::read_to_string(fixture("MCR_MUE_PractitionerServices_Eff_10-01-2026.csv"))
-        .unwrap();
-    let bad = good.replace("\"97140\",\"6\"", "\"97140\",\"six\"");
-    let bad_file = dir.join("MCR_MUE_PractitionerServices_Eff_01-01-2027.csv");
+    let good = std::fs::read(fixture(FIXTURES[1])).unwrap();
+    let bad = String::from_utf8_lossy(&good).replace("\n97140,6,", "\n97140,six,");
+    assert_ne!(bad, String::from_utf8_lossy(&good), "the row is there");
+    let bad_file = dir.join("MCR_MUE_PractitionerServices_Eff_07-01-2026.csv");
     std::fs::write(&bad_file, bad).unwrap();
     let (ok, _, err) = claimline(
         &env,
         &[
             "rules",
             "import",
-            &fixture(FIXTURES[0]),
+            &fixture(PTP_LAYOUT),
             bad_file.to_str().unwrap(),
         ],
     );
     assert!(!ok);
     assert!(
-        err.contains("MCR_MUE_PractitionerServices_Eff_01-01-2027.csv, line 8: the MUE value is not a whole number of units"),
+        err.contains("MCR_MUE_PractitionerServices_Eff_07-01-2026.csv, line 43: the MUE value is not a whole number of units"),
         "{err}"
     );
     assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 4);
+    std::fs::remove_dir_all(&dir).ok();
 
     let (ok, out, err) = claimline(&env, &["rules", "list"]);
     assert!(ok, "{err}");
-    assert!(out.contains("\tptp\t2026Q3\t2026-07-01\t3\t5\t"), "{out}");
+    for row in [
+        "\tptp\t2026Q4\t2026-10-01\t8\t24\t",
+        "\tmue\t2026Q2\t2026-04-01\t58\t58\t",
+        "\tpfs\t2025D\t2025-10-01\t50\t58\t",
+        "\tpfs\t2026C\t2026-07-01\t50\t58\t",
+    ] {
+        assert!(out.contains(row), "{row:?}\n{out}");
+    }
     assert!(
-        out.contains("from 2026-10-01\tclaimline-rules-2026.11.2+ptp.2026Q4+mue.2026Q4+pfs.2026A"),
-        "{out}"
+        !out.contains("\tptp\t2026Q3\t"),
+        "the v32.2 lines were not stored: {out}"
     );
+    for period in [
+        format!("from 2025-10-01\t{BASE}+ptp.2026Q4-subset+pfs.2025D\n"),
+        format!("from 2026-10-01\t{BASE}+ptp.2026Q4+mue.2026Q2+pfs.2026C\n"),
+    ] {
+        assert!(out.contains(&period), "{period:?}\n{out}");
+    }
+}
+
+/// 97530 for 25 minutes and 97150 (group therapy) for 30 on `dos`.
+fn with_group(event_id: &str, enc: &str, dos: &str) -> Value {
+    let mut ev = visit(event_id, enc, dos, &[("97530", "09:00", "09:25")]);
+    ev["encounter"]["services"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "line_id": "2", "code": "97150", "minutes": 30, "activities": ["group balance class"] }));
+    ev
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -147,52 +183,65 @@ async fn each_date_of_service_gets_the_rules_in_force_and_an_import_applies_with
     let env = TestEnv::new("rules-live", 1).await;
     let svc = env.service_with(&env.db_url, &[("CLAIMLINE_RULES_POLL_SECS", "1")]);
     svc.wait_ready(T).await;
-    let pair = [("97530", "09:00", "09:25"), ("97116", "09:30", "09:55")];
-    env.send_events(&[visit("b1", "ENC-B1", "2026-10-01", &pair)])
+    env.send_events(&[with_group("b1", "ENC-B1", "2026-10-01")])
         .await;
     env.wait_count("SELECT count(*) FROM encounter_events", 1, T)
         .await;
+    // The shipped tables: their PTP rows cover pairs of 8 codes, not 97150.
     let before = lines_of(&env, "ENC-B1").await;
-    assert_eq!(before[1]["rules_version"], "claimline-rules-2026.11.2");
-    assert!(!has_flag(&before[1], "NCCI_PTP"));
+    let shipped = format!("{BASE}+ptp.2026Q4-subset+mue.2026Q2+pfs.2026C");
+    let imported = format!("{BASE}+ptp.2026Q4+mue.2026Q2+pfs.2026C");
+    assert_eq!(before[0]["rules_version"], shipped);
+    assert_eq!(before[1]["code"], "97150");
+    assert!(has_flag(&before[0], "NCCI_NOT_CHECKED"), "{}", before[0]);
+    assert!(has_flag(&before[1], "NCCI_NOT_CHECKED"), "{}", before[1]);
 
     import_fixtures(&env);
     svc.wait_metric("claimline_rules_reloads_total", |v| v >= 1.0, T)
         .await;
     assert!(svc.log().contains("rule set in force changed"), "logged");
 
-    // Either side of the quarter boundary.
+    // Either side of the imported Q4 table's start.
     env.send_events(&[
-        visit("q3", "ENC-Q3", "2026-09-30", &pair),
-        visit("q4", "ENC-Q4", "2026-10-01", &pair),
+        with_group("q3", "ENC-Q3", "2026-09-30"),
+        with_group("q4", "ENC-Q4", "2026-10-01"),
     ])
     .await;
     env.wait_count("SELECT count(*) FROM encounter_events", 3, T)
         .await;
     let q3 = lines_of(&env, "ENC-Q3").await;
     let q4 = lines_of(&env, "ENC-Q4").await;
-    let base = "claimline-rules-2026.11.2";
-    assert_eq!(
-        q3[0]["rules_version"],
-        format!("{base}+ptp.2026Q3+pfs.2026A")
+    // The shipped PTP subset is labelled so: rules_version tells it from
+    // the imported quarter, and the coverage changes with it.
+    for l in &q3 {
+        assert_eq!(l["rules_version"], shipped, "{l}");
+    }
+    for l in &q4 {
+        assert_eq!(l["rules_version"], imported, "{l}");
+    }
+    assert!(
+        has_flag(&q3[0], "NCCI_NOT_CHECKED"),
+        "still the shipped rows: {}",
+        q3[0]
     );
-    assert_eq!(
-        q4[0]["rules_version"],
-        format!("{base}+ptp.2026Q4+mue.2026Q4+pfs.2026A")
-    );
-    assert!(!has_flag(&q3[1], "NCCI_PTP"), "{}", q3[1]);
-    assert_eq!(q4[1]["code"], "97116");
-    assert!(has_flag(&q4[1], "NCCI_PTP"), "{}", q4[1]);
-    assert_eq!(q4[1]["status"], "needs_review", "indicator 0: denied");
-    // The imported fee schedule: 97530's RVUs and conversion factor are the
-    // built-in ones; 97116 is not in it, so it has no estimate now.
+    assert!(has_flag(&q3[1], "NCCI_NOT_CHECKED"), "{}", q3[1]);
+    for l in &q4 {
+        assert!(!has_flag(l, "NCCI_NOT_CHECKED"), "every pair covered: {l}");
+        assert!(
+            !has_flag(l, "NCCI_PTP"),
+            "v32.3 has no 97530/97150 edit: {l}"
+        );
+        assert_eq!(l["status"], "validated");
+    }
+    // RVU26C either way (the imported file is the shipped excerpt): the
+    // same payment, 2 units of 97530 = $35.07 + $25.05 (the second unit's
+    // PE halved).
     assert_eq!(q4[0]["units"], 2);
+    assert_eq!(q4[0]["expected_payment_cents"], 6012);
     assert_eq!(
         q4[0]["expected_payment_cents"],
         before[0]["expected_payment_cents"]
     );
-    assert!(before[1]["expected_payment_cents"].as_i64().is_some());
-    assert_eq!(q4[1]["expected_payment_cents"], Value::Null);
     let scrape = svc.get("/metrics").await.unwrap().1;
     assert_eq!(metric(&scrape, "claimline_rule_tables"), Some(4.0));
 }
@@ -339,10 +388,9 @@ async fn reprocess_applies_new_rules_is_resumable_and_changes_nothing_twice() {
     let env = TestEnv::new("rules-reprocess", 1).await;
     let mut svc = env.service();
     svc.wait_ready(T).await;
-    let pair = [("97530", "09:00", "09:25"), ("97116", "09:30", "09:55")];
     let events: Vec<Value> = (0..3)
-        .map(|i| visit(&format!("r{i}"), &format!("ENC-R{i}"), "2026-10-01", &pair))
-        .chain([visit("s0", "ENC-S0", "2026-09-30", &pair)])
+        .map(|i| with_group(&format!("r{i}"), &format!("ENC-R{i}"), "2026-10-01"))
+        .chain([with_group("s0", "ENC-S0", "2026-09-30")])
         .collect();
     env.send_events(&events).await;
     env.wait_count("SELECT count(*) FROM encounter_events", 4, T)
@@ -376,6 +424,9 @@ async fn reprocess_applies_new_rules_is_resumable_and_changes_nothing_twice() {
     );
     assert!(err.contains("finished"), "{err}");
 
+    // The imported Q4 PTP table covers every pair from 2026-10-01: the
+    // NCCI_NOT_CHECKED flags of 97530/97150 go, on both lines; units and
+    // payments stay (RVU26C either way).
     import_fixtures(&env);
     let range = [
         "reprocess",
@@ -387,18 +438,34 @@ async fn reprocess_applies_new_rules_is_resumable_and_changes_nothing_twice() {
     let (ok, out, err) = claimline(&env, &[&range[..], &["--dry-run"]].concat());
     assert!(ok, "{err}");
     assert!(
-        out.starts_with("3 encounter(s) re-evaluated, 3 changed: 3 line(s) voided, 3 issued"),
+        out.starts_with("3 encounter(s) re-evaluated, 3 changed: 6 line(s) voided, 6 issued"),
         "{out}"
     );
-    assert!(out.contains("97116\t3\t3\t"), "{out}");
+    assert!(out.contains("\n97150\t3\t3\t42.09\t42.09\n"), "{out}");
+    assert!(out.contains("\n97530\t6\t6\t180.36\t180.36\n"), "{out}");
     assert_eq!(
         env.count("SELECT count(*) FROM claim_lines").await,
         lines_before,
         "a dry run writes nothing"
     );
+    // 2026-09-30 is still judged by the shipped rows: nothing to change.
+    let (ok, out, err) = claimline(
+        &env,
+        &[
+            "reprocess",
+            "--since",
+            "2026-09-30",
+            "--until",
+            "2026-09-30",
+            "--dry-run",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("1 encounter(s) re-evaluated, 0 changed"),
+        "{out}"
+    );
 
-    // Only the 97116 lines change (the new edit's flag; no RVUs for it in
-    // the imported schedule); the 97530 lines bill the same and stay.
     // Interrupted after one page of one encounter, then resumed.
     let (ok, _, err) = claimline(
         &env,
@@ -408,7 +475,7 @@ async fn reprocess_applies_new_rules_is_resumable_and_changes_nothing_twice() {
     assert_eq!(
         env.count("SELECT count(*) FROM claim_lines WHERE status = 'void'")
             .await,
-        1
+        2
     );
     let (ok, out, err) = claimline(&env, &[&range[..], &["--page-size", "1"]].concat());
     assert!(ok && err.contains("finished"), "{err}");
@@ -424,11 +491,12 @@ async fn reprocess_applies_new_rules_is_resumable_and_changes_nothing_twice() {
 
     for enc in ["ENC-R0", "ENC-R1", "ENC-R2"] {
         let lines = lines_of(&env, enc).await;
-        let ids: Vec<(&str, &str)> = lines
+        let ids: Vec<(&str, &str, &str)> = lines
             .iter()
             .map(|l| {
                 (
                     l["claim_line_id"].as_str().unwrap(),
+                    l["code"].as_str().unwrap(),
                     l["status"].as_str().unwrap(),
                 )
             })
@@ -436,21 +504,22 @@ async fn reprocess_applies_new_rules_is_resumable_and_changes_nothing_twice() {
         assert_eq!(
             ids,
             [
-                (&*format!("{enc}:1:1"), "validated"),
-                (&*format!("{enc}:1:2"), "void"),
-                (&*format!("{enc}:1:3"), "needs_review")
+                (&*format!("{enc}:1:1"), "97530", "void"),
+                (&*format!("{enc}:1:2"), "97150", "void"),
+                (&*format!("{enc}:1:3"), "97530", "validated"),
+                (&*format!("{enc}:1:4"), "97150", "validated")
             ]
         );
-        assert_eq!(lines[2]["code"], "97116");
-        assert!(has_flag(&lines[2], "NCCI_PTP"));
-        assert!(lines[2]["rules_version"]
-            .as_str()
-            .unwrap()
-            .ends_with("+ptp.2026Q4+mue.2026Q4+pfs.2026A"));
-        assert!(lines[1]["voided_by_event_id"]
-            .as_str()
-            .unwrap()
-            .starts_with("reprocess-"));
+        for (old, new) in [(&lines[0], &lines[2]), (&lines[1], &lines[3])] {
+            assert!(has_flag(old, "NCCI_NOT_CHECKED"), "{old}");
+            assert!(!has_flag(new, "NCCI_NOT_CHECKED"), "{new}");
+            assert_eq!(old["units"], new["units"]);
+            assert_eq!(old["expected_payment_cents"], new["expected_payment_cents"]);
+            assert!(old["voided_by_event_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("reprocess-"));
+        }
     }
     // The Q3 encounter was outside the range.
     assert_eq!(
@@ -473,7 +542,7 @@ async fn reprocess_applies_new_rules_is_resumable_and_changes_nothing_twice() {
             .read(&env.review, 100, Duration::from_secs(3))
             .await
             .len();
-    assert_eq!(published, published_before + 6, "3 voids and 3 new lines");
+    assert_eq!(published, published_before + 12, "6 voids and 6 new lines");
 
     // Again: nothing changes.
     let (ok, out, _) = claimline(&env, &range);

@@ -112,7 +112,7 @@ fn every_line_names_its_rules_and_the_event() {
     for l in &lines {
         assert_eq!(
             l.rules_version,
-            format!("{RULES_VERSION}+ptp.2026Q4+pfs.2026C"),
+            format!("{RULES_VERSION}+ptp.2026Q4-subset+pfs.2026C"),
             "the built-in data and the CMS tables shipped for 2026-03-02"
         );
         assert_eq!(
