@@ -3,7 +3,8 @@
 //! - [`decode`]: an encounter event's bytes to a domain
 //!   [`Encounter`](crate::domain::Encounter), or an [`EventError`] naming the
 //!   field and the rule. `reader.rs` is its fast path for the usual shape;
-//!   serde_json over [`wire`] decides everything else.
+//!   serde_json over [`wire`] decides everything else; `explain.rs` says
+//!   serde's errors in the contract's words.
 //! - [`wire`]: the event as sent (serde), which [`schema`] publishes as JSON
 //!   Schema in `schemas/`.
 //! - [`encode`]: a claim line to its JSON bytes, written by hand, byte for
@@ -12,6 +13,7 @@
 
 mod decode;
 pub mod encode;
+mod explain;
 mod reader;
 pub mod schema;
 pub mod wire;

@@ -5,12 +5,14 @@
 //! - [`assistant`]: CQ/CO per 15-minute unit;
 //! - [`flags`]: the checks that raise flags, per line and per pair;
 //! - [`modifiers`]: a line's modifiers, in billing order;
+//! - [`ncci`]: NCCI procedure-to-procedure pairs and their coverage;
 //! - [`payment`]: the expected payment of each line.
 
 mod assistant;
 mod flags;
 mod minutes;
 mod modifiers;
+mod ncci;
 mod payment;
 
 use super::claim::{ClaimLine, Flag, FlagCode, Severity, Status};
@@ -116,7 +118,7 @@ pub fn evaluate_day(encs: &[&Encounter], rules: &Rules) -> Vec<Vec<ClaimLine>> {
     };
     let policy = rules.policies.for_payer(&first.payer_id, first.plan);
     assign_day_units(&mut drafts, policy);
-    flags::day_pair_flags(&mut drafts, encs, rules);
+    ncci::day_pair_flags(&mut drafts, encs, rules);
     encs.iter()
         .zip(drafts)
         .zip(&counted)
