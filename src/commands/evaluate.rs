@@ -1,13 +1,17 @@
-//! `claimline evaluate PATH [--rules DIR]`: the built-in rules (and the
-//! CMS files in DIR) over a file or stdin (`-`), claim lines to stdout
-//! ([`crate::pipeline::offline`]). Exit status 1 when any event was bad, 2
-//! when the input or the rules could not be read.
+//! `claimline evaluate PATH [--rules DIR] [--per-event]`: the input (a file
+//! or stdin, `-`) replayed as the service would process it, and the claim
+//! lines it would publish to stdout ([`crate::pipeline::offline`]); with
+//! `--per-event`, each event judged alone. The rules are the default ones
+//! (built-in data and the CMS tables shipped in `data/cms/`) with the CMS
+//! files of DIR over them. Exit status 1 when any event was bad (the
+//! service would dead-letter it), 2 when the input or the rules could not
+//! be read.
 
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::pipeline::offline::evaluate_lines;
+use crate::pipeline::offline::{evaluate_lines, replay_lines};
 
 #[derive(clap::Args)]
 pub(super) struct EvaluateArgs {
@@ -19,6 +23,11 @@ pub(super) struct EvaluateArgs {
     /// built-in tables alone.
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Judge each event alone (no versions, voids or day re-allocation
+    /// across events; KX still accumulates over the input), instead of
+    /// replaying the input as the service would.
+    #[arg(long)]
+    per_event: bool,
 }
 
 pub(super) fn evaluate(args: EvaluateArgs) -> ExitCode {
@@ -30,13 +39,11 @@ pub(super) fn evaluate(args: EvaluateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let stdout = io::stdout().lock();
-    let stderr = io::stderr().lock();
-    let result = if args.path.as_os_str() == "-" {
-        evaluate_lines(io::stdin().lock(), stdout, stderr, &book)
+    let input: Box<dyn io::BufRead> = if args.path.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
     } else {
         match std::fs::File::open(&args.path) {
-            Ok(f) => evaluate_lines(io::BufReader::new(f), stdout, stderr, &book),
+            Ok(f) => Box::new(io::BufReader::new(f)),
             Err(e) => {
                 eprintln!(
                     "claimline evaluate: cannot open {}: {e}",
@@ -45,6 +52,12 @@ pub(super) fn evaluate(args: EvaluateArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    };
+    let (stdout, stderr) = (io::stdout().lock(), io::stderr().lock());
+    let result = if args.per_event {
+        evaluate_lines(input, stdout, stderr, &book)
+    } else {
+        replay_lines(input, stdout, stderr, &book)
     };
     match result {
         Ok(summary) if summary.bad == 0 => ExitCode::SUCCESS,

@@ -270,7 +270,7 @@ impl Pipeline {
     /// plan, write, commit.
     async fn write_batch(&self, batch: &[Incoming], items: &[Item]) -> anyhow::Result<Written> {
         let keys = plan::keys(items);
-        let (mut tx, ledger) = self.db.begin_batch(&keys, decode_stored).await?;
+        let (mut tx, mut ledger) = self.db.begin_batch(&keys, decode_stored).await?;
         // Unpublished lines of these encounters (and of the others on their
         // days, whose lines a later visit may reissue) go out before this
         // batch's voids and replacements (contract section 2).
@@ -296,7 +296,9 @@ impl Pipeline {
             write: mut w,
             outcomes,
             conflicts,
-        } = tokio::task::block_in_place(|| plan::plan(batch, items, ledger, &rules, &self.topics));
+        } = tokio::task::block_in_place(|| {
+            plan::plan(batch, items, &mut ledger, &rules, &self.topics)
+        });
         tx.commit(&mut w, &self.owner).await?;
         outbox.append(&mut w.outbox);
         self.in_flight.add(&outbox);

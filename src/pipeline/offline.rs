@@ -1,13 +1,23 @@
 //! `claimline evaluate`'s run: encounter events as JSON lines in, claim
 //! lines as JSON lines out, with no broker and no database.
+//!
+//! [`replay_lines`] (the default) runs the input through the service's own
+//! plan step ([`super::plan::plan`]) with one in-memory [`Ledger`] over the
+//! whole input, in input order: versions, stale, duplicate and conflicting
+//! events, amendments and voids, the day's re-allocation and reissues, KX.
+//! It prints what the service would publish, in the order it would publish
+//! it. [`evaluate_lines`] (`--per-event`) judges each event alone.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
-use crate::codec::{decode, JsonWriter};
+use super::plan::{decode_all, plan, Topics};
+use crate::codec::{decode, JsonWriter, BOM, MAX_EVENT_BYTES};
 use crate::domain::kx::{self, YearToDate};
+use crate::domain::ledger::{Ledger, Outcome};
 use crate::domain::{evaluate, ClaimLine, RuleBook};
+use crate::kafka::Incoming;
 
 /// What one run saw.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -17,8 +27,74 @@ pub struct Summary {
     pub lines: u64,
 }
 
-/// Evaluates every non-blank input line in order, each by the rule set in
-/// force on its date of service; Medicare year-to-date therapy amounts (KX)
+/// Replays every non-blank input line in order as the service would
+/// process the same messages on one partition, and writes to `output`
+/// exactly the claim-line messages it would publish (voids first, then new
+/// and reissued lines). An event the service would dead-letter is reported
+/// on `errors` with its 1-based line number, message and reason (and
+/// counted bad); a stale or duplicate one is reported there too, as what it
+/// is (the service records it and publishes nothing).
+pub fn replay_lines(
+    input: impl BufRead,
+    mut output: impl Write,
+    mut errors: impl Write,
+    book: &RuleBook,
+) -> io::Result<Summary> {
+    let mut summary = Summary::default();
+    let mut ledger = Ledger::default();
+    // Where each line would go does not change what is printed.
+    let topics = Topics {
+        output: "claim-lines".into(),
+        review: "claim-lines.review".into(),
+    };
+    let mut out = Vec::with_capacity(8192);
+    for (i, line) in input.split(b'\n').enumerate() {
+        let mut payload = line?;
+        if i == 0 && payload.starts_with(BOM) {
+            payload.drain(..BOM.len());
+        }
+        if payload.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        summary.events += 1;
+        let batch = [Incoming {
+            topic: String::new(),
+            partition: 0,
+            offset: i as i64,
+            key: None,
+            payload,
+            timestamp_ms: None,
+        }];
+        let items = decode_all(&batch, MAX_EVENT_BYTES);
+        let planned = plan(&batch, &items, &mut ledger, book, &topics);
+        for d in &planned.write.dead_letters {
+            summary.bad += 1;
+            writeln!(errors, "line {}: {} ({})", i + 1, d.message, d.reason)?;
+        }
+        for (outcome, _) in &planned.outcomes {
+            if matches!(outcome, Outcome::Stale | Outcome::Duplicate) {
+                writeln!(
+                    errors,
+                    "line {}: {} event: the service records it and publishes nothing",
+                    i + 1,
+                    outcome.as_str()
+                )?;
+            }
+        }
+        out.clear();
+        for entry in &planned.write.outbox {
+            out.extend_from_slice(entry.payload.as_bytes());
+            out.push(b'\n');
+            summary.lines += 1;
+        }
+        output.write_all(&out)?;
+    }
+    output.flush()?;
+    Ok(summary)
+}
+
+/// Evaluates every non-blank input line in order, each alone by the rule
+/// set in force on its date of service (`--per-event`); Medicare year-to-date therapy amounts (KX)
 /// accumulate over the input. A bad line is reported on `errors` with its
 /// 1-based line number and reason; the rest still run.
 pub fn evaluate_lines(
@@ -35,9 +111,9 @@ pub fn evaluate_lines(
     let mut buf = Vec::with_capacity(4096);
     for (i, line) in input.split(b'\n').enumerate() {
         let mut line = line?;
-        if i == 0 && line.starts_with(crate::codec::BOM) {
+        if i == 0 && line.starts_with(BOM) {
             // A file may start with a byte-order mark (contract section 6).
-            line.drain(..crate::codec::BOM.len());
+            line.drain(..BOM.len());
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;

@@ -148,7 +148,8 @@ pub struct Plan {
     pub conflicts: Vec<(usize, Rejection)>,
 }
 
-/// Applies the batch's events in order to `ledger`: every good event gets
+/// Applies the batch's events in order to `ledger` (which then holds their
+/// effect: `claimline evaluate` keeps one over its whole input): every good event gets
 /// an `encounter_events` row (a duplicate gets none), its lines and the
 /// voids of the lines it replaces go to the outbox (voids first), and every
 /// bad message becomes a dead letter.
@@ -164,7 +165,7 @@ pub(crate) fn source(m: &Incoming) -> Source {
 pub fn plan(
     batch: &[Incoming],
     items: &[Item],
-    mut ledger: Ledger,
+    ledger: &mut Ledger,
     rules: &RuleBook,
     topics: &Topics,
 ) -> Plan {

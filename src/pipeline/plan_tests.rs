@@ -47,12 +47,12 @@ fn topics() -> Topics {
     }
 }
 
-fn run(batch: &[Incoming], ledger: Ledger) -> Plan {
+fn run(batch: &[Incoming], mut ledger: Ledger) -> Plan {
     let items = decode_all(batch, crate::codec::MAX_EVENT_BYTES);
     plan(
         batch,
         &items,
-        ledger,
+        &mut ledger,
         crate::cms::shipped::book(),
         &topics(),
     )

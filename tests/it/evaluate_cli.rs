@@ -57,10 +57,17 @@ fn a_bad_line_is_reported_with_its_number_and_the_rest_still_run() {
     );
     let (code, out, err) = evaluate(&["-"], input.as_bytes());
     assert_ne!(code, 0);
-    assert_eq!(out.lines().count(), 4, "two good events, two lines each");
+    // Replayed as the service would: the last line redelivers the first
+    // event, a duplicate that publishes nothing.
+    assert_eq!(out.lines().count(), 2, "one good event, two lines");
     assert!(err.contains("line 2: invalid JSON"), "{err}");
     assert!(err.contains("line 4: encounter.provider.npi"), "{err}");
+    assert!(err.contains("line 5: duplicate event"), "{err}");
     assert!(!err.contains("PAT-77812"), "no PHI on stderr: {err}");
+    // Each event alone: the redelivery is judged again.
+    let (code, out, _) = evaluate(&["--per-event", "-"], input.as_bytes());
+    assert_ne!(code, 0);
+    assert_eq!(out.lines().count(), 4, "two good events, two lines each");
 }
 
 #[test]
@@ -104,6 +111,20 @@ fn visit_on(
     ev["encounter"]["plan_of_care"]["certified_through"] = "2026-12-31".into();
     ev["encounter"]["services"] = services;
     ev.to_string() + "\n"
+}
+
+/// Each event's encounter as a patient of its own: visits of one patient,
+/// provider and payer on one date are one day (tested on their own).
+fn own_patients(input: &str) -> String {
+    input
+        .lines()
+        .map(|l| {
+            let mut ev: serde_json::Value = serde_json::from_str(l).unwrap();
+            let id = format!("PAT-{}", ev["encounter"]["encounter_id"].as_str().unwrap());
+            ev["encounter"]["patient"]["id"] = id.into();
+            ev.to_string() + "\n"
+        })
+        .collect()
 }
 
 /// 97530 for 25 minutes (2 units) and 97150, group therapy, 30 minutes.
@@ -171,6 +192,7 @@ fn rules_dir_judges_each_date_by_the_cms_tables_in_force() {
                 { "line_id": "2", "code": "97161", "minutes": 30, "activities": ["evaluation"] }
             ]),
         );
+    let input = own_patients(&input);
     let (code, out, err) = evaluate(&["--rules", "tests/fixtures/cms", "-"], input.as_bytes());
     assert_eq!(code, 0, "{err}");
     let got = lines(&out);

@@ -5,6 +5,7 @@
 mod evaluate_cli;
 mod operability;
 mod poison;
+mod replay;
 mod rules;
 mod schemas;
 mod service;
