@@ -109,10 +109,12 @@ pub enum FlagCode {
     NcciNotChecked,
     /// Warning: the payer never pays this code separately (PFS status B).
     BundledCode,
+    /// Info: the line has 0 units; not billable.
+    NoUnits,
 }
 
 impl FlagCode {
-    pub const ALL: [FlagCode; 25] = [
+    pub const ALL: [FlagCode; 26] = [
         FlagCode::NotOneOnOne,
         FlagCode::Below8Minutes,
         FlagCode::Overlap97535,
@@ -138,6 +140,7 @@ impl FlagCode {
         FlagCode::DayNotPooled,
         FlagCode::NcciNotChecked,
         FlagCode::BundledCode,
+        FlagCode::NoUnits,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -167,6 +170,7 @@ impl FlagCode {
             FlagCode::DayNotPooled => "DAY_NOT_POOLED",
             FlagCode::NcciNotChecked => "NCCI_NOT_CHECKED",
             FlagCode::BundledCode => "BUNDLED_CODE",
+            FlagCode::NoUnits => "NO_UNITS",
         }
     }
 }

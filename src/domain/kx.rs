@@ -162,11 +162,16 @@ fn mark_kx(line: &mut ClaimLine) {
         .count();
     line.modifiers.insert(at, Modifier::KX);
     if line.modifiers.len() > 4 {
-        let dropped = line.modifiers.pop().expect("more than four");
+        // The ones that change payment or liability stay (GA, 59/X...).
+        let dropped: Vec<String> = Modifier::keep_at_most(&mut line.modifiers, 4)
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        let dropped = dropped.join(", ");
         line.flags.push(Flag {
             code: FlagCode::TooManyModifiers,
             severity: Severity::Warning,
-            message: format!("{} {KX_DROPPED} but a claim line carries 4 (837P, CMS-1500); dropped {dropped}. Check whether it belongs on another line.", line.code),
+            message: format!("{} {KX_DROPPED} but a claim line carries 4 (837P, CMS-1500); dropped {dropped}, keeping those that change payment or liability. Check whether it belongs on another line.", line.code),
             related_codes: Vec::new(),
         });
     }

@@ -192,6 +192,48 @@ impl Modifier {
         matches!(self.as_str(), "59" | "XE" | "XS" | "XP" | "XU")
     }
 
+    /// GA, GX, GY or GZ: who is liable (an ABN on file or not, a
+    /// statutorily excluded service). Dropping one changes liability.
+    pub fn is_liability(&self) -> bool {
+        matches!(self.as_str(), "GA" | "GX" | "GY" | "GZ")
+    }
+
+    /// A modifier that changes payment or liability: the discipline's
+    /// GP/GO/GN, CQ/CO, a distinct-service modifier, KX, or a liability
+    /// modifier. When a line needs more than four, these are kept first.
+    pub fn changes_payment(&self) -> bool {
+        self.is_therapy()
+            || self.is_assistant()
+            || self.is_distinct_service()
+            || *self == Modifier::KX
+            || self.is_liability()
+    }
+
+    /// Keeps at most `max` of `mods`, those that change payment or
+    /// liability first, each kept one in its place; returns the dropped
+    /// ones (the last informational ones first, then the last others).
+    pub fn keep_at_most(mods: &mut Vec<Modifier>, max: usize) -> Vec<Modifier> {
+        let excess = mods.len().saturating_sub(max);
+        let mut drop: Vec<usize> = (0..mods.len())
+            .rev()
+            .filter(|&i| !mods[i].changes_payment())
+            .take(excess)
+            .collect();
+        let mut i = mods.len();
+        while drop.len() < excess {
+            i -= 1;
+            if !drop.contains(&i) {
+                drop.push(i);
+            }
+        }
+        drop.sort_unstable();
+        let dropped = drop.iter().map(|&i| mods[i]).collect();
+        for &i in drop.iter().rev() {
+            mods.remove(i);
+        }
+        dropped
+    }
+
     /// GP, GO or GN: the plan of care's discipline.
     pub fn is_therapy(&self) -> bool {
         *self == Modifier::GP || *self == Modifier::GO || *self == Modifier::GN

@@ -82,6 +82,24 @@ pub(super) fn line_flags(
     if let Some(msg) = mismatch {
         d.flag(FlagCode::MinutesMismatch, Severity::Warning, msg, &[]);
     }
+    if d.timed() && d.units == 0 {
+        let why = if d.services(&enc.services).all(documented_as_group) {
+            "its minutes were documented as group or not one-on-one".to_owned()
+        } else if d.minutes < 8 {
+            format!(
+                "it has {} timed minute(s), under the 8 a unit needs",
+                d.minutes
+            )
+        } else {
+            "its minutes were counted under the day's other codes (the total-time method gives the day's units to the codes with the most minutes)".to_owned()
+        };
+        d.flag(
+            FlagCode::NoUnits,
+            Severity::Info,
+            format!("{code} has 0 units: {why}. The line is not billable; do not submit it as a $0 line."),
+            &[],
+        );
+    }
     limits(d, policy, rules);
     who_and_what(d, enc, policy);
 }
@@ -244,6 +262,21 @@ fn shared_minutes(a: &Draft, b: &Draft, enc: &Encounter) -> u32 {
     total
 }
 
+/// Whether the line's services carry `modifier`.
+fn has_modifier(d: &Draft, enc: &Encounter, modifier: &str) -> bool {
+    d.services(&enc.services)
+        .flat_map(|s| &s.modifiers)
+        .any(|m| m.as_str() == modifier)
+}
+
+/// A distinct-service modifier that holds within one encounter: 59, XS,
+/// XP or XU (XE says "separate encounter").
+fn has_distinct_modifier_within(d: &Draft, enc: &Encounter) -> bool {
+    d.services(&enc.services)
+        .flat_map(|s| &s.modifiers)
+        .any(|m| m.is_distinct_service() && m.as_str() != "XE")
+}
+
 /// Flags that need two codes.
 pub(super) fn pair_flags(
     drafts: &mut [Draft],
@@ -316,6 +349,40 @@ pub(super) fn pair_flags(
         }
     }
 
+    // One-on-one timed minutes inside a group session or an untimed
+    // service: they are the group's or the untimed service's.
+    for &(h, t, m) in &counted.yielded {
+        let (a, b) = (line_of(h, drafts), line_of(t, drafts));
+        if a == b {
+            continue;
+        }
+        let (ch, ct) = (drafts[a].code, drafts[b].code);
+        let (holder, timed) = (&enc.services[h].line_id, &enc.services[t].line_id);
+        let what = if drafts[a]
+            .info
+            .is_some_and(|i| i.kind == Some(CodeKind::Group))
+        {
+            "a group session"
+        } else {
+            "an untimed service (an evaluation, a re-evaluation or a supervised modality)"
+        };
+        let message = format!("Service {timed} ({ct}) documents {m} minute(s) inside service {holder} ({ch}), {what}: the patient cannot receive one-on-one timed treatment during it, so those minutes stay {ch}'s and were not counted for {ct} (Pub 100-02, ch. 15, sec. 230.1; Pub 100-04, ch. 5, sec. 20.2). Correct the times if the services were truly separate.");
+        for (x, other) in [(a, ct), (b, ch)] {
+            let already = drafts[x]
+                .flags
+                .iter()
+                .any(|f| f.code == FlagCode::SharedMinutes && f.related_codes.contains(&other));
+            if !already {
+                drafts[x].flag(
+                    FlagCode::SharedMinutes,
+                    Severity::Error,
+                    message.clone(),
+                    &[other],
+                );
+            }
+        }
+    }
+
     for a in 0..drafts.len() {
         for b in a + 1..drafts.len() {
             let (x, y) = two(drafts, a, b);
@@ -335,9 +402,21 @@ pub(super) fn pair_flags(
         let col1 = edit.column1;
         // Only a distinct-service modifier on the column-2 line bypasses an
         // indicator-1 edit (NCCI Policy Manual, ch. I; CMS MLN1783722).
-        let modifier = has_distinct_modifier(&drafts[c2], enc);
+        // XE claims a separate encounter: within one encounter it is no
+        // distinct-service modifier (CR8863; MLN1783722).
+        let xe = has_modifier(&drafts[c2], enc, "XE");
+        let modifier = has_distinct_modifier_within(&drafts[c2], enc);
         let (severity, message) = ptp_flag(edit, modifier, "");
         drafts[c2].flag(FlagCode::NcciPtp, severity, message, &[col1]);
+        if xe {
+            let col2 = edit.column2;
+            drafts[c2].flag(
+                FlagCode::Modifier59Misuse,
+                Severity::Error,
+                format!("{col2} carries XE (separate encounter), but {col1} is in the same encounter: XE there is a false claim of distinctness (CR8863). Use XU (unusual non-overlapping service), XS or XP, or 59, if the services were truly distinct; otherwise remove the modifier."),
+                &[col1],
+            );
+        }
     }
 
     for (a, b, shared) in pairs {

@@ -1,8 +1,14 @@
 //! Which documented minutes count as timed minutes. Only one-on-one
 //! minutes do (a one-on-one procedure documented as group or not
 //! one-on-one counts none: group therapy is 97150), and a clock minute
-//! counts once: minutes that a service's documented times share with a
-//! service listed before it go to the earlier one (contract section 3).
+//! counts once: minutes that a timed service's documented times share with
+//! a group session or an untimed service with documented times (an
+//! evaluation, a re-evaluation, a supervised modality) go to that service,
+//! whatever the order (the patient cannot be in a group, or in an
+//! evaluation, and one-on-one at once: Pub 100-02, ch. 15, sec. 230.1;
+//! minutes of untimed services are not timed minutes: Pub 100-04, ch. 5,
+//! sec. 20.2); minutes two timed services share go to the one listed
+//! first (contract section 3).
 //! Medicare Claims Processing Manual (Pub 100-04), ch. 5, sec. 20.2: the
 //! total timed minutes are the minutes of direct one-on-one timed services.
 
@@ -19,8 +25,12 @@ pub struct Counted<'r> {
     /// Per service: a one-on-one procedure documented as group or not
     /// one-on-one.
     pub not_one_on_one: Vec<bool>,
-    /// (earlier service, later service, minutes they both document).
+    /// (earlier service, later service, minutes they both document): two
+    /// timed services.
     pub shared: Vec<(usize, usize, u32)>,
+    /// (group or untimed service, timed service, minutes they both
+    /// document): the timed service lost those minutes.
+    pub yielded: Vec<(usize, usize, u32)>,
 }
 
 /// Whether service `s` was documented as group or not one-on-one.
@@ -34,7 +44,21 @@ pub fn count<'r>(services: &[Service], rules: &'r Rules) -> Counted<'r> {
         minutes: Vec::with_capacity(services.len()),
         not_one_on_one: Vec::with_capacity(services.len()),
         shared: Vec::new(),
+        yielded: Vec::new(),
     };
+    // Group sessions and untimed services with documented times keep their
+    // minutes whatever the order.
+    let holding: Vec<(usize, Interval)> = services
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            rules
+                .catalogue
+                .get_code(&s.code)
+                .is_some_and(|i| !i.timed || i.kind == Some(CodeKind::Group))
+        })
+        .filter_map(|(k, s)| Some((k, s.interval?)))
+        .collect();
     // The documented intervals of the timed services counted so far.
     let mut taken: Vec<(usize, Interval)> = Vec::new();
     for (j, s) in services.iter().enumerate() {
@@ -53,6 +77,13 @@ pub fn count<'r>(services: &[Service], rules: &'r Rules) -> Counted<'r> {
             continue;
         };
         let mut overlaps = false;
+        for (i, other) in &holding {
+            let m = iv.overlap_minutes(other);
+            if m > 0 {
+                out.yielded.push((*i, j, m));
+                overlaps = true;
+            }
+        }
         for (i, other) in &taken {
             let m = iv.overlap_minutes(other);
             if m > 0 {
@@ -61,7 +92,7 @@ pub fn count<'r>(services: &[Service], rules: &'r Rules) -> Counted<'r> {
             }
         }
         let shared_secs = if overlaps {
-            overlap_with_union(&iv, taken.iter().map(|(_, t)| *t))
+            overlap_with_union(&iv, holding.iter().chain(&taken).map(|(_, t)| *t))
         } else {
             0
         };

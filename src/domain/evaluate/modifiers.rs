@@ -27,6 +27,31 @@ pub(super) fn assistant_modifier(discipline: Discipline) -> Option<Modifier> {
     }
 }
 
+/// TOO_MANY_MODIFIERS (warning): which were dropped, and a word when one
+/// of them changes liability or payment.
+pub(crate) fn too_many(code: crate::domain::Code, needed: usize, dropped: &[Modifier]) -> Flag {
+    let names: Vec<String> = dropped.iter().map(|m| m.to_string()).collect();
+    let liability: Vec<String> = dropped
+        .iter()
+        .filter(|m| m.changes_payment())
+        .map(|m| m.to_string())
+        .collect();
+    let warning = if liability.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " {} changes payment or liability (an ABN on file, a distinct service): bill the service on a line of its own or correct the documentation rather than drop it.",
+            liability.join(", ")
+        )
+    };
+    Flag {
+        code: FlagCode::TooManyModifiers,
+        severity: Severity::Warning,
+        message: format!("{code} needs {needed} modifiers but a claim line carries {MAX_MODIFIERS} (837P, CMS-1500); kept those that change payment or liability first (GP/GO/GN, CQ/CO, 59/X, KX, GA/GX/GY/GZ), dropped {}.{warning} Check whether the dropped ones belong on another line.", names.join(", ")),
+        related_codes: Vec::new(),
+    }
+}
+
 /// In billing order: exactly one of GP/GO/GN (the provider's discipline),
 /// CQ/CO on assistant units, a distinct-service modifier, then the
 /// clinician's others as documented; at most four (the rest flagged).
@@ -65,22 +90,9 @@ pub(super) fn assign_modifiers(p: &mut Part, d: &Draft, enc: &Encounter, policy:
         }
     }
     if mods.len() > MAX_MODIFIERS {
-        let dropped: Vec<String> = mods[MAX_MODIFIERS..]
-            .iter()
-            .map(|m| m.to_string())
-            .collect();
-        mods.truncate(MAX_MODIFIERS);
-        p.flags.push(Flag {
-            code: FlagCode::TooManyModifiers,
-            severity: Severity::Warning,
-            message: format!(
-                "{} needs {} modifiers but a claim line carries {MAX_MODIFIERS} (837P, CMS-1500); kept those payment depends on, dropped {}. Check whether the dropped ones belong on another line.",
-                d.code,
-                MAX_MODIFIERS + dropped.len(),
-                dropped.join(", ")
-            ),
-            related_codes: Vec::new(),
-        });
+        let dropped = Modifier::keep_at_most(&mut mods, MAX_MODIFIERS);
+        p.flags
+            .push(too_many(d.code, MAX_MODIFIERS + dropped.len(), &dropped));
     }
     p.modifiers = mods;
 }

@@ -103,6 +103,7 @@ mod decoding;
 mod flags;
 mod kx;
 mod ledger;
+mod overlaps;
 mod payment;
 mod properties;
 mod units;
