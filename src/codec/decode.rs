@@ -369,5 +369,33 @@ fn parse_service(
             (None, Credential::Therapist) => 0,
         },
         activities: s.activities,
+        furnished_on: match (s.start, s.end) {
+            (Some(start), Some(end)) => Some(furnished_on(start, end)),
+            _ => None,
+        },
     })
+}
+
+/// The day a service with these times was furnished, in the start's own
+/// UTC offset: the day holding most of its minutes, the start's on a tie
+/// (contract: SERVICE_DATE_MISMATCH).
+fn furnished_on(
+    start: chrono::DateTime<chrono::FixedOffset>,
+    end: chrono::DateTime<chrono::FixedOffset>,
+) -> NaiveDate {
+    let from = start.naive_local();
+    let to = end.with_timezone(start.offset()).naive_local();
+    let day = from.date();
+    let Some(next) = day.succ_opt() else {
+        return day;
+    };
+    let midnight = next.and_time(chrono::NaiveTime::MIN);
+    if to <= midnight {
+        return day;
+    }
+    if to - midnight > midnight - from {
+        next
+    } else {
+        day
+    }
 }

@@ -111,10 +111,12 @@ pub enum FlagCode {
     BundledCode,
     /// Info: the line has 0 units; not billable.
     NoUnits,
+    /// Error: a service's documented times are not on the date of service.
+    ServiceDateMismatch,
 }
 
 impl FlagCode {
-    pub const ALL: [FlagCode; 26] = [
+    pub const ALL: [FlagCode; 27] = [
         FlagCode::NotOneOnOne,
         FlagCode::Below8Minutes,
         FlagCode::Overlap97535,
@@ -141,6 +143,7 @@ impl FlagCode {
         FlagCode::NcciNotChecked,
         FlagCode::BundledCode,
         FlagCode::NoUnits,
+        FlagCode::ServiceDateMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -171,6 +174,7 @@ impl FlagCode {
             FlagCode::NcciNotChecked => "NCCI_NOT_CHECKED",
             FlagCode::BundledCode => "BUNDLED_CODE",
             FlagCode::NoUnits => "NO_UNITS",
+            FlagCode::ServiceDateMismatch => "SERVICE_DATE_MISMATCH",
         }
     }
 }

@@ -57,6 +57,10 @@ pub struct Service {
     pub assistant_minutes: u32,
     /// How many functional activities were documented.
     pub activities: usize,
+    /// The day the documented times fall on, in the timestamps' own UTC
+    /// offset; a service spanning midnight is on the day holding most of
+    /// its minutes (on a tie, the start's). `None` without both times.
+    pub furnished_on: Option<chrono::NaiveDate>,
 }
 
 impl Service {

@@ -106,6 +106,21 @@ pub(super) fn line_flags(
 
 /// Medical necessity and the plan of care.
 fn documentation(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
+    let dos = enc.date_of_service;
+    let elsewhere: Vec<(String, chrono::NaiveDate)> = d
+        .services(&enc.services)
+        .filter_map(|s| Some((s.line_id.to_string(), s.furnished_on?)))
+        .filter(|(_, day)| *day != dos)
+        .collect();
+    for (line_id, day) in elsewhere {
+        let code = d.code;
+        d.flag(
+            FlagCode::ServiceDateMismatch,
+            Severity::Error,
+            format!("Line {line_id} of {code} documents times on {day}, not on the date of service {dos}: a claim line's date is the date the service was furnished. Correct the date of service or the times."),
+            &[],
+        );
+    }
     if enc.diagnoses.is_empty() {
         d.flag(
             FlagCode::MissingDiagnosis,

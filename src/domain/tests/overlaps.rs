@@ -173,3 +173,63 @@ fn over_four_modifiers_the_ones_that_change_payment_are_kept() {
         f.message
     );
 }
+
+fn at(line: &str, code: &str, start: &str, end: &str) -> Value {
+    let mut s = svc(line, code, "10:00", "10:30");
+    s["start"] = json!(start);
+    s["end"] = json!(end);
+    s.as_object_mut().unwrap().remove("minutes");
+    s
+}
+
+#[test]
+fn times_on_another_day_than_the_date_of_service_are_held() {
+    // Date of service 2026-03-02 (the tests' event), times on the 4th.
+    let lines = run(&event(
+        "medicare",
+        vec![at(
+            "1",
+            "97530",
+            "2026-03-04T10:00:00Z",
+            "2026-03-04T10:30:00Z",
+        )],
+    ));
+    let f = flag(&lines[0], FlagCode::ServiceDateMismatch).expect("another day");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.message.contains("2026-03-04"), "{}", f.message);
+    assert_eq!(lines[0].status, Status::NeedsReview);
+    // Judged in the timestamps' own offset: 23:30-23:55 at UTC-5 is the
+    // 2nd there, though the 3rd in UTC.
+    let lines = run(&event(
+        "medicare",
+        vec![at(
+            "1",
+            "97530",
+            "2026-03-02T23:30:00-05:00",
+            "2026-03-02T23:55:00-05:00",
+        )],
+    ));
+    assert!(flag(&lines[0], FlagCode::ServiceDateMismatch).is_none());
+    // Across midnight: the day holding most minutes (40 of 50 on the 3rd).
+    let lines = run(&event(
+        "medicare",
+        vec![at(
+            "1",
+            "97530",
+            "2026-03-02T23:50:00Z",
+            "2026-03-03T00:40:00Z",
+        )],
+    ));
+    assert!(flag(&lines[0], FlagCode::ServiceDateMismatch).is_some());
+    // A tie (15 and 15) goes to the start's day.
+    let lines = run(&event(
+        "medicare",
+        vec![at(
+            "1",
+            "97530",
+            "2026-03-02T23:45:00Z",
+            "2026-03-03T00:15:00Z",
+        )],
+    ));
+    assert!(flag(&lines[0], FlagCode::ServiceDateMismatch).is_none());
+}
