@@ -48,14 +48,8 @@ pub fn replay_lines(
         review: "claim-lines.review".into(),
     };
     let mut out = Vec::with_capacity(8192);
-    for (i, line) in input.split(b'\n').enumerate() {
-        let mut payload = line?;
-        if i == 0 && payload.starts_with(BOM) {
-            payload.drain(..BOM.len());
-        }
-        if payload.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+    for event in events(input) {
+        let (i, payload) = event?;
         summary.events += 1;
         let batch = [Incoming {
             topic: String::new(),
@@ -109,15 +103,8 @@ pub fn evaluate_lines(
     // them in the year-to-date amounts rather than adding to them.
     let mut latest: HashMap<Arc<str>, Vec<ClaimLine>> = HashMap::new();
     let mut buf = Vec::with_capacity(4096);
-    for (i, line) in input.split(b'\n').enumerate() {
-        let mut line = line?;
-        if i == 0 && line.starts_with(BOM) {
-            // A file may start with a byte-order mark (contract section 6).
-            line.drain(..BOM.len());
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+    for event in events(input) {
+        let (i, line) = event?;
         summary.events += 1;
         match decode(&line) {
             Ok(encounter) => {
@@ -145,4 +132,21 @@ pub fn evaluate_lines(
     }
     output.flush()?;
     Ok(summary)
+}
+
+/// The input's non-blank lines with their 0-based index; a byte-order mark
+/// at the start of the input is skipped (contract section 6).
+fn events(input: impl BufRead) -> impl Iterator<Item = io::Result<(usize, Vec<u8>)>> {
+    input
+        .split(b'\n')
+        .enumerate()
+        .filter_map(|(i, line)| match line {
+            Err(e) => Some(Err(e)),
+            Ok(mut line) => {
+                if i == 0 && line.starts_with(BOM) {
+                    line.drain(..BOM.len());
+                }
+                (!line.iter().all(u8::is_ascii_whitespace)).then_some(Ok((i, line)))
+            }
+        })
 }

@@ -7,11 +7,12 @@ use chrono::Days;
 
 use super::minutes::{documented_as_group, Counted};
 use super::ncci::{has_distinct_modifier, not_checked, ptp_edits, ptp_flag, two};
-use super::{therapy_modifier, Draft};
+use super::who::who_and_what;
+use super::Draft;
 use crate::domain::claim::{FlagCode, Severity, UnitMethod};
 use crate::domain::encounter::Encounter;
 use crate::domain::rules::{CodeKind, PayerPolicy, Rules};
-use crate::domain::values::{Code, Credential, Discipline, Modifier};
+use crate::domain::values::Code;
 
 const THERAPEUTIC_ACTIVITIES: Code = Code::lit(b"97530");
 const GROUP_THERAPY: Code = Code::lit(b"97150");
@@ -197,73 +198,6 @@ fn limits(d: &mut Draft, policy: &PayerPolicy, rules: &Rules) {
     }
 }
 
-/// Who may furnish the service, what the payer pays, and whether the code
-/// belongs to the provider's discipline.
-fn who_and_what(d: &mut Draft, enc: &Encounter, policy: &PayerPolicy) {
-    let code = d.code;
-    let by_assistant = enc.credential == Credential::Assistant || d.assistant_minutes > 0;
-    let kind = d.info.and_then(|i| i.kind);
-    if by_assistant && matches!(kind, Some(CodeKind::Evaluation | CodeKind::Reevaluation)) {
-        d.flag(
-            FlagCode::AssistantNotAllowed,
-            Severity::Error,
-            format!("{code} is an evaluation; only the therapist may furnish it (Pub 100-02, ch. 15, sec. 230.1: assistants may not provide evaluative or assessment services). Bill it under the therapist who evaluated the patient."),
-            &[],
-        );
-    } else if by_assistant && enc.discipline == Discipline::SLP && !policy.slp_assistants {
-        d.flag(
-            FlagCode::AssistantNotAllowed,
-            Severity::Error,
-            "This payer does not recognize speech-language pathology assistants (Medicare: Pub 100-02, ch. 15, sec. 230.3.C); services they furnish are not billable as therapy.".into(),
-            &[],
-        );
-    }
-    if policy.pfs_bundled && d.info.is_some_and(|i| i.bundled) {
-        d.flag(
-            FlagCode::BundledCode,
-            Severity::Warning,
-            format!("{code} has PFS status B in CMS's fee schedule for this date: bundled into the other services of the day and never paid separately. No expected payment; bill it only if the payer asks for it to be reported."),
-            &[],
-        );
-    }
-    // One or two entries: a scan beats hashing.
-    if let Some((_, instead)) = policy.not_recognized.iter().find(|(c, _)| **c == code) {
-        d.flag(
-            FlagCode::NotRecognizedByPayer,
-            Severity::Error,
-            format!("This payer does not pay {code}; bill {instead} for the service instead."),
-            &[*instead],
-        );
-    }
-    let own = therapy_modifier(enc.discipline);
-    if let Some(other) = d
-        .info
-        .and_then(|i| i.discipline)
-        .filter(|x| *x != enc.discipline)
-    {
-        d.flag(
-            FlagCode::DisciplineMismatch,
-            Severity::Error,
-            format!("{code} is a {other:?} code but the provider's discipline is {:?}; bill it under a {other:?} provider or correct the code.", enc.discipline),
-            &[],
-        );
-    }
-    let contradicting: Vec<Modifier> = d
-        .services(&enc.services)
-        .flat_map(|s| &s.modifiers)
-        .filter(|m| m.is_therapy() && **m != own)
-        .copied()
-        .collect();
-    if let Some(m) = contradicting.first() {
-        d.flag(
-            FlagCode::DisciplineMismatch,
-            Severity::Error,
-            format!("The clinician put {m} on {code}, but the provider's discipline is {:?}, whose modifier is {own}; the line carries {own}. Correct the discipline or the modifier.", enc.discipline),
-            &[],
-        );
-    }
-}
-
 /// Minutes the documented times of two codes share.
 fn shared_minutes(a: &Draft, b: &Draft, enc: &Encounter) -> u32 {
     let mut total = 0;
@@ -275,6 +209,22 @@ fn shared_minutes(a: &Draft, b: &Draft, enc: &Encounter) -> u32 {
         }
     }
     total
+}
+
+/// SHARED_MINUTES (error) on `d` about `other`, unless it already has one.
+fn shared_minutes_once(d: &mut Draft, message: &str, other: Code) {
+    let already = d
+        .flags
+        .iter()
+        .any(|f| f.code == FlagCode::SharedMinutes && f.related_codes.contains(&other));
+    if !already {
+        d.flag(
+            FlagCode::SharedMinutes,
+            Severity::Error,
+            message.to_owned(),
+            &[other],
+        );
+    }
 }
 
 /// Whether the line's services carry `modifier`.
@@ -349,18 +299,7 @@ pub(super) fn pair_flags(
             vec![(a, cb), (b, ca)]
         };
         for (x, other) in targets {
-            let already = drafts[x]
-                .flags
-                .iter()
-                .any(|f| f.code == FlagCode::SharedMinutes && f.related_codes.contains(&other));
-            if !already {
-                drafts[x].flag(
-                    FlagCode::SharedMinutes,
-                    Severity::Error,
-                    message.clone(),
-                    &[other],
-                );
-            }
+            shared_minutes_once(&mut drafts[x], &message, other);
         }
     }
 
@@ -383,18 +322,7 @@ pub(super) fn pair_flags(
         };
         let message = format!("Service {timed} ({ct}) documents {m} minute(s) inside service {holder} ({ch}), {what}: the patient cannot receive one-on-one timed treatment during it, so those minutes stay {ch}'s and were not counted for {ct} (Pub 100-02, ch. 15, sec. 230.1; Pub 100-04, ch. 5, sec. 20.2). Correct the times if the services were truly separate.");
         for (x, other) in [(a, ct), (b, ch)] {
-            let already = drafts[x]
-                .flags
-                .iter()
-                .any(|f| f.code == FlagCode::SharedMinutes && f.related_codes.contains(&other));
-            if !already {
-                drafts[x].flag(
-                    FlagCode::SharedMinutes,
-                    Severity::Error,
-                    message.clone(),
-                    &[other],
-                );
-            }
+            shared_minutes_once(&mut drafts[x], &message, other);
         }
     }
 

@@ -6,6 +6,7 @@
 //! - [`flags`]: the checks that raise flags, per line and per pair;
 //! - [`modifiers`]: a line's modifiers, in billing order;
 //! - [`ncci`]: NCCI procedure-to-procedure pairs and their coverage;
+//! - [`who`]: who may furnish a service and what the payer pays for it;
 //! - [`payment`]: the expected payment of each line.
 
 mod assistant;
@@ -14,6 +15,7 @@ mod minutes;
 mod modifiers;
 mod ncci;
 mod payment;
+mod who;
 
 use super::claim::{ClaimLine, Flag, FlagCode, Severity, Status};
 use super::encounter::{Encounter, Service};
