@@ -368,6 +368,27 @@ async fn two_instances_split_the_partitions_and_process_nothing_twice() {
     let b = env.service();
     a.wait_ready(T).await;
     b.wait_ready(T).await;
+    // Ready means in the group, not yet holding partitions: wait until the
+    // group's rebalance has given each instance some of the four (else the
+    // first could take the whole stream before the second is assigned any).
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let (na, nb) = (last_assignment(&a.log()), last_assignment(&b.log()));
+        if na > 0 && nb > 0 && na + nb == 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group did not split the partitions: {na} and {nb}\n{}",
+            a.log()
+                .lines()
+                .chain(b.log().lines())
+                .filter(|l| l.contains("partition"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     env.send_events(&stream(1000, "g")).await;
     env.wait_count("SELECT count(*) FROM encounter_events", 1000, T)
         .await;
@@ -385,6 +406,32 @@ async fn two_instances_split_the_partitions_and_process_nothing_twice() {
     );
     assert!(pa > 0.0 && pb > 0.0, "both instances worked: {pa} and {pb}");
     assert_eq!(pa + pb, 1000.0, "nothing processed twice");
+}
+
+/// The partition count of an instance's latest "partitions assigned" log
+/// line (0 before any, or after a revoke).
+fn last_assignment(log: &str) -> usize {
+    let mut last = 0;
+    for line in log.lines() {
+        if line.contains("partitions revoked") {
+            last = 0;
+        } else if line.contains("partitions assigned") {
+            // The count is the field after the message: `"partitions":2`
+            // (JSON) or `partitions=2` (pretty).
+            let after = line
+                .rsplit("partitions")
+                .next()
+                .unwrap_or("")
+                .trim_start_matches(|c: char| !c.is_ascii_digit());
+            last = after
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap_or(0);
+        }
+    }
+    last
 }
 
 /// The crash window: rows committed, broker acknowledgement lost. Rebuild
