@@ -151,11 +151,9 @@ pub(crate) fn sqlstate(cause: &(dyn std::error::Error + 'static)) -> Option<Stri
 /// which is transient (connection, timeout, serialization, shutdown) or
 /// our own bug, and is retried.
 pub(crate) fn refused_by_content(e: &anyhow::Error) -> Option<String> {
-    e.chain().find_map(|cause| {
-        let db = cause.downcast_ref::<sqlx::Error>()?.as_database_error()?;
-        let code = db.code()?;
-        matches!(code.get(..2), Some("22" | "23" | "54")).then(|| code.into_owned())
-    })
+    e.chain()
+        .filter_map(sqlstate)
+        .find(|code| matches!(code.get(..2), Some("22" | "23" | "54")))
 }
 
 /// Decodes a stored event payload (the codec's decoder: the store knows no

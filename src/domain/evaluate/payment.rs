@@ -15,14 +15,9 @@ pub(super) fn expected(
     policy: &PayerPolicy,
 ) -> Vec<Option<i64>> {
     let cf = rules.catalogue.conversion_factor;
-    // A bundled code (PFS status B) is paid nothing separately where the
-    // payer follows the fee schedule's status.
-    let rvu = |p: &Part| {
-        drafts[p.draft]
-            .info
-            .filter(|i| !(policy.pfs_bundled && i.bundled))
-            .and_then(|i| i.rvu.as_ref())
-    };
+    // A bundled code (PFS status B) has no RVUs here: the fee schedule's
+    // parser keeps it as bundled, not priced, so it is paid nothing.
+    let rvu = |p: &Part| drafts[p.draft].info.and_then(|i| i.rvu.as_ref());
     let full_unit_part = if policy.mppr {
         parts
             .iter()
