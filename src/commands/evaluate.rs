@@ -28,12 +28,15 @@ pub(super) struct EvaluateArgs {
     /// replaying the input as the service would.
     #[arg(long)]
     per_event: bool,
+    #[command(flatten)]
+    localities: crate::config::LocalityArgs,
 }
 
 pub(super) fn evaluate(args: EvaluateArgs) -> ExitCode {
+    let localities = args.localities.provider_localities.clone();
     let book = match args.rules.as_deref().map(crate::cms::book_from_dir) {
-        None => crate::cms::shipped::with_imported(&[]),
-        Some(Ok(book)) => book,
+        None => crate::cms::shipped::with_imported(&[]).located(localities),
+        Some(Ok(book)) => book.located(localities),
         Some(Err(e)) => {
             eprintln!("claimline evaluate: {e:#}");
             return ExitCode::from(2);

@@ -8,6 +8,7 @@
 //! - [`encounter`]: the encounter as the rules see it.
 //! - [`rules`]: the data the rules read: code catalogue, payer policies, edit table.
 //! - [`rulebook`]: the rule set in force on a date of service (imported CMS tables).
+//! - [`locality`]: Medicare payment localities and their GPCIs.
 //! - [`units`]: minutes to units, per code or by CMS total time.
 //! - [`evaluate`]: one encounter to its claim lines, with flags and payment.
 //! - [`kx`]: Medicare's year-to-date therapy amounts and the KX modifier.
@@ -19,6 +20,7 @@ pub mod encounter;
 pub mod evaluate;
 pub mod kx;
 pub mod ledger;
+pub mod locality;
 pub mod rulebook;
 pub mod rules;
 pub mod units;

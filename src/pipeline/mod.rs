@@ -126,6 +126,7 @@ pub async fn run(
         metrics: metrics.clone(),
     };
 
+    let localities = cfg.localities.provider_localities.clone();
     let p = Pipeline {
         owner,
         in_flight: keeper.in_flight.clone(),
@@ -134,7 +135,7 @@ pub async fn run(
             review: cfg.topics.review_topic.as_str().into(),
         },
         cfg,
-        rules: Arc::new(rules_watch::CurrentRules::builtin()),
+        rules: Arc::new(rules_watch::CurrentRules::new(localities)),
         db,
         producer,
         metrics,

@@ -43,6 +43,8 @@ pub struct ReprocessOptions {
     pub page_size: u32,
     /// Stop after this many pages (the run stays open).
     pub max_pages: Option<u32>,
+    /// The billing NPIs' localities, as the service has them.
+    pub localities: crate::domain::locality::ProviderLocalities,
 }
 
 /// What a run found (or, with --dry-run, would change).
@@ -88,7 +90,8 @@ pub async fn reprocess(args: &ReprocessOptions) -> anyhow::Result<Summary> {
     let db = Db::connect_current(&args.database_url, 2).await?;
     let (count, newest) = store::rules::fingerprint(&db).await?;
     let rules_fingerprint = format!("{count}:{newest}");
-    let book = crate::cms::shipped::with_imported(&store::rules::load(&db).await?);
+    let book = crate::cms::shipped::with_imported(&store::rules::load(&db).await?)
+        .located(args.localities.clone());
     let producer = if args.dry_run {
         None
     } else {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::domain::locality::ProviderLocalities;
 use crate::domain::RuleBook;
 use crate::metrics::Metrics;
 use crate::store;
@@ -18,13 +19,19 @@ pub struct CurrentRules {
     book: RwLock<Arc<RuleBook>>,
     /// What the loaded tables were: (count, newest id).
     loaded: RwLock<Option<(i64, i64)>>,
+    /// The billing NPIs' localities (a setting), in every book.
+    localities: ProviderLocalities,
 }
 
 impl CurrentRules {
-    pub fn builtin() -> CurrentRules {
+    /// The shipped tables, until the first load.
+    pub fn new(localities: ProviderLocalities) -> CurrentRules {
         CurrentRules {
-            book: RwLock::new(Arc::new(crate::cms::shipped::with_imported(&[]))),
+            book: RwLock::new(Arc::new(
+                crate::cms::shipped::with_imported(&[]).located(localities.clone()),
+            )),
             loaded: RwLock::new(None),
+            localities,
         }
     }
 
@@ -43,7 +50,7 @@ impl CurrentRules {
             return Ok(false);
         }
         let tables = store::rules::load(db).await?;
-        let book = crate::cms::shipped::with_imported(&tables);
+        let book = crate::cms::shipped::with_imported(&tables).located(self.localities.clone());
         let periods: Vec<String> = book
             .periods()
             .map(|(from, version)| format!("{from}: {version}"))

@@ -151,7 +151,7 @@ fn finish<'a>(
     for p in &mut parts {
         assign_modifiers(p, &drafts[p.draft], enc, policy);
     }
-    let payments = payment::expected(&parts, &drafts, rules, policy);
+    let payments = payment::expected(&parts, &drafts, rules, policy, payment::gpci(enc, rules));
     // The code's flags go on each of its lines: moved to its last one,
     // copied to a split's first.
     let last_of_draft: Vec<bool> = (0..parts.len())
