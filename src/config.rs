@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 
-use crate::kafka::KafkaArgs;
 use crate::domain::locality::ProviderLocalities;
+use crate::kafka::KafkaArgs;
 pub use crate::store::DatabaseUrl;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -66,7 +66,10 @@ pub fn parse<R: Read>(source: Source<R>) -> Result<(Vec<Gpci>, usize), RowError>
         let (line, record) = record?;
         let cells: Vec<String> = record.iter().map(|c| latin1(c).trim().to_owned()).collect();
         let Some(c) = &columns else {
-            if cells.iter().any(|h| h.to_ascii_uppercase().contains("LOCALITY NUMBER")) {
+            if cells
+                .iter()
+                .any(|h| h.to_ascii_uppercase().contains("LOCALITY NUMBER"))
+            {
                 columns = Some(Columns::find(&cells).map_err(|p| RowError::at(line, p))?);
             } else if i >= PREAMBLE_AT_MOST {
                 return Err(RowError::at(line, format!("no header row with a Locality Number column in the first {PREAMBLE_AT_MOST} records: not a GPCI file")));
@@ -84,14 +87,26 @@ pub fn parse<R: Read>(source: Source<R>) -> Result<(Vec<Gpci>, usize), RowError>
             } else {
                 (c.locality, HEADINGS[1])
             };
-            RowError::cell(line, col, heading, "not a 5-digit MAC and a locality number of 1-2 digits")
+            RowError::cell(
+                line,
+                col,
+                heading,
+                "not a 5-digit MAC and a locality number of 1-2 digits",
+            )
         })?;
         let number = |i: usize, name: &'static str| -> Result<f64, RowError> {
             cell(i)
                 .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite() && (0.1..10.0).contains(v))
-                .ok_or_else(|| RowError::cell(line, i, name, format!("{name} is not an index between 0.1 and 10")))
+                .ok_or_else(|| {
+                    RowError::cell(
+                        line,
+                        i,
+                        name,
+                        format!("{name} is not an index between 0.1 and 10"),
+                    )
+                })
         };
         rows.push(Gpci {
             locality,
@@ -101,11 +116,17 @@ pub fn parse<R: Read>(source: Source<R>) -> Result<(Vec<Gpci>, usize), RowError>
         });
     }
     if columns.is_none() {
-        return Err(RowError::at(0, "no header row with a Locality Number column: not a GPCI file"));
+        return Err(RowError::at(
+            0,
+            "no header row with a Locality Number column: not a GPCI file",
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
     if let Some(dup) = rows.iter().find(|g| !seen.insert(g.locality)) {
-        return Err(RowError::at(0, format!("locality {} is listed twice", dup.locality)));
+        return Err(RowError::at(
+            0,
+            format!("locality {} is listed twice", dup.locality),
+        ));
     }
     let n = rows.len();
     Ok((rows, n))

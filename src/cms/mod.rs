@@ -187,7 +187,9 @@ pub fn read_from(
                 .or_else(|| gpci::year_of(file))
                 .ok_or_else(|| ImportError::File {
                     file: file.into(),
-                    problem: "cannot tell the year from its name (GPCI2025.csv); pass --quarter 2025Q1".into(),
+                    problem:
+                        "cannot tell the year from its name (GPCI2025.csv); pass --quarter 2025Q1"
+                            .into(),
                 })?;
             (
                 year.to_string(),

@@ -36,15 +36,21 @@ pub fn parse<R: Read>(
 ) -> Result<(Vec<Mue>, usize), RowError> {
     let mut mues = Vec::new();
     let mut rows = 0;
-    let mut in_data = false;
+    let (mut in_data, mut headed) = (false, false);
     for (i, record) in csv_records(source).enumerate() {
         let (line, record) = record?;
         if !in_data {
             if code_cell(&latin1(record.get(0).unwrap_or(b""))).is_none() {
+                headed |= record
+                    .iter()
+                    .any(|c| latin1(c).to_ascii_uppercase().contains("MUE"));
                 if i >= PREAMBLE_AT_MOST {
                     return Err(RowError::at(line, format!("no code in the first {PREAMBLE_AT_MOST} records: not an MUE table (HCPCS/CPT code, MUE value, adjudication indicator, rationale)")));
                 }
                 continue;
+            }
+            if !headed {
+                return Err(RowError::at(line, "a code before any header naming MUE values: not an MUE table (HCPCS/CPT code, MUE value, adjudication indicator, rationale)"));
             }
             in_data = true;
         }
@@ -83,7 +89,12 @@ fn row(r: &csv::ByteRecord) -> Result<Mue, (Option<usize>, String)> {
         Some(b'1') => 1,
         Some(b'2') => 2,
         Some(b'3') => 3,
-        _ => return Err(bad(2, "the adjudication indicator does not start with 1, 2 or 3")),
+        _ => {
+            return Err(bad(
+                2,
+                "the adjudication indicator does not start with 1, 2 or 3",
+            ))
+        }
     };
     Ok(Mue {
         code,

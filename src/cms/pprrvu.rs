@@ -120,7 +120,8 @@ const PREAMBLE_AT_MOST: usize = 30;
 /// A cell that holds nothing: blanks, or control bytes such as the DOS
 /// end-of-file mark (0x1A) some releases end with.
 fn blank(cell: &[u8]) -> bool {
-    cell.iter().all(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    cell.iter()
+        .all(|b| b.is_ascii_whitespace() || b.is_ascii_control())
 }
 
 /// The kept codes' RVUs and the conversion factor, with the number of data
@@ -140,7 +141,8 @@ pub fn parse<R: Read>(
         let Some(c) = &columns else {
             let cells: Vec<String> = record.iter().map(latin1).collect();
             if normalize(cells.first().map_or("", |s| s.as_str())) == "HCPCS" {
-                columns = Some(Columns::find(&previous, &cells).map_err(|p| RowError::at(line, p))?);
+                columns =
+                    Some(Columns::find(&previous, &cells).map_err(|p| RowError::at(line, p))?);
             } else if i >= PREAMBLE_AT_MOST {
                 return Err(RowError::at(line, format!("no header row starting with HCPCS in the first {PREAMBLE_AT_MOST} records: not a PPRRVU file")));
             } else {
@@ -208,7 +210,10 @@ pub fn parse<R: Read>(
         ));
     }
     if columns.is_none() {
-        return Err(RowError::at(0, "no header row starting with HCPCS: not a PPRRVU file"));
+        return Err(RowError::at(
+            0,
+            "no header row starting with HCPCS: not a PPRRVU file",
+        ));
     }
     Ok((
         FeeSchedule {

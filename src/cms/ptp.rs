@@ -41,13 +41,14 @@ pub fn parse(
 ) -> Result<(Vec<PtpEdit>, usize), RowError> {
     let mut edits = Vec::new();
     let mut rows = 0;
-    let mut in_data = false;
+    let (mut in_data, mut headed) = (false, false);
     for line in text_lines(reader) {
         let (line_no, line) = line?;
         let fields: Vec<&str> = line.split('\t').collect();
         if !in_data {
             // The preamble ends at the first line that starts with a code.
             if code_cell(fields[0]).is_none() {
+                headed |= line.to_ascii_lowercase().contains("column");
                 if line_no > PREAMBLE_AT_MOST {
                     return Err(RowError::at(
                         line_no,
@@ -55,6 +56,12 @@ pub fn parse(
                     ));
                 }
                 continue;
+            }
+            if !headed || fields.len() < 6 {
+                return Err(RowError::at(
+                    line_no,
+                    "not a tab-separated PTP table: no column headings before the first edit, or too few columns (column 1, column 2, ...)",
+                ));
             }
             in_data = true;
         }
@@ -84,10 +91,14 @@ fn row(f: &[&str]) -> Result<Option<PtpEdit>, (Option<usize>, String)> {
     let bad = |c: usize, p: &str| (Some(c), p.to_owned());
     let column1 = code_cell(f[0]).ok_or_else(|| bad(0, "not a 5-character HCPCS/CPT code"))?;
     let column2 = code_cell(f[1]).ok_or_else(|| bad(1, "not a 5-character HCPCS/CPT code"))?;
-    let effective = yyyymmdd(f[3]).ok_or_else(|| bad(3, "the effective date is not a YYYYMMDD date"))?;
+    let effective =
+        yyyymmdd(f[3]).ok_or_else(|| bad(3, "the effective date is not a YYYYMMDD date"))?;
     let deleted = match f[4].trim() {
         "*" | "" => None,
-        d => Some(yyyymmdd(d).ok_or_else(|| bad(4, "the deletion date is neither * nor a YYYYMMDD date"))?),
+        d => Some(
+            yyyymmdd(d)
+                .ok_or_else(|| bad(4, "the deletion date is neither * nor a YYYYMMDD date"))?,
+        ),
     };
     let modifier_indicator = match f[5].trim() {
         "0" => 0,

@@ -31,7 +31,12 @@ impl RowError {
         }
     }
 
-    pub fn cell(line: u64, column: usize, heading: &'static str, problem: impl Into<String>) -> Self {
+    pub fn cell(
+        line: u64,
+        column: usize,
+        heading: &'static str,
+        problem: impl Into<String>,
+    ) -> Self {
         RowError {
             line,
             column: Some((column + 1, heading)),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::wire;
 use crate::domain::encounter::{Encounter, Interval, PlanOfCare, Service, MAX_MINUTES};
-use crate::domain::values::{Code, Credential, Diagnosis, EventType, Modifier, Npi, PatientId};
 use crate::domain::locality::Locality;
+use crate::domain::values::{Code, Credential, Diagnosis, EventType, Modifier, Npi, PatientId};
 
 /// The UTF-8 byte-order mark some Windows tools and integration engines
 /// write at the start of a file.

@@ -107,7 +107,11 @@ async fn list(database: &DatabaseArgs) -> anyhow::Result<String> {
         let status = match waiting {
             Some(p) => format!(
                 "pending, not in force (missing {})",
-                p.missing.iter().map(|n| format!("f{n}")).collect::<Vec<_>>().join(" ")
+                p.missing
+                    .iter()
+                    .map(|n| format!("f{n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ),
             None => "complete".to_owned(),
         };
@@ -116,7 +120,9 @@ async fn list(database: &DatabaseArgs) -> anyhow::Result<String> {
             t.id,
             t.kind,
             t.label,
-            t.part.map(|p| format!("f{p}")).unwrap_or_else(|| "-".into()),
+            t.part
+                .map(|p| format!("f{p}"))
+                .unwrap_or_else(|| "-".into()),
             t.valid_from,
             t.rows_kept,
             t.rows_read,

@@ -119,8 +119,8 @@ impl ProviderLocalities {
                 .split_once('=')
                 .ok_or_else(|| format!("entry {n}: expected NPI=MAC-LOCALITY"))?;
             let npi = Npi::parse(npi.trim()).map_err(|e| format!("entry {n}: the NPI {e}"))?;
-            let locality =
-                Locality::parse(locality.trim()).map_err(|e| format!("entry {n}: the locality {e}"))?;
+            let locality = Locality::parse(locality.trim())
+                .map_err(|e| format!("entry {n}: the locality {e}"))?;
             if map.insert(npi, locality).is_some() {
                 return Err(format!("entry {n}: an NPI given twice"));
             }
@@ -145,8 +145,19 @@ mod tests {
     fn localities_parse_as_cms_writes_them() {
         let l = Locality::parse("01112-54").unwrap();
         assert_eq!(l.to_string(), "01112-54");
-        assert_eq!(Locality::from_parts("10112", "0"), Some(Locality::parse("10112-00").unwrap()));
-        for bad in ["0111254", "1112-54", "01112-543", "01112-", "0111a-54", "01112-5x", ""] {
+        assert_eq!(
+            Locality::from_parts("10112", "0"),
+            Some(Locality::parse("10112-00").unwrap())
+        );
+        for bad in [
+            "0111254",
+            "1112-54",
+            "01112-543",
+            "01112-",
+            "0111a-54",
+            "01112-5x",
+            "",
+        ] {
             assert!(Locality::parse(bad).is_err(), "{bad}");
         }
     }

@@ -173,7 +173,10 @@ pub fn pending_ptp(tables: &[Table]) -> Vec<PendingPtp> {
                 None => unnumbered += 1,
             }
         }
-        let missing: Vec<u8> = PTP_PARTS.into_iter().filter(|p| !have.contains(p)).collect();
+        let missing: Vec<u8> = PTP_PARTS
+            .into_iter()
+            .filter(|p| !have.contains(p))
+            .collect();
         if !missing.is_empty() {
             pending.push(PendingPtp {
                 label: t.label.clone(),
@@ -291,7 +294,12 @@ impl RuleBook {
     fn rules_on(base: &Rules, tables: &[Table], pending: &[PendingPtp], day: NaiveDate) -> Rules {
         let mut rules = base.clone();
         let mut version = base.version.to_string();
-        for kind in [TableKind::Ptp, TableKind::Mue, TableKind::Pfs, TableKind::Gpci] {
+        for kind in [
+            TableKind::Ptp,
+            TableKind::Mue,
+            TableKind::Pfs,
+            TableKind::Gpci,
+        ] {
             let Some(latest) = Self::in_force(tables, pending, kind, day) else {
                 continue;
             };
@@ -595,6 +603,9 @@ mod tests {
         assert!(next.gpci.is_none(), "2025's GPCIs do not price 2026");
         assert!(!next.version.contains("gpci"), "{}", next.version);
         assert_eq!(next.localities.get(&npi), Some(la));
-        assert_eq!(book.for_date(day("2024-01-01")).localities.get(&npi), Some(la));
+        assert_eq!(
+            book.for_date(day("2024-01-01")).localities.get(&npi),
+            Some(la)
+        );
     }
 }

@@ -107,7 +107,9 @@ pub(crate) async fn load(db: &Db) -> anyhow::Result<Vec<Table>> {
                 // Imported tables are CMS's whole files; a PTP quarter is
                 // in force once all four parts are here.
                 coverage: None,
-                part: r.get::<Option<i16>, _>(3).and_then(|p| u8::try_from(p).ok()),
+                part: r
+                    .get::<Option<i16>, _>(3)
+                    .and_then(|p| u8::try_from(p).ok()),
             })
         })
         .collect()
