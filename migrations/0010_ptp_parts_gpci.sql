@@ -9,7 +9,7 @@ ALTER TABLE rule_tables DROP CONSTRAINT rule_tables_kind_check;
 ALTER TABLE rule_tables ADD CONSTRAINT rule_tables_kind_check
     CHECK (kind IN ('ptp', 'mue', 'pfs', 'gpci'));
 ALTER TABLE rule_tables ADD COLUMN part smallint
-    CHECK (part BETWEEN 1 AND 4 AND kind = 'ptp');
+    CHECK (part IS NULL OR (part BETWEEN 1 AND 4 AND kind = 'ptp'));
 UPDATE rule_tables
    SET part = substring(lower(file_name) from '[-_]f([1-4])(?:[._-]|$)')::smallint
  WHERE kind = 'ptp';
