@@ -53,7 +53,10 @@ fn main() {
         if path.exists() {
             child(name, &[path]);
         } else {
-            println!("{name}\tnot found in {} (set CMS_DIR): skipped", cms.display());
+            println!(
+                "{name}\tnot found in {} (set CMS_DIR): skipped",
+                cms.display()
+            );
         }
     }
     let parts = generate_ptp(&root.join("target/bench-import"), rows_per_part);
@@ -73,21 +76,13 @@ fn child(label: &str, files: &[PathBuf]) {
         .expect("run the bench child");
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        panic!(
-            "{label}: {}{}",
-            text,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        panic!("{label}: {}{}", text, String::from_utf8_lossy(&out.stderr));
     }
     let mb: u64 = files
         .iter()
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
         .sum();
-    println!(
-        "{label}\t{:.1}\t{}",
-        mb as f64 / 1e6,
-        text.trim_end()
-    );
+    println!("{label}\t{:.1}\t{}", mb as f64 / 1e6, text.trim_end());
 }
 
 /// In the child: reads `files` as `rules import` does, prints rows read,
@@ -126,7 +121,9 @@ fn generate_ptp(dir: &Path, rows: usize) -> Vec<PathBuf> {
         seed ^= seed >> 27;
         seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
     };
-    let therapy = ["97110", "97112", "97116", "97140", "97150", "97530", "97535", "97161"];
+    let therapy = [
+        "97110", "97112", "97116", "97140", "97150", "97530", "97535", "97161",
+    ];
     (1..=4)
         .map(|part| {
             let path = dir.join(format!("ccipra-v323r0-f{part}.GENERATED-{rows}.txt"));

@@ -6,10 +6,13 @@
 //! - [`mue`]: the NCCI practitioner services MUE table
 //!   (`MCR_MUE_PractitionerServices_Eff_04-01-2026.csv`);
 //! - [`pprrvu`]: the physician fee schedule RVU file
-//!   (`PPRRVU2026_Jan_nonQPP.csv`).
+//!   (`PPRRVU2026_Jan_nonQPP.csv`);
+//! - [`gpci`]: the year's GPCIs by Medicare locality (`GPCI2025.csv`).
 //!
-//! Which table a file is, and its quarter, follow from the file name as
-//! CMS names it; `--kind` and `--quarter` say it for a renamed file.
+//! Each file is streamed through [`source`]: linear in the file, memory
+//! bounded by the rows kept. Which table a file is, its quarter and (PTP)
+//! its part follow from the file name as CMS names it; `--kind`,
+//! `--quarter` and `--part` say it for a renamed file.
 //! Errors name the file's line and the column, never a row's content
 //! beyond the code.
 
