@@ -24,7 +24,10 @@ pub(super) fn shared_flags(drafts: &mut [Vec<Draft>], encs: &[&Encounter], acros
             continue;
         };
         let (ck, cl) = (drafts[ek][dk].code, drafts[el][dl].code);
-        let (kept, lost) = (&encs[ek].services[sk].line_id, &encs[el].services[sl].line_id);
+        let (kept, lost) = (
+            &encs[ek].services[sk].line_id,
+            &encs[el].services[sl].line_id,
+        );
         let m = a.minutes;
         let message = if a.holder {
             format!("Service {lost} ({cl}) documents {m} minute(s) inside service {kept} ({ck}) of another visit this day with this provider, a group session or an untimed service: the patient cannot receive one-on-one timed treatment during it, so those minutes stay {ck}'s and were not counted for {cl} (Pub 100-02, ch. 15, sec. 230.1; Pub 100-04, ch. 5, sec. 20.2). Correct the times if the services were truly separate.")
@@ -44,14 +47,12 @@ pub(super) fn shared_flags(drafts: &mut [Vec<Draft>], encs: &[&Encounter], acros
 pub fn co_treatment(encs: &[&Encounter], lines: &mut [Vec<ClaimLine>]) {
     // (encounter, its code, the other's discipline, the other's code, minutes)
     let mut found: Vec<(usize, Code, Discipline, Code, u32)> = Vec::new();
-    let mut note = |e: usize, code: Code, disc: Discipline, other: Code, m: u32| {
-        match found
-            .iter_mut()
-            .find(|f| f.0 == e && f.1 == code && f.2 == disc && f.3 == other)
-        {
-            Some(f) => f.4 += m,
-            None => found.push((e, code, disc, other, m)),
-        }
+    let mut note = |e: usize, code: Code, disc: Discipline, other: Code, m: u32| match found
+        .iter_mut()
+        .find(|f| f.0 == e && f.1 == code && f.2 == disc && f.3 == other)
+    {
+        Some(f) => f.4 += m,
+        None => found.push((e, code, disc, other, m)),
     };
     for (a, ea) in encs.iter().enumerate() {
         for (b, eb) in encs.iter().enumerate().skip(a + 1) {

@@ -154,7 +154,12 @@ pub fn count_day<'r>(encs: &[&[Service]], rules: &'r Rules) -> (Vec<Counted<'r>>
             let ((ei, i), (ej, j)) = (locate(i), locate(j));
             if ei == ej {
                 let c = &mut out[ei];
-                if holder { &mut c.yielded } else { &mut c.shared }.push((i, j, m));
+                if holder {
+                    &mut c.yielded
+                } else {
+                    &mut c.shared
+                }
+                .push((i, j, m));
             } else {
                 across.push(Across {
                     kept: (ei, i),

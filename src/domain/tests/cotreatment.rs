@@ -1,0 +1,268 @@
+//! Co-treatment and a provider's two visits: the encounters of one patient
+//! and payer on one date are judged together. Under two providers (NPIs)
+//! the same clock minutes are CO_TREATMENT on both sides (each line keeps
+//! its minutes, both are held); under one provider they are one day, where
+//! a minute counts once (SHARED_MINUTES). A later encounter that creates
+//! or removes an overlap voids and reissues the earlier one's lines.
+
+use super::*;
+use crate::domain::ledger::{Decision, Ledger};
+
+const PT_NPI: &str = "1234567893";
+const OT_NPI: &str = "9876543213";
+const PT2_NPI: &str = "1111111112";
+
+/// An encounter of the usual patient on 2026-03-02 under `npi`.
+fn enc(
+    id: &str,
+    event: &str,
+    version: u32,
+    npi: &str,
+    discipline: &str,
+    services: Vec<Value>,
+) -> Value {
+    let mut ev = event("medicare", services);
+    ev["event_id"] = event.into();
+    ev["event_type"] = if version == 1 { "finalized" } else { "amended" }.into();
+    ev["encounter"]["encounter_id"] = id.into();
+    ev["encounter"]["version"] = version.into();
+    ev["encounter"]["provider"]["npi"] = npi.into();
+    ev["encounter"]["provider"]["discipline"] = discipline.into();
+    ev
+}
+
+fn apply(ledger: &mut Ledger, ev: &Value) -> Decision {
+    let e = decode(ev.to_string().as_bytes()).expect("valid event");
+    ledger.apply(&e, crate::cms::shipped::book())
+}
+
+fn co(l: &ClaimLine) -> Option<&Flag> {
+    flag(l, FlagCode::CoTreatment)
+}
+
+fn pt(services: Vec<Value>) -> Value {
+    enc("ENC-PT", "e-pt", 1, PT_NPI, "PT", services)
+}
+
+fn ot(services: Vec<Value>) -> Value {
+    enc("ENC-OT", "e-ot", 1, OT_NPI, "OT", services)
+}
+
+#[test]
+fn two_disciplines_over_the_same_minutes_are_co_treatment_on_both_sides() {
+    let mut ledger = Ledger::default();
+    let d = apply(&mut ledger, &pt(vec![svc("1", "97530", "10:00", "10:30")]));
+    assert_eq!(d.lines[0].status, Status::Validated);
+    assert!(co(&d.lines[0]).is_none(), "alone: no co-treatment");
+
+    let d = apply(&mut ledger, &ot(vec![svc("1", "97530", "10:00", "10:30")]));
+    // The PT line published validated is voided, then reissued with the flag
+    // under a new line number; the OT line carries it too.
+    assert_eq!(
+        d.voided
+            .iter()
+            .map(|l| l.claim_line_id.as_str())
+            .collect::<Vec<_>>(),
+        ["ENC-PT:1:1"]
+    );
+    let ids: Vec<&str> = d.lines.iter().map(|l| l.claim_line_id.as_str()).collect();
+    assert_eq!(ids, ["ENC-OT:1:1", "ENC-PT:1:2"]);
+    for (l, other) in d.lines.iter().zip(["PT", "OT"]) {
+        let f = co(l).expect("CO_TREATMENT");
+        assert_eq!(f.severity, Severity::Error);
+        assert!(
+            f.message.contains(&format!("({other}, 97530)")),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("billed once between"), "{}", f.message);
+        assert!(!f.message.contains("PAT-SECRET"), "no patient value");
+        assert_eq!(l.status, Status::NeedsReview);
+        // Each keeps its minutes and units: the split is the clinicians'.
+        assert_eq!((l.minutes, l.units), (30, 2));
+    }
+    // Nothing doubled: one line in force per encounter.
+    assert_eq!(ledger.active.values().map(Vec::len).sum::<usize>(), 2);
+}
+
+#[test]
+fn the_same_discipline_under_two_npis_is_co_treatment_too() {
+    let mut ledger = Ledger::default();
+    apply(&mut ledger, &pt(vec![svc("1", "97110", "10:00", "10:30")]));
+    let other = enc(
+        "ENC-PT2",
+        "e-pt2",
+        1,
+        PT2_NPI,
+        "PT",
+        vec![svc("1", "97140", "10:20", "10:50")],
+    );
+    let d = apply(&mut ledger, &other);
+    let own = line(&d.lines, "97140");
+    let f = co(own).expect("CO_TREATMENT");
+    assert!(
+        f.message.contains("(PT, 97110)") && f.message.contains("10 clock minute"),
+        "{}",
+        f.message
+    );
+    assert_eq!(f.related_codes, ["97110"]);
+    assert!(co(line(&d.lines, "97110")).is_some());
+}
+
+#[test]
+fn touching_minutes_are_not_co_treatment_and_one_shared_minute_is() {
+    let mut ledger = Ledger::default();
+    apply(&mut ledger, &pt(vec![svc("1", "97530", "10:00", "10:30")]));
+    let d = apply(&mut ledger, &ot(vec![svc("1", "97530", "10:30", "11:00")]));
+    assert!(d.voided.is_empty(), "touching: the PT line stands");
+    assert!(d
+        .lines
+        .iter()
+        .all(|l| co(l).is_none() && l.status == Status::Validated));
+
+    let mut ledger = Ledger::default();
+    apply(&mut ledger, &pt(vec![svc("1", "97530", "10:00", "10:30")]));
+    let d = apply(&mut ledger, &ot(vec![svc("1", "97530", "10:29", "11:00")]));
+    assert_eq!(d.voided.len(), 1);
+    assert!(d
+        .lines
+        .iter()
+        .all(|l| co(l).is_some_and(|f| f.message.contains(" 1 clock minute"))));
+}
+
+#[test]
+fn another_payer_or_another_date_is_not_co_treatment() {
+    let mut ledger = Ledger::default();
+    apply(&mut ledger, &pt(vec![svc("1", "97530", "10:00", "10:30")]));
+    let mut other_payer = ot(vec![svc("1", "97530", "10:00", "10:30")]);
+    other_payer["encounter"]["payer"]["id"] = "PAYER-2".into();
+    let d = apply(&mut ledger, &other_payer);
+    assert!(d.voided.is_empty());
+    assert!(co(&d.lines[0]).is_none());
+
+    let mut ledger = Ledger::default();
+    apply(&mut ledger, &pt(vec![svc("1", "97530", "10:00", "10:30")]));
+    let mut next_day = ot(vec![json!({
+        "line_id": "1", "code": "97530", "activities": ["stairs"],
+        "start": "2026-03-03T10:00:00Z", "end": "2026-03-03T10:30:00Z"
+    })]);
+    next_day["encounter"]["date_of_service"] = "2026-03-03".into();
+    let d = apply(&mut ledger, &next_day);
+    assert!(d.voided.is_empty());
+    assert!(co(&d.lines[0]).is_none());
+}
+
+#[test]
+fn a_void_or_an_amendment_that_removes_the_overlap_clears_the_flag() {
+    for removal in ["void", "amend"] {
+        let mut ledger = Ledger::default();
+        apply(&mut ledger, &pt(vec![svc("1", "97530", "10:00", "10:30")]));
+        apply(&mut ledger, &ot(vec![svc("1", "97530", "10:00", "10:30")]));
+        let ev = match removal {
+            "void" => {
+                let mut v = ot(vec![]);
+                v["event_id"] = "e-ot-void".into();
+                v["event_type"] = "voided".into();
+                v
+            }
+            _ => enc(
+                "ENC-OT",
+                "e-ot-2",
+                2,
+                OT_NPI,
+                "OT",
+                vec![svc("1", "97530", "11:00", "11:30")],
+            ),
+        };
+        let d = apply(&mut ledger, &ev);
+        // The OT line and the flagged PT line (line 2) are voided; PT is
+        // reissued (line 3) without the flag, validated again.
+        let voided: Vec<&str> = d.voided.iter().map(|l| l.claim_line_id.as_str()).collect();
+        assert_eq!(voided, ["ENC-OT:1:1", "ENC-PT:1:2"], "{removal}");
+        let pt_line = d
+            .lines
+            .iter()
+            .find(|l| &*l.encounter_id == "ENC-PT")
+            .expect("PT reissued");
+        assert_eq!(pt_line.claim_line_id, "ENC-PT:1:3");
+        assert!(co(pt_line).is_none());
+        assert_eq!(pt_line.status, Status::Validated, "{removal}");
+        assert!(d.lines.iter().all(|l| co(l).is_none()));
+    }
+}
+
+#[test]
+fn two_visits_of_one_provider_share_no_minute() {
+    // Same NPI: one day. The afternoon visit repeats 10 of the morning's
+    // minutes: counted once, for the earlier visit; both lines flagged
+    // SHARED_MINUTES, neither CO_TREATMENT.
+    let mut ledger = Ledger::default();
+    apply(&mut ledger, &pt(vec![svc("1", "97110", "10:00", "10:30")]));
+    let second = enc(
+        "ENC-PT-B",
+        "e-pt-b",
+        1,
+        PT_NPI,
+        "PT",
+        vec![svc("1", "97140", "10:20", "10:50")],
+    );
+    let d = apply(&mut ledger, &second);
+    let later = line(&d.lines, "97140");
+    assert_eq!(
+        later.minutes, 20,
+        "10 of its 30 minutes were the earlier visit's"
+    );
+    let earlier = line(&d.lines, "97110");
+    assert_eq!(earlier.minutes, 30);
+    for l in [earlier, later] {
+        assert!(co(l).is_none());
+        assert!(flag(l, FlagCode::SharedMinutes).is_some(), "{l:?}");
+        assert_eq!(l.status, Status::NeedsReview);
+    }
+    // 50 clock minutes on the day: 3 units, not 4.
+    let units: u32 = ledger.active.values().flatten().map(|l| l.units).sum();
+    assert_eq!(units, 3);
+
+    // Touching visits: nothing shared, nothing flagged.
+    let mut ledger = Ledger::default();
+    apply(&mut ledger, &pt(vec![svc("1", "97110", "10:00", "10:30")]));
+    let second = enc(
+        "ENC-PT-B",
+        "e-pt-b",
+        1,
+        PT_NPI,
+        "PT",
+        vec![svc("1", "97140", "10:30", "11:00")],
+    );
+    let d = apply(&mut ledger, &second);
+    assert!(d
+        .lines
+        .iter()
+        .all(|l| flag(l, FlagCode::SharedMinutes).is_none()));
+}
+
+#[test]
+fn a_group_session_of_another_visit_keeps_its_minutes_whatever_the_order() {
+    // The one-on-one service is in the earlier visit, the group session in
+    // the later one: the group keeps the minutes.
+    let mut ledger = Ledger::default();
+    apply(&mut ledger, &pt(vec![svc("1", "97110", "09:50", "10:30")]));
+    let group = enc(
+        "ENC-PT-B",
+        "e-pt-b",
+        1,
+        PT_NPI,
+        "PT",
+        vec![svc("1", "97150", "10:00", "10:30")],
+    );
+    let d = apply(&mut ledger, &group);
+    let timed = line(&d.lines, "97110");
+    assert_eq!(
+        timed.minutes, 10,
+        "the 30 minutes inside the group are the group's"
+    );
+    assert!(
+        flag(timed, FlagCode::SharedMinutes).is_some_and(|f| f.message.contains("group session"))
+    );
+    assert!(flag(line(&d.lines, "97150"), FlagCode::SharedMinutes).is_some());
+}
