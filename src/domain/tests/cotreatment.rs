@@ -15,14 +15,14 @@ const PT2_NPI: &str = "1111111112";
 /// An encounter of the usual patient on 2026-03-02 under `npi`.
 fn enc(
     id: &str,
-    event: &str,
+    event_id: &str,
     version: u32,
     npi: &str,
     discipline: &str,
     services: Vec<Value>,
 ) -> Value {
     let mut ev = event("medicare", services);
-    ev["event_id"] = event.into();
+    ev["event_id"] = event_id.into();
     ev["event_type"] = if version == 1 { "finalized" } else { "amended" }.into();
     ev["encounter"]["encounter_id"] = id.into();
     ev["encounter"]["version"] = version.into();
@@ -265,4 +265,136 @@ fn a_group_session_of_another_visit_keeps_its_minutes_whatever_the_order() {
         flag(timed, FlagCode::SharedMinutes).is_some_and(|f| f.message.contains("group session"))
     );
     assert!(flag(line(&d.lines, "97150"), FlagCode::SharedMinutes).is_some());
+}
+
+/// (encounter slot, services as (code, start minute, length, one-on-one), void)
+type Step = (usize, Vec<(&'static str, u32, u32, bool)>, bool);
+
+fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
+    let service = (
+        prop::sample::select(vec![
+            "97530", "97110", "97112", "97140", "97535", "97150", "97161", "G0283",
+        ]),
+        0u32..180,
+        1u32..60,
+        prop::bool::weighted(0.85),
+    );
+    prop::collection::vec(
+        (
+            0usize..4,
+            prop::collection::vec(service, 1..4),
+            prop::bool::weighted(0.15),
+        ),
+        1..6,
+    )
+}
+
+/// The encounter slots: two under the PT NPI (one provider's day), one
+/// under an OT NPI, one under a second PT NPI.
+const SLOTS: [(&str, &str); 4] = [
+    (PT_NPI, "PT"),
+    (OT_NPI, "OT"),
+    (PT_NPI, "PT"),
+    (PT2_NPI, "PT"),
+];
+
+fn step_event(n: usize, step: &Step, version: u32) -> Value {
+    let (slot, services, void) = step;
+    let (npi, discipline) = SLOTS[*slot];
+    let base = chrono::DateTime::parse_from_rfc3339("2026-03-02T08:00:00Z").unwrap();
+    let services = services
+        .iter()
+        .enumerate()
+        .map(|(i, (code, start, len, one_on_one))| {
+            let s = base + chrono::Duration::minutes((*start).into());
+            json!({
+                "line_id": i.to_string(), "code": code, "one_on_one": one_on_one,
+                "start": s.to_rfc3339(),
+                "end": (s + chrono::Duration::minutes((*len).into())).to_rfc3339(),
+                "activities": ["transfers"]
+            })
+        })
+        .collect();
+    let mut ev = enc(
+        &format!("ENC-{slot}"),
+        &format!("e-{n}"),
+        version,
+        npi,
+        discipline,
+        services,
+    );
+    if *void && version > 1 {
+        ev["event_type"] = "voided".into();
+    }
+    ev
+}
+
+/// Seconds of the union of `spans`, less those `minus` covers.
+fn union_less(spans: &[(i64, i64)], minus: &[(i64, i64)]) -> i64 {
+    let covered = |t: i64, set: &[(i64, i64)]| set.iter().any(|&(a, b)| a <= t && t < b);
+    // Whole minutes: every interval starts and ends on one.
+    let lo = spans.iter().map(|s| s.0).min().unwrap_or(0);
+    let hi = spans.iter().map(|s| s.1).max().unwrap_or(0);
+    (lo..hi)
+        .step_by(60)
+        .filter(|&t| covered(t, spans) && !covered(t, minus))
+        .count() as i64
+        * 60
+}
+
+proptest! {
+    /// (a) No clock minute of the patient's (payer's, date's) day is counted
+    /// twice across the lines not flagged CO_TREATMENT; (b) the timed units
+    /// of a provider's day never exceed what the union of its one-on-one
+    /// minutes allows; every line in force is held exactly when it has an
+    /// error flag, and ids are never reused.
+    #[test]
+    fn a_clock_minute_of_the_day_counts_once(steps in arb_steps()) {
+        let rules = rules();
+        let mut ledger = Ledger::default();
+        let mut versions = [0u32; 4];
+        let mut latest: [Option<Encounter>; 4] = Default::default();
+        let mut ids = std::collections::HashSet::new();
+        for (n, step) in steps.iter().enumerate() {
+            versions[step.0] += 1;
+            let ev = step_event(n, step, versions[step.0]);
+            let e = decode(ev.to_string().as_bytes()).expect("valid event");
+            let d = ledger.apply(&e, crate::cms::shipped::book());
+            for l in &d.lines {
+                prop_assert!(ids.insert(l.claim_line_id.clone()), "{} issued twice", l.claim_line_id);
+            }
+            latest[step.0] = (e.event_type != values::EventType::Voided).then_some(e);
+        }
+        let lines: Vec<&ClaimLine> = ledger.active.values().flatten().collect();
+        let timed = |c: &values::Code| rules.catalogue.get_code(c).is_some_and(|i| i.timed);
+        let holder = |c: &values::Code| rules.catalogue.get_code(c).is_some_and(|i| !i.timed || i.kind == Some(crate::domain::rules::CodeKind::Group));
+        let spans = |npi: Option<&str>, keep: &dyn Fn(&crate::domain::encounter::Service) -> bool| -> Vec<(i64, i64)> {
+            latest.iter().flatten()
+                .filter(|e| npi.is_none_or(|n| e.npi.as_str() == n))
+                .flat_map(|e| e.services.iter())
+                .filter(|s| keep(s))
+                .filter_map(|s| s.interval.map(|i| (i.start.timestamp(), i.end.timestamp())))
+                .collect()
+        };
+        let one_on_one = |s: &crate::domain::encounter::Service| timed(&s.code) && !holder(&s.code) && s.one_on_one;
+        let holders = spans(None, &|s| holder(&s.code));
+        let clock = union_less(&spans(None, &one_on_one), &holders);
+        let counted: u32 = lines.iter()
+            .filter(|l| timed(&l.code) && l.flags.iter().all(|f| f.code != FlagCode::CoTreatment))
+            .map(|l| l.minutes)
+            .sum();
+        prop_assert!(i64::from(counted) * 60 <= clock, "{} minutes counted for {} s of one-on-one clock time", counted, clock);
+        for npi in [PT_NPI, OT_NPI, PT2_NPI] {
+            let own = union_less(&spans(Some(npi), &one_on_one), &spans(Some(npi), &|s| holder(&s.code)));
+            let units: u32 = lines.iter()
+                .filter(|l| l.provider_npi.as_str() == npi && timed(&l.code))
+                .map(|l| l.units)
+                .sum();
+            prop_assert!(units <= crate::domain::units::units_for_minutes((own / 60) as u32), "{} units for {} s", units, own);
+        }
+        for l in &lines {
+            let held = l.flags.iter().any(|f| f.severity == Severity::Error);
+            prop_assert_eq!(l.status == Status::NeedsReview, held);
+        }
+    }
 }
