@@ -174,3 +174,53 @@ async fn co_treatment_across_instances_voids_and_reissues_the_first_providers_li
     env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
         .await;
 }
+
+/// The lock that serialises co-treatment across instances is the
+/// patient-year advisory lock (coarser than (patient, payer, date), which
+/// it covers): while another transaction holds the patient's year, as an
+/// instance's batch for the first provider would, the second provider's
+/// encounter waits for it, then sees the first's lines.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_second_providers_batch_waits_for_the_patient_year_lock() {
+    let env = TestEnv::new("cotreat-lock", 1).await;
+    let svc = env.service();
+    svc.wait_ready(T).await;
+    let mut pt = event("e-pt", "finalized", "ENC-PT", 1);
+    pt["encounter"]["patient"]["id"] = "PAT-LOCK".into();
+    env.send_events(&[pt]).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 1, T)
+        .await;
+
+    let mut other = env.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('PAT-LOCK'), 2026)")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let mut ot = event("e-ot", "finalized", "ENC-OT", 1);
+    ot["encounter"]["patient"]["id"] = "PAT-LOCK".into();
+    ot["encounter"]["provider"]["npi"] = "9876543213".into();
+    ot["encounter"]["provider"]["discipline"] = "OT".into();
+    env.send_events(&[ot]).await;
+    // The service's batch is waiting on that advisory lock.
+    env.wait_until_count(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+         WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()",
+        1,
+        T,
+    )
+    .await;
+    assert_eq!(env.count("SELECT count(*) FROM encounter_events").await, 1);
+    other.rollback().await.unwrap();
+    env.wait_count("SELECT count(*) FROM encounter_events", 2, T)
+        .await;
+    // Both providers' lines (the same services, the same minutes) are held.
+    assert_eq!(
+        env.count("SELECT count(*) FROM claim_lines WHERE status = 'needs_review' AND flags @> '[{\"code\":\"CO_TREATMENT\"}]'").await,
+        4
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM claim_lines WHERE status = 'void'")
+            .await,
+        2
+    );
+}
