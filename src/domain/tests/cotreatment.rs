@@ -267,6 +267,49 @@ fn a_group_session_of_another_visit_keeps_its_minutes_whatever_the_order() {
     assert!(flag(line(&d.lines, "97150"), FlagCode::SharedMinutes).is_some());
 }
 
+#[test]
+fn an_evaluation_under_one_provider_and_timed_minutes_under_another_are_co_treatment() {
+    let mut ledger = Ledger::default();
+    apply(&mut ledger, &pt(vec![svc("1", "97161", "10:00", "10:40")]));
+    let d = apply(&mut ledger, &ot(vec![svc("1", "97530", "10:30", "11:00")]));
+    let ot_line = line(&d.lines, "97530");
+    assert!(co(ot_line).is_some_and(|f| f.message.contains("(PT, 97161)")));
+    // Its minutes are not taken away: the split is the clinicians'.
+    assert_eq!(ot_line.minutes, 30);
+    assert!(co(line(&d.lines, "97161")).is_some());
+}
+
+#[test]
+fn minutes_without_clock_times_are_not_compared() {
+    let mut ledger = Ledger::default();
+    apply(&mut ledger, &pt(vec![minutes_svc("1", "97530", 30)]));
+    let d = apply(&mut ledger, &ot(vec![svc("1", "97530", "10:00", "10:30")]));
+    assert!(d.voided.is_empty());
+    assert!(co(&d.lines[0]).is_none());
+}
+
+#[test]
+fn the_order_of_arrival_does_not_change_the_flags() {
+    let (p, o) = (
+        pt(vec![svc("1", "97530", "10:00", "10:30")]),
+        ot(vec![svc("1", "97530", "10:15", "10:45")]),
+    );
+    let in_force = |first: &Value, second: &Value| {
+        let mut ledger = Ledger::default();
+        apply(&mut ledger, first);
+        apply(&mut ledger, second);
+        let mut out: Vec<(String, Vec<Flag>, u32)> = ledger
+            .active
+            .values()
+            .flatten()
+            .map(|l| (l.encounter_id.to_string(), l.flags.clone(), l.units))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    };
+    assert_eq!(in_force(&p, &o), in_force(&o, &p));
+}
+
 /// (encounter slot, services as (code, start minute, length, one-on-one), void)
 type Step = (usize, Vec<(&'static str, u32, u32, bool)>, bool);
 
