@@ -12,7 +12,9 @@
 //! - [`units`]: minutes to units, per code or by CMS total time.
 //! - [`evaluate`]: one encounter to its claim lines, with flags and payment.
 //! - [`kx`]: Medicare's year-to-date therapy amounts and the KX modifier.
-//! - [`ledger`]: what an event does to the lines already in force.
+//! - [`ledger`]: what an event does to the lines already in force; the
+//!   encounters of one patient, payer and date judged together (each
+//!   provider's day for the units, co-treatment across providers).
 //! - [`claim`]: the claim line as published and stored.
 
 pub mod claim;
