@@ -11,7 +11,7 @@ use super::claim::{FlagCode, UnitMethod};
 use super::values::{Code, Discipline, Plan};
 
 /// Names the rule set (code + data) that produced a line.
-pub const RULES_VERSION: &str = "claimline-rules-2026.12.1";
+pub const RULES_VERSION: &str = "claimline-rules-2026.12.2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 pub struct Rvu {

@@ -214,8 +214,8 @@ fn rules_dir_judges_each_date_by_the_cms_tables_in_force() {
         ]
     );
     // The shipped PTP subset on 2026-09-30; the imported Q4 table on 10-01.
-    let q3 = "claimline-rules-2026.12.1+ptp.2026Q4-subset+mue.2026Q2+pfs.2026C";
-    let q4 = "claimline-rules-2026.12.1+ptp.2026Q4+mue.2026Q2+pfs.2026C";
+    let q3 = "claimline-rules-2026.12.2+ptp.2026Q4-subset+mue.2026Q2+pfs.2026C";
+    let q4 = "claimline-rules-2026.12.2+ptp.2026Q4+mue.2026Q2+pfs.2026C";
     assert!(got[..2].iter().all(|l| l["rules_version"] == q3), "{out}");
     assert!(got[2..4].iter().all(|l| l["rules_version"] == q4), "{out}");
 
@@ -252,12 +252,12 @@ fn rules_dir_judges_each_date_by_the_cms_tables_in_force() {
     // $35.07.
     assert_eq!(
         got[4]["rules_version"],
-        "claimline-rules-2026.12.1+ptp.2026Q4-subset+pfs.2025D"
+        "claimline-rules-2026.12.2+ptp.2026Q4-subset+pfs.2025D"
     );
     assert_eq!(got[4]["expected_payment_cents"], 3461);
     assert_eq!(
         got[5]["rules_version"],
-        "claimline-rules-2026.12.1+ptp.2026Q4-subset+pfs.2026C"
+        "claimline-rules-2026.12.2+ptp.2026Q4-subset+pfs.2026C"
     );
     assert_eq!(got[5]["expected_payment_cents"], 3507);
     // Two units and a group unit (multiple procedure payment reduction: the
@@ -279,7 +279,7 @@ fn rules_dir_judges_each_date_by_the_cms_tables_in_force() {
     let shipped = lines(&out);
     assert_eq!(
         shipped[5]["rules_version"],
-        "claimline-rules-2026.12.1+ptp.2026Q4-subset+pfs.2026C"
+        "claimline-rules-2026.12.2+ptp.2026Q4-subset+pfs.2026C"
     );
     for l in &shipped[..4] {
         assert_eq!(flagged(l, "NCCI_NOT_CHECKED").len(), 1, "{l}");

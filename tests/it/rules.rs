@@ -38,7 +38,7 @@ const FIXTURES: [&str; 8] = [
 /// The first 160 lines of CMS's v32.2 part 1 (no catalogue code in them).
 const PTP_LAYOUT: &str = "ptp-layout/ccipra-v322r0-f1.excerpt.txt";
 
-const BASE: &str = "claimline-rules-2026.12.1";
+const BASE: &str = "claimline-rules-2026.12.2";
 
 fn claimline(env: &TestEnv, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
