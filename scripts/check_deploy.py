@@ -524,9 +524,15 @@ def check_kubernetes(tmp, exported):
 
     cm = one("ConfigMap")["data"]
     secrets = {d["metadata"]["name"]: d.get("stringData", {}) | d.get("data", {}) for d in docs if d["kind"] == "Secret"}
-    dep = one("Deployment")
+    dep = one("StatefulSet", "claimline")
     pod = dep["spec"]["template"]["spec"]
     c = pod["containers"][0]
+    # Static membership: each pod's stable name is its group.instance.id.
+    inst = {e["name"]: e for e in c.get("env", [])}.get("CLAIMLINE_INSTANCE_ID", {})
+    check(inst.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name",
+          "StatefulSet: CLAIMLINE_INSTANCE_ID must come from the pod's name (static group membership)")
+    check("KAFKA_GROUP_INSTANCE_ID" not in cm, "ConfigMap: KAFKA_GROUP_INSTANCE_ID must not be set (CLAIMLINE_INSTANCE_ID sets it per pod)")
+    check(dep["spec"].get("podManagementPolicy") == "Parallel", "StatefulSet: podManagementPolicy Parallel")
     check(pod["securityContext"]["runAsNonRoot"] is True, "Deployment: runAsNonRoot")
     check(pod.get("enableServiceLinks") is False, "Deployment: enableServiceLinks must be false (KAFKA_* service links are not librdkafka properties)")
     check(c["securityContext"]["readOnlyRootFilesystem"] is True, "Deployment: readOnlyRootFilesystem")
@@ -577,7 +583,8 @@ def check_kubernetes(tmp, exported):
 
     # KEDA: same broker, group, topic and security as the service.
     so = one("ScaledObject")
-    check(so["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"], "ScaledObject: targets the Deployment")
+    check(so["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"] and so["spec"]["scaleTargetRef"].get("kind") == "StatefulSet",
+          "ScaledObject: targets the StatefulSet")
     check(so["spec"]["minReplicaCount"] >= 1 and so["spec"]["maxReplicaCount"] >= so["spec"]["minReplicaCount"], "ScaledObject: replica bounds")
     check("cooldownPeriod" not in so["spec"] or so["spec"]["minReplicaCount"] == 0,
           "ScaledObject: cooldownPeriod only applies to scaling to zero; with minReplicaCount >= 1 use the HPA's scaleDown behavior")
@@ -643,7 +650,7 @@ def check_kubernetes(tmp, exported):
     if "ClaimlineDown" in alerts:
         expr = alerts["ClaimlineDown"]["expr"]
         check(f'job="{svc["metadata"]["name"]}"' in expr, "ClaimlineDown: must select the ServiceMonitor's job (the Service's name)")
-    known = {"up", "kube_deployment_status_replicas_available"}
+    known = {"up", "kube_deployment_status_replicas_available", "kube_statefulset_status_replicas_ready"}
     for name, r in alerts.items():
         for m in sorted(promql_metrics(r["expr"])):
             check(m in known or base_metric(m, exported), f"alert {name}: metric {m} is not one claimline exports")

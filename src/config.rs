@@ -23,6 +23,15 @@ pub struct DatabaseArgs {
     pub database_url: DatabaseUrl,
 }
 
+/// Kafka's rule for a `group.instance.id`: 1-249 of `[A-Za-z0-9._-]`.
+fn instance_id(s: &str) -> Result<String, String> {
+    let ok = (1..=249).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    ok.then(|| s.to_owned())
+        .ok_or_else(|| "must be 1-249 characters of A-Z, a-z, 0-9, '.', '_' and '-'".to_owned())
+}
+
 /// Each billing NPI's Medicare payment locality, for the locality's
 /// expected payment (`1234567893=01112-54,...`: the MAC and locality
 /// numbers of CMS's GPCI file). An event's `provider.medicare_locality`
@@ -72,6 +81,12 @@ pub struct RunConfig {
     /// Consumer group id; every replica of one deployment shares it.
     #[arg(long, env = "CLAIMLINE_GROUP_ID", default_value = "claimline")]
     pub group_id: String,
+    /// This instance's static group membership (`group.instance.id`): a
+    /// restart with the same id takes its partitions back without a
+    /// rebalance. One live process per id (a second one waits, then
+    /// refuses to start). In Kubernetes, the StatefulSet's pod name.
+    #[arg(long, env = "CLAIMLINE_INSTANCE_ID", value_parser = instance_id)]
+    pub instance_id: Option<String>,
     #[command(flatten)]
     pub topics: TopicArgs,
     #[command(flatten)]

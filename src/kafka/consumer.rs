@@ -73,11 +73,29 @@ impl ConsumerContext for ConsumerCtx {
 /// The service's consumer of encounter events.
 pub struct EventConsumer {
     inner: StreamConsumer<ConsumerCtx>,
+    /// The static membership id in effect, if any.
+    group_instance_id: Option<String>,
 }
 
 impl EventConsumer {
-    pub fn create(args: &KafkaArgs, group_id: &str, ctx: ConsumerCtx) -> anyhow::Result<Self> {
+    /// `instance_id`: `CLAIMLINE_INSTANCE_ID`, the consumer's
+    /// `group.instance.id`; `KAFKA_GROUP_INSTANCE_ID` may set it instead,
+    /// not as well.
+    pub fn create(
+        args: &KafkaArgs,
+        group_id: &str,
+        instance_id: Option<&str>,
+        ctx: ConsumerCtx,
+    ) -> anyhow::Result<Self> {
         let mut c = args.client_config()?;
+        if let Some(id) = instance_id {
+            anyhow::ensure!(
+                c.get("group.instance.id").is_none(),
+                "CLAIMLINE_INSTANCE_ID and KAFKA_GROUP_INSTANCE_ID are both set: set one"
+            );
+            c.set("group.instance.id", id);
+        }
+        let group_instance_id = c.get("group.instance.id").map(str::to_owned);
         for (k, v) in [
             ("group.id", group_id),
             ("enable.auto.commit", "true"),
@@ -97,7 +115,15 @@ impl EventConsumer {
             }
         }
         let inner = c.create_with_context(ctx).map_err(config_error)?;
-        Ok(EventConsumer { inner })
+        Ok(EventConsumer {
+            inner,
+            group_instance_id,
+        })
+    }
+
+    /// The static membership id in effect (`group.instance.id`), if any.
+    pub fn group_instance_id(&self) -> Option<&str> {
+        self.group_instance_id.as_deref()
     }
 
     pub fn subscribe(&self, topic: &str) -> anyhow::Result<()> {

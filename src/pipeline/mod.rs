@@ -95,11 +95,22 @@ pub async fn run(
     let consumer = EventConsumer::create(
         &cfg.kafka,
         &cfg.group_id,
+        cfg.instance_id.as_deref(),
         ConsumerCtx {
             in_group: health.in_group.clone(),
             metrics: metrics.clone(),
         },
     )?;
+    if let Some(id) = consumer.group_instance_id() {
+        // Tansu does not fence a second live member with the same id: a
+        // lock in Postgres does (store::InstanceLock).
+        let wait = Duration::from_secs(cfg.shutdown_timeout_secs + 10);
+        let lock =
+            store::InstanceLock::acquire(&cfg.database.database_url, &cfg.group_id, id, wait)
+                .await?;
+        tracing::info!("static group member: instance lock held");
+        spawn_instance_watch(lock, stop_tx.clone(), stop_rx.clone());
+    }
     probe::spawn(
         db.clone(),
         producer.clone(),
@@ -276,6 +287,30 @@ impl Pipeline {
 /// Names this process among the group's instances: the pod name where
 /// Kubernetes sets HOSTNAME, the process id, and a random part (a pod
 /// restarted with the same name is another owner).
+/// Checks the instance lock every few seconds; stops the service if
+/// another process with the same id took it.
+fn spawn_instance_watch(
+    mut lock: store::InstanceLock,
+    stop: Arc<watch::Sender<bool>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = stopped.changed() => return,
+            }
+            if lock.check().await == store::Kept::TakenByAnother {
+                tracing::error!(
+                    "another live instance took this CLAIMLINE_INSTANCE_ID while the database was unreachable: stopping"
+                );
+                stop.send_replace(true);
+                return;
+            }
+        }
+    });
+}
+
 fn instance_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "claimline".to_owned());
     let host: String = host

@@ -15,6 +15,7 @@
 mod batch;
 mod copy;
 pub(crate) mod dead_letters;
+mod instance;
 mod load;
 mod outbox;
 pub(crate) mod reprocess;
@@ -22,6 +23,7 @@ pub(crate) mod rules;
 mod url;
 
 pub(crate) use batch::Batch;
+pub(crate) use instance::{InstanceLock, Kept};
 pub(crate) use outbox::{backlog, claim_lapsed, mark_published, renew, OwnedElsewhere, Owner};
 
 pub use url::DatabaseUrl;

@@ -4,6 +4,7 @@
 
 mod cotreatment;
 mod evaluate_cli;
+mod membership;
 mod operability;
 mod poison;
 mod replay;
