@@ -3,9 +3,10 @@
 //! lines it would publish to stdout ([`crate::pipeline::offline`]); with
 //! `--per-event`, each event judged alone. The rules are the default ones
 //! (built-in data and the CMS tables shipped in `data/cms/`) with the CMS
-//! files of DIR over them. Exit status 1 when any event was bad (the
+//! files of DIR over them, and the payer policies of `--payer-policy FILE`
+//! over the built-in ones. Exit status 1 when any event was bad (the
 //! service would dead-letter it), 2 when the input or the rules could not
-//! be read.
+//! be read (a bad payer policy file included).
 
 use std::io;
 use std::path::PathBuf;
@@ -28,13 +29,21 @@ pub(super) struct EvaluateArgs {
     /// replaying the input as the service would.
     #[arg(long)]
     per_event: bool,
+    #[command(flatten)]
+    policy: crate::config::PolicyArgs,
 }
 
 pub(super) fn evaluate(args: EvaluateArgs) -> ExitCode {
-    let book = match args.rules.as_deref().map(crate::cms::book_from_dir) {
-        None => crate::cms::shipped::with_imported(&[]),
-        Some(Ok(book)) => book,
-        Some(Err(e)) => {
+    let book = args
+        .policy
+        .rules()
+        .and_then(|base| match args.rules.as_deref() {
+            None => Ok(crate::cms::shipped::over(base, &[])),
+            Some(dir) => crate::cms::book_from_dir(dir, base),
+        });
+    let book = match book {
+        Ok(book) => book,
+        Err(e) => {
             eprintln!("claimline evaluate: {e:#}");
             return ExitCode::from(2);
         }

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use clap::Args;
 
 use super::{report, runtime};
-use crate::config::{DatabaseArgs, TopicArgs};
+use crate::config::{DatabaseArgs, PolicyArgs, TopicArgs};
 use crate::domain::Code;
 use crate::kafka::KafkaArgs;
 use crate::pipeline::reprocess::{ReprocessOptions, Summary};
@@ -21,6 +21,9 @@ pub(super) struct ReprocessArgs {
     /// --review-topic (held).
     #[command(flatten)]
     topics: TopicArgs,
+    /// The service's payer policy file: reprocess judges by the same rules.
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// First date of service to re-evaluate (YYYY-MM-DD).
     #[arg(long)]
     since: NaiveDate,
@@ -44,7 +47,12 @@ pub(super) struct ReprocessArgs {
 }
 
 pub(super) fn reprocess(args: ReprocessArgs) -> ExitCode {
+    let base = match args.policy.rules() {
+        Ok(base) => base,
+        Err(e) => return report("reprocess", Err(e)),
+    };
     let options = ReprocessOptions {
+        base,
         database_url: args.database.database_url,
         kafka: args.kafka,
         since: args.since,

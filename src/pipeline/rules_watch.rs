@@ -9,21 +9,24 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::domain::RuleBook;
+use crate::domain::{RuleBook, Rules};
 use crate::metrics::Metrics;
 use crate::store;
 
 /// The rule book batches use; each batch takes the current one once.
 pub struct CurrentRules {
+    /// The built-in rules, or those the payer policy file makes of them.
+    base: &'static Rules,
     book: RwLock<Arc<RuleBook>>,
     /// What the loaded tables were: (count, newest id).
     loaded: RwLock<Option<(i64, i64)>>,
 }
 
 impl CurrentRules {
-    pub fn builtin() -> CurrentRules {
+    pub fn new(base: &'static Rules) -> CurrentRules {
         CurrentRules {
-            book: RwLock::new(Arc::new(crate::cms::shipped::with_imported(&[]))),
+            base,
+            book: RwLock::new(Arc::new(crate::cms::shipped::over(base, &[]))),
             loaded: RwLock::new(None),
         }
     }
@@ -43,7 +46,7 @@ impl CurrentRules {
             return Ok(false);
         }
         let tables = store::rules::load(db).await?;
-        let book = crate::cms::shipped::with_imported(&tables);
+        let book = crate::cms::shipped::over(self.base, &tables);
         let periods: Vec<String> = book
             .periods()
             .map(|(from, version)| format!("{from}: {version}"))
