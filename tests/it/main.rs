@@ -3,6 +3,7 @@
 //! and a real Kafka-protocol broker (started by `make test`).
 
 mod evaluate_cli;
+mod export;
 mod operability;
 mod poison;
 mod replay;
