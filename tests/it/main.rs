@@ -7,6 +7,7 @@ mod evaluate_cli;
 mod export;
 mod operability;
 mod poison;
+mod policy_cli;
 mod replay;
 mod rules;
 mod schemas;

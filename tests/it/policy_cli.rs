@@ -1,0 +1,113 @@
+//! `--payer-policy` / `CLAIMLINE_PAYER_POLICY` as a user gives it to
+//! `claimline evaluate` and `claimline run`.
+
+use std::process::Command;
+
+use crate::evaluate_cli::{evaluate, flagged, lines};
+
+/// A payer policy file in a fresh temporary directory.
+fn policy_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("claimline-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_payer_policy_file_changes_the_outcome_and_the_rules_version() {
+    let (code, out, err) = evaluate(&["examples/encounters.jsonl"], b"");
+    assert_eq!(code, 0, "{err}");
+    let before = lines(&out);
+    let acme = |ls: &[serde_json::Value]| {
+        ls.iter()
+            .find(|l| l["payer_id"] == "ACME-HEALTH" && l["code"] == "97530")
+            .cloned()
+            .unwrap()
+    };
+    let b = acme(&before);
+    assert!(b["units"].as_u64().unwrap() >= 2, "{b}");
+    assert!(flagged(&b, "UNITS_OVER_LIMIT").is_empty());
+
+    let path = policy_file(
+        "acme.json",
+        r#"{"payers": {"ACME-HEALTH": {"extends": "commercial", "daily_unit_limits": {"97530": 1}}}}"#,
+    );
+    let (code, out, err) = evaluate(
+        &[
+            "--payer-policy",
+            path.to_str().unwrap(),
+            "examples/encounters.jsonl",
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    let after = lines(&out);
+    assert_eq!(after.len(), before.len());
+    let a = acme(&after);
+    assert_eq!(flagged(&a, "UNITS_OVER_LIMIT").len(), 1, "{a}");
+    assert_eq!(a["status"], "needs_review");
+    let version = a["rules_version"].as_str().unwrap();
+    let builtin = b["rules_version"].as_str().unwrap();
+    assert!(version.contains("+policy."), "{version}");
+    assert_ne!(version, builtin);
+    // Every line names the policy; the other payers' lines are unchanged.
+    for (x, y) in before.iter().zip(&after) {
+        assert_eq!(y["rules_version"], version);
+        if x["payer_id"] != "ACME-HEALTH" {
+            let (mut x, mut y) = (x.clone(), y.clone());
+            x["rules_version"] = serde_json::Value::Null;
+            y["rules_version"] = serde_json::Value::Null;
+            assert_eq!(x, y);
+        }
+    }
+}
+
+#[test]
+fn a_bad_payer_policy_file_is_refused_naming_the_problem() {
+    let path = policy_file(
+        "bad.json",
+        r#"{"payers": {"ACME-HEALTH": {"extends": "commercial", "daily_unit_limits": {"97530": "four"}}}}"#,
+    );
+    // The variable works as the flag does.
+    let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["evaluate", "examples/encounters.jsonl"])
+        .env("CLAIMLINE_PAYER_POLICY", &path)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "nothing evaluated");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("payer policy {}", path.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("payers.ACME-HEALTH.daily_unit_limits.97530: a limit must be a whole number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_service_refuses_to_start_with_a_bad_payer_policy_file() {
+    let path = policy_file(
+        "bad-run.json",
+        r#"{"plans": {"commercial": {"unit_method": "per_minute"}}}"#,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["run", "--payer-policy", path.to_str().unwrap()])
+        // Nothing listens there: the policy is refused before any connection.
+        .env("DATABASE_URL", "postgres://claimline@127.0.0.1:1/none")
+        .env("CLAIMLINE_METRICS_ADDR", "127.0.0.1:0")
+        .env("CLAIMLINE_LOG_FORMAT", "pretty")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("plans.commercial.unit_method: unknown unit method")
+            && err.contains("per_minute"),
+        "{err}"
+    );
+}
