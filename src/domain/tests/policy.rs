@@ -208,3 +208,17 @@ fn a_policy_changes_what_a_line_says() {
     assert_eq!(lines[0].status, Status::NeedsReview);
     assert_eq!(*lines[0].rules_version, *strict.version);
 }
+
+#[test]
+fn the_shipped_example_is_a_valid_policy_file() {
+    let rules = parse(include_str!("../../../examples/payer-policy.json"))
+        .unwrap()
+        .apply(Rules::builtin())
+        .unwrap();
+    let acme = rules.policies.for_payer("ACME-HEALTH", Plan::Commercial);
+    assert_eq!(acme.daily_unit_limit(code("97530")), Some(3));
+    assert!(acme.require_plan_of_care);
+    let mcd = rules.policies.for_payer("STATE-MCD", Plan::Medicaid);
+    assert_eq!(mcd.recertification_days, Some(60));
+    assert_eq!(mcd.unit_method, UnitMethod::CmsTotalTime, "from extends");
+}
