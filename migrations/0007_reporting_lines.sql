@@ -8,7 +8,12 @@
 -- diagnosis: what the read-only reporting role may see.
 --   processed_at  when the line was produced (a reissued line: when reissued)
 --   plan          the payer's plan from the event that produced the line
---                 ('unknown' where its payload is not kept: before 0006)
+--                 ('unknown' where its payload is not kept: before 0006).
+--                 Read by a pattern, not by a jsonb cast: an event that
+--                 serde accepts may hold what jsonb refuses (a lone
+--                 surrogate escape in an unknown field), and one such
+--                 payload must not break every panel; encode(..., 'escape')
+--                 never fails on bytes.
 --   discipline    PT / OT / SLP from the line's GP / GO / GN modifier
 --   billable      validated with more than 0 units (a 0-unit line is not)
 --   held          needs_review
@@ -19,7 +24,8 @@ CREATE VIEW reporting_lines AS
 SELECT c.created_at                                      AS processed_at,
        c.date_of_service,
        c.payer_id,
-       coalesce(convert_from(p.payload, 'UTF8')::jsonb #>> '{encounter,payer,plan}',
+       coalesce(substring(encode(p.payload, 'escape')
+                          FROM '"payer"\s*:\s*\{[^}]*"plan"\s*:\s*"(medicare|medicaid|commercial|other)"'),
                 'unknown')                               AS plan,
        CASE WHEN 'GP' = ANY (c.modifiers) THEN 'PT'
             WHEN 'GO' = ANY (c.modifiers) THEN 'OT'

@@ -22,7 +22,21 @@ fn demo_messages() -> Vec<(Option<String>, Vec<u8>)> {
         include_str!("../../examples/encounters.jsonl"),
         include_str!("../../examples/bad-events.jsonl")
     );
+    // And one more event that the service accepts but whose payload jsonb
+    // would refuse (a lone surrogate in an unknown field): the reporting
+    // view must not break on it.
+    let first = text.lines().next().unwrap();
+    let odd = first
+        .replacen(
+            "\"event_type\"",
+            r#""vendor_note": "\ud800", "event_type""#,
+            1,
+        )
+        .replace("3f7c2a1e-5b4d-4c8e-9a0f-1d2e3f4a5b6c", "odd-event-1")
+        .replace("ENC-000101", "ENC-ODD-1");
+    assert_ne!(odd, first);
     text.lines()
+        .chain([odd.as_str()])
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let key = serde_json::from_str::<Value>(l)
@@ -123,7 +137,7 @@ async fn every_sql_panel_returns_rows_for_the_demo_data() {
     let svc = env.service();
     svc.wait_ready(T).await;
     env.send(&demo_messages()).await;
-    env.wait_count("SELECT count(*) FROM encounter_events", 25, T)
+    env.wait_count("SELECT count(*) FROM encounter_events", 26, T)
         .await;
     env.wait_count("SELECT count(*) FROM dead_letters", 1, T)
         .await;
@@ -222,5 +236,11 @@ async fn every_sql_panel_returns_rows_for_the_demo_data() {
         .await,
         0,
         "every line has its plan and discipline"
+    );
+    assert!(
+        env.count("SELECT count(*) FROM claim_lines WHERE encounter_id = 'ENC-ODD-1'")
+            .await
+            > 0,
+        "the event with the odd unknown field was processed (and read by the view)"
     );
 }
