@@ -2,6 +2,8 @@
 //! order, page by page (keyset pages inside one read-only repeatable-read
 //! transaction: one consistent snapshot, never the whole range in memory).
 
+use std::time::Duration;
+
 use anyhow::Context;
 use chrono::NaiveDate;
 use sqlx::Row;
@@ -15,6 +17,9 @@ pub(crate) enum Which {
     Billable,
     Held,
 }
+
+/// The longest one page's query may take.
+const PAGE_DEADLINE: Duration = Duration::from_secs(300);
 
 /// One exported line, as stored.
 #[derive(Debug, Clone)]
@@ -60,10 +65,14 @@ pub(crate) async fn each_line(
         .begin()
         .await
         .context("Failed to begin the export")?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await
-        .context("Failed to start the export's snapshot")?;
+    sqlx::raw_sql(&format!(
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+         SET LOCAL statement_timeout = '{}s'",
+        PAGE_DEADLINE.as_secs()
+    ))
+    .execute(&mut *tx)
+    .await
+    .context("Failed to start the export's snapshot")?;
     let filter = match which {
         Which::Billable => "status = 'validated' AND units > 0",
         Which::Held => "status = 'needs_review'",
@@ -78,18 +87,19 @@ pub(crate) async fn each_line(
                 rules_version
          FROM claim_lines
          WHERE date_of_service BETWEEN $1 AND $2 AND {filter}
-           AND ($3 OR (patient_id, provider_npi, payer_id, date_of_service, encounter_id,
-                       line_no, claim_line_id)
+           AND ($3 OR (patient_id COLLATE \"C\", provider_npi COLLATE \"C\",
+                       payer_id COLLATE \"C\", date_of_service, encounter_id COLLATE \"C\",
+                       line_no, claim_line_id COLLATE \"C\")
                     > ($4, $5, $6, $7, $8, $9, $10))
-         ORDER BY patient_id, provider_npi, payer_id, date_of_service, encounter_id,
-                  line_no, claim_line_id
+         ORDER BY patient_id COLLATE \"C\", provider_npi COLLATE \"C\", payer_id COLLATE \"C\",
+                  date_of_service, encounter_id COLLATE \"C\", line_no, claim_line_id COLLATE \"C\"
          LIMIT {page}"
     );
     let mut after: Option<ExportRow> = None;
     let mut n = 0u64;
     loop {
         let a = after.as_ref();
-        let rows = sqlx::query(&sql)
+        let page_rows = sqlx::query(&sql)
             .bind(from)
             .bind(to)
             .bind(a.is_none())
@@ -100,8 +110,12 @@ pub(crate) async fn each_line(
             .bind(a.map(|r| r.encounter_id.as_str()).unwrap_or_default())
             .bind(a.map(|r| r.line_no).unwrap_or_default())
             .bind(a.map(|r| r.claim_line_id.as_str()).unwrap_or_default())
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *tx);
+        // The server's statement timeout bounds the query; this bounds the
+        // wait on a connection that went silent.
+        let rows = tokio::time::timeout(PAGE_DEADLINE + Duration::from_secs(5), page_rows)
             .await
+            .map_err(|_| anyhow::anyhow!("Postgres did not answer within {PAGE_DEADLINE:?}"))?
             .context("Failed to read claim_lines for the export")?;
         let full = rows.len() == page as usize;
         let last = rows.len().saturating_sub(1);
