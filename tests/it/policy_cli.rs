@@ -111,3 +111,62 @@ fn the_service_refuses_to_start_with_a_bad_payer_policy_file() {
         "{err}"
     );
 }
+
+/// The service judges by the policy file; `reprocess` given the same file
+/// finds nothing to change, and without it would change the line.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_and_reprocess_judge_by_the_same_policy_file() {
+    use crate::support::{bootstrap, event, TestEnv};
+    const T: std::time::Duration = std::time::Duration::from_secs(60);
+    let path = policy_file(
+        "service.json",
+        r#"{"payers": {"ACME-HEALTH": {"extends": "commercial", "daily_unit_limits": {"97530": 1}}}}"#,
+    );
+    let path = path.to_str().unwrap();
+    let env = TestEnv::new("policy", 1).await;
+    let svc = env.service_with(&env.db_url, &[("CLAIMLINE_PAYER_POLICY", path)]);
+    svc.wait_ready(T).await;
+    let mut ev = event("p-1", "finalized", "ENC-P", 1);
+    ev["encounter"]["payer"] = serde_json::json!({"id": "ACME-HEALTH", "plan": "commercial"});
+    env.send_events(&[ev]).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 1, T)
+        .await;
+    let (status, version): (String, String) = sqlx::query_as(
+        "SELECT status, rules_version FROM claim_lines WHERE encounter_id = 'ENC-P' AND code = '97530'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "needs_review", "over the file's limit of 1 unit");
+    assert!(version.contains("+policy."), "{version}");
+    assert!(svc
+        .log()
+        .contains(&version[..version.find("+policy.").unwrap() + 20]));
+
+    let reprocess = |policy: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_claimline"));
+        cmd.args(["reprocess", "--since", "2026-03-02", "--dry-run"])
+            .env("DATABASE_URL", &env.db_url)
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap());
+        if let Some(p) = policy {
+            cmd.args(["--payer-policy", p]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let same = reprocess(Some(path));
+    assert!(
+        same.starts_with("1 encounter(s) re-evaluated, 0 changed"),
+        "{same}"
+    );
+    let builtin = reprocess(None);
+    assert!(
+        builtin.starts_with("1 encounter(s) re-evaluated, 1 changed"),
+        "{builtin}"
+    );
+}
