@@ -37,9 +37,12 @@ pub async fn import(
 }
 
 /// The imported tables, and the rule book they make with the built-in data.
-pub async fn list(database_url: &DatabaseUrl) -> anyhow::Result<(Vec<Listed>, RuleBook)> {
+pub async fn list(
+    database_url: &DatabaseUrl,
+    base: &'static Rules,
+) -> anyhow::Result<(Vec<Listed>, RuleBook)> {
     let db = Db::connect(database_url, 1).await?;
     let tables = store::rules::list(&db).await?;
-    let book = crate::cms::shipped::with_imported(&store::rules::load(&db).await?);
+    let book = crate::cms::shipped::over(base, &store::rules::load(&db).await?);
     Ok((tables, book))
 }

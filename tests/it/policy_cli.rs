@@ -169,4 +169,13 @@ async fn the_service_and_reprocess_judge_by_the_same_policy_file() {
         builtin.starts_with("1 encounter(s) re-evaluated, 1 changed"),
         "{builtin}"
     );
+
+    // `rules list` with the file shows the version the line carries.
+    let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["rules", "list", "--payer-policy", path])
+        .env("DATABASE_URL", &env.db_url)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(listed.contains(&format!("\t{version}\n")), "{listed}");
 }
