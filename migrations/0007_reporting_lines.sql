@@ -1,7 +1,9 @@
 -- Issue 26: reporting by when lines were processed, not by date of service,
 -- so back-dated documentation shows on the dashboard; with the payer's plan
 -- and the discipline to filter on. Views only: nothing is added to what a
--- batch writes.
+-- batch writes, not even an index on created_at (every batch would pay for
+-- it), so a panel scans the lines in force; at scale, point Grafana at a
+-- read replica.
 
 -- One row per claim line in force (void lines excluded), for the Grafana
 -- panels to aggregate. No patient, encounter or line identifier and no
