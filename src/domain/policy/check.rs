@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::domain::rules::Catalogue;
 use crate::domain::values::Code;
 
-/// The fields of a payer policy ([`super::rules::PayerPolicy`]), each with
+/// The fields of a payer policy ([`crate::domain::rules::PayerPolicy`]), each with
 /// what it takes.
 const FIELDS: &[(&str, Kind)] = &[
     ("unit_method", Kind::UnitMethod),

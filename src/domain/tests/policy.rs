@@ -159,6 +159,24 @@ fn the_file_covers_every_field_of_a_payer_policy() {
            "therapy_thresholds": [{"year": 2026, "kx_cents": 100000, "review_cents": 200000}]}"#,
     );
     let x = rules.policies.for_payer("X", Plan::Other);
+    // Exhaustive: a field added to PayerPolicy stops this compiling until
+    // the policy file's checks (policy/check.rs FIELDS) and this test take it.
+    let crate::domain::rules::PayerPolicy {
+        unit_method: _,
+        daily_unit_limits: _,
+        mppr: _,
+        assistant_payment_percent: _,
+        require_plan_of_care: _,
+        mue: _,
+        assistant_modifiers: _,
+        slp_assistants: _,
+        not_recognized: _,
+        recertification_days: _,
+        kx_threshold: _,
+        ncci: _,
+        ptp: _,
+        pfs_bundled: _,
+    } = x;
     assert_eq!(x.unit_method, UnitMethod::CmsTotalTime);
     assert_eq!(x.daily_unit_limit(code("97110")), Some(1));
     assert!(x.mppr && x.require_plan_of_care && x.mue && x.assistant_modifiers);
@@ -221,4 +239,37 @@ fn the_shipped_example_is_a_valid_policy_file() {
     let mcd = rules.policies.for_payer("STATE-MCD", Plan::Medicaid);
     assert_eq!(mcd.recertification_days, Some(60));
     assert_eq!(mcd.unit_method, UnitMethod::CmsTotalTime, "from extends");
+}
+
+#[test]
+fn the_built_in_policies_pass_the_checks_of_a_policy_file() {
+    // Every field data/payers.json uses is one a policy file may give, so
+    // a field added to the built-in data is refused by no file.
+    let builtin = include_str!("../../../data/payers.json");
+    let rules = parse(builtin).unwrap().apply(Rules::builtin()).unwrap();
+    for plan in [
+        Plan::Medicare,
+        Plan::Medicaid,
+        Plan::Commercial,
+        Plan::Other,
+    ] {
+        let (a, b) = (
+            rules.policies.for_payer("any", plan),
+            Rules::builtin().policies.for_payer("any", plan),
+        );
+        assert_eq!(
+            (
+                a.unit_method,
+                a.mue,
+                a.ptp.len(),
+                a.daily_unit_limit(code("97530"))
+            ),
+            (
+                b.unit_method,
+                b.mue,
+                b.ptp.len(),
+                b.daily_unit_limit(code("97530"))
+            )
+        );
+    }
 }
