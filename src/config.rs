@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use crate::domain::locality::ProviderLocalities;
 use crate::domain::policy::PolicyFile;
 use crate::domain::Rules;
 use crate::kafka::KafkaArgs;
@@ -22,6 +23,24 @@ pub struct DatabaseArgs {
     /// postgres://user:password@host:5432/db?sslmode=verify-full.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: DatabaseUrl,
+}
+
+/// Each billing NPI's Medicare payment locality, for the locality's
+/// expected payment (`1234567893=01112-54,...`: the MAC and locality
+/// numbers of CMS's GPCI file). An event's `provider.medicare_locality`
+/// wins over it. Taken by `run`, `evaluate` and `reprocess` alike.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LocalityArgs {
+    /// Each billing NPI's Medicare locality, `NPI=MAC-LOCALITY,...`
+    /// (`1234567893=01112-54`); the event's own locality wins.
+    #[arg(
+        long,
+        env = "CLAIMLINE_PROVIDER_LOCALITIES",
+        default_value = "",
+        hide_default_value = true,
+        value_parser = ProviderLocalities::parse
+    )]
+    pub provider_localities: ProviderLocalities,
 }
 
 /// The payer policy file `run`, `evaluate` and `reprocess` take: merged
@@ -83,6 +102,8 @@ pub struct RunConfig {
     pub group_id: String,
     #[command(flatten)]
     pub topics: TopicArgs,
+    #[command(flatten)]
+    pub localities: LocalityArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Address of /metrics, /healthz and /readyz.

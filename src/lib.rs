@@ -8,7 +8,7 @@
 //!   decoded by `codec`.
 //! - [`codec`]: bytes to domain types and back: decode an event, encode a
 //!   claim line, the wire types and their JSON Schemas.
-//! - [`cms`]: CMS's rule files (NCCI PTP, MUE, PPRRVU) read in their own
+//! - [`cms`]: CMS's rule files (NCCI PTP, MUE, PPRRVU, GPCI) read in their own
 //!   layouts, into the domain's rule tables.
 //! - [`ascii`], [`dates`]: leaf helpers both sides share (byte scanning,
 //!   decimals, dates and timestamps).

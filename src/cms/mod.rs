@@ -6,24 +6,30 @@
 //! - [`mue`]: the NCCI practitioner services MUE table
 //!   (`MCR_MUE_PractitionerServices_Eff_04-01-2026.csv`);
 //! - [`pprrvu`]: the physician fee schedule RVU file
-//!   (`PPRRVU2026_Jan_nonQPP.csv`).
+//!   (`PPRRVU2026_Jan_nonQPP.csv`);
+//! - [`gpci`]: the year's GPCIs by Medicare locality (`GPCI2025.csv`).
 //!
-//! Which table a file is, and its quarter, follow from the file name as
-//! CMS names it; `--kind` and `--quarter` say it for a renamed file.
+//! Each file is streamed through [`source`]: linear in the file, memory
+//! bounded by the rows kept. Which table a file is, its quarter and (PTP)
+//! its part follow from the file name as CMS names it; `--kind`,
+//! `--quarter` and `--part` say it for a renamed file.
 //! Errors name the file's line and the column, never a row's content
 //! beyond the code.
 
+mod gpci;
 mod mue;
 mod pprrvu;
 mod ptp;
 pub mod shipped;
+mod source;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use chrono::NaiveDate;
-use sha2::{Digest, Sha256};
+
+use source::{RowError, Source};
 
 use crate::domain::rulebook::{Origin, Table, TableKind, TableRows};
 use crate::domain::{Code, RuleBook, Rules};
@@ -45,10 +51,11 @@ pub enum ImportError {
     UnknownKind { file: String },
     #[error("{file}: cannot tell the quarter from its name; pass --quarter (for example 2026Q2)")]
     UnknownQuarter { file: String },
-    #[error("{file}, line {line}: {problem}")]
+    #[error("{file}, line {line}{}: {problem}", column.map(|(n, heading)| format!(", column {n} ({heading})")).unwrap_or_default())]
     Row {
         file: String,
         line: u64,
+        column: Option<(usize, &'static str)>,
         problem: String,
     },
     #[error("{file}: {problem}")]
@@ -97,47 +104,66 @@ impl TableKind {
             "ptp" => Ok(TableKind::Ptp),
             "mue" => Ok(TableKind::Mue),
             "pfs" | "pprrvu" => Ok(TableKind::Pfs),
-            _ => Err(format!("{s:?}: expected ptp, mue or pfs")),
+            "gpci" => Ok(TableKind::Gpci),
+            _ => Err(format!("{s:?}: expected ptp, mue, pfs or gpci")),
         }
     }
 }
 
-/// Reads one CMS file. `kind` and `quarter` override what its name says.
-pub fn read_file(
-    path: &Path,
-    kind: Option<TableKind>,
-    quarter: Option<Quarter>,
-    rules: &Rules,
-) -> Result<Imported, ImportError> {
+/// What the command line says of a file, where its name does not.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Given {
+    pub kind: Option<TableKind>,
+    /// The quarter a PTP or MUE table takes over; for a GPCI table, the
+    /// year; for a PPRRVU file, the release's first quarter.
+    pub quarter: Option<Quarter>,
+    /// Which of a PTP quarter's four parts (1-4) the file is.
+    pub part: Option<u8>,
+}
+
+/// Reads one CMS file, streamed: memory holds the rows kept, not the file.
+pub fn read_file(path: &Path, given: Given, rules: &Rules) -> Result<Imported, ImportError> {
     let file = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
-    let bytes = std::fs::read(path).map_err(|e| ImportError::File {
+    let opened = std::fs::File::open(path).map_err(|e| ImportError::File {
         file: file.clone(),
         problem: format!("cannot read it: {e}"),
     })?;
-    read_bytes(&file, &bytes, kind, quarter, rules)
+    read_from(&file, opened, given, rules)
 }
 
 /// Reads one CMS file's bytes, named `file`.
 pub fn read_bytes(
     file: &str,
     bytes: &[u8],
-    kind: Option<TableKind>,
-    quarter: Option<Quarter>,
+    given: Given,
     rules: &Rules,
 ) -> Result<Imported, ImportError> {
-    let kind = kind
+    read_from(file, bytes, given, rules)
+}
+
+/// Reads one CMS file from `reader`, named `file`.
+pub fn read_from(
+    file: &str,
+    reader: impl std::io::Read,
+    given: Given,
+    rules: &Rules,
+) -> Result<Imported, ImportError> {
+    let kind = given
+        .kind
         .or_else(|| kind_of(file))
         .ok_or_else(|| ImportError::UnknownKind { file: file.into() })?;
     let in_catalogue = |code: Code| rules.catalogue.get_code(&code).is_some();
+    let unknown_quarter = || ImportError::UnknownQuarter { file: file.into() };
     let (label, valid_from) = match kind {
         TableKind::Ptp | TableKind::Mue => {
-            let (q, revision) = quarter
+            let (q, revision) = given
+                .quarter
                 .map(|q| (q, 0))
                 .or_else(|| quarter_of(kind, file))
-                .ok_or_else(|| ImportError::UnknownQuarter { file: file.into() })?;
+                .ok_or_else(unknown_quarter)?;
             let label = match revision {
                 0 => q.label(),
                 r => format!("{}r{r}", q.label()),
@@ -152,32 +178,57 @@ pub fn read_bytes(
                     problem: "this is the fee schedule with the qualifying-APM-participant conversion factor; import the nonQPP file (claimline estimates the non-QP payment)".into(),
                 });
             }
-            match quarter {
+            match given.quarter {
                 Some(q) => (q.label(), q.first_day()),
-                None => pprrvu::release_of(file)
-                    .ok_or_else(|| ImportError::UnknownQuarter { file: file.into() })?,
+                None => pprrvu::release_of(file).ok_or_else(unknown_quarter)?,
             }
         }
+        TableKind::Gpci => {
+            let year = given
+                .quarter
+                .map(|q| q.year)
+                .or_else(|| gpci::year_of(file))
+                .ok_or_else(|| ImportError::File {
+                    file: file.into(),
+                    problem:
+                        "cannot tell the year from its name (GPCI2025.csv); pass --quarter 2025Q1"
+                            .into(),
+                })?;
+            (
+                year.to_string(),
+                NaiveDate::from_ymd_opt(year, 1, 1).ok_or_else(unknown_quarter)?,
+            )
+        }
     };
-    // CMS's text files are Latin-1 (the rationale column); codes are ASCII.
-    let text: String = bytes.iter().map(|&b| b as char).collect();
-    let row_error = |line: u64, problem: String| ImportError::Row {
+    let part = match kind {
+        TableKind::Ptp => given.part.or_else(|| part_of(file)),
+        _ => None,
+    };
+    let source = Source::new(reader);
+    let digest = source.digest();
+    let row_error = |e: RowError| ImportError::Row {
         file: file.into(),
-        line,
-        problem,
+        line: e.line,
+        column: e.column,
+        problem: e.problem,
     };
     let (rows, rows_read) = match kind {
         TableKind::Ptp => {
-            let (rows, n) = ptp::parse(&text, in_catalogue).map_err(|(l, p)| row_error(l, p))?;
+            let reader = std::io::BufReader::with_capacity(1 << 16, source);
+            let (rows, n) = ptp::parse(reader, in_catalogue).map_err(row_error)?;
             (TableRows::Ptp(rows), n)
         }
         TableKind::Mue => {
-            let (rows, n) = mue::parse(&text, in_catalogue).map_err(|(l, p)| row_error(l, p))?;
+            let (rows, n) = mue::parse(source, in_catalogue).map_err(row_error)?;
             (TableRows::Mue(rows), n)
         }
         TableKind::Pfs => {
-            let (rows, n) = pprrvu::parse(&text, in_catalogue).map_err(|(l, p)| row_error(l, p))?;
+            let (rows, n) = pprrvu::parse(source, in_catalogue).map_err(row_error)?;
             (TableRows::Pfs(rows), n)
+        }
+        TableKind::Gpci => {
+            let (rows, n) = gpci::parse(source).map_err(row_error)?;
+            (TableRows::Gpci(rows), n)
         }
     };
     if rows_read == 0 {
@@ -193,15 +244,22 @@ pub fn read_bytes(
             rows,
             origin: Origin::Imported,
             coverage: None,
+            part,
         },
         file_name: file.into(),
-        sha256: hex(&Sha256::digest(bytes)),
+        sha256: digest.hex(),
         rows_read,
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// `ccipra-v323r0-f2.txt`: part 2 of the quarter's four.
+fn part_of(file: &str) -> Option<u8> {
+    let f = file.to_ascii_lowercase();
+    let at = f.rfind("-f").or_else(|| f.rfind("_f"))? + 2;
+    let digit = *f.as_bytes().get(at)?;
+    let after = f.as_bytes().get(at + 1);
+    ((b'1'..=b'4').contains(&digit) && matches!(after, None | Some(b'.' | b'_' | b'-')))
+        .then_some(digit - b'0')
 }
 
 /// The table a CMS file name names: the practitioner tables only (the
@@ -215,6 +273,8 @@ fn kind_of(file: &str) -> Option<TableKind> {
         Some(TableKind::Mue)
     } else if f.contains("pprrvu") {
         Some(TableKind::Pfs)
+    } else if f.starts_with("gpci") {
+        Some(TableKind::Gpci)
     } else {
         None
     }
@@ -255,7 +315,7 @@ fn quarter_of(kind: TableKind, file: &str) -> Option<(Quarter, u32)> {
             let date = NaiveDate::parse_from_str(d, "%m-%d-%Y").ok()?;
             Some((Quarter::of(date), 0))
         }
-        TableKind::Pfs => None,
+        TableKind::Pfs | TableKind::Gpci => None,
     }
 }
 
@@ -263,56 +323,6 @@ fn quarter_of(kind: TableKind, file: &str) -> Option<(Quarter, u32)> {
 fn code_cell(cell: &str) -> Option<Code> {
     let c = cell.trim();
     (c.len() == 5).then(|| Code::parse(c).ok()).flatten()
-}
-
-/// The records of a CSV file (rows of any width), each with the line it
-/// starts on; or (line, problem). Linear in the file: each record's line
-/// is counted on from the record before.
-fn csv_records(
-    text: &str,
-) -> impl Iterator<Item = Result<(u64, csv::StringRecord), (u64, String)>> + '_ {
-    let mut lines = LineCounter::default();
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes())
-        .into_records()
-        .map(move |record| match record {
-            Ok(r) => Ok((r.position().map_or(0, |p| lines.at(text, p.byte())), r)),
-            Err(e) => Err((
-                e.position().map_or(0, |p| lines.at(text, p.byte())),
-                "not a valid CSV record".to_owned(),
-            )),
-        })
-}
-
-/// The 1-based line of increasing byte offsets (the csv crate's own line
-/// count skips the line breaks inside quoted cells, which CMS's headers
-/// have), counting only the bytes since the offset before.
-#[derive(Default)]
-struct LineCounter {
-    byte: usize,
-    newlines: u64,
-}
-
-impl LineCounter {
-    fn at(&mut self, text: &str, byte: u64) -> u64 {
-        let mut end = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
-        // A record after a CRLF starts, for the csv crate, at its LF.
-        while matches!(text.as_bytes().get(end), Some(b'\r' | b'\n')) {
-            end += 1;
-        }
-        if end < self.byte {
-            // Not in order (never for the csv crate): count from the start.
-            *self = LineCounter::default();
-        }
-        self.newlines += text.as_bytes()[self.byte..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64;
-        self.byte = end;
-        self.newlines + 1
-    }
 }
 
 /// `YYYYMMDD`.
@@ -339,7 +349,7 @@ pub fn book_from_dir(dir: &Path, base: &'static Rules) -> anyhow::Result<RuleBoo
         .collect();
     names.sort();
     for path in names {
-        match read_file(&path, None, None, rules) {
+        match read_file(&path, Given::default(), rules) {
             Ok(file) => tables.push(file.table),
             Err(ImportError::UnknownKind { .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -347,6 +357,9 @@ pub fn book_from_dir(dir: &Path, base: &'static Rules) -> anyhow::Result<RuleBoo
     }
     if tables.is_empty() {
         anyhow::bail!("no CMS table files in {}", dir.display());
+    }
+    if let Some(p) = crate::domain::rulebook::pending_ptp(&tables).first() {
+        anyhow::bail!("{}: {p}", dir.display());
     }
     Ok(shipped::over(base, &tables))
 }

@@ -13,9 +13,12 @@
 //! others (I not valid for Medicare, C carrier-priced, N not covered, ...)
 //! give no estimate.
 
+use std::io::Read;
+
 use chrono::NaiveDate;
 
 use super::code_cell;
+use super::source::{csv_records, latin1, RowError, Source};
 use crate::domain::rulebook::FeeSchedule;
 use crate::domain::rules::Rvu;
 use crate::domain::Code;
@@ -58,7 +61,7 @@ struct Columns {
 impl Columns {
     /// From the two header rows, each column's heading is the cell above
     /// and its own, joined.
-    fn find(above: &[String], header: &csv::StringRecord) -> Result<Columns, String> {
+    fn find(above: &[String], header: &[String]) -> Result<Columns, String> {
         let headings: Vec<(String, String)> = header
             .iter()
             .enumerate()
@@ -74,7 +77,7 @@ impl Columns {
                 .position(|(joined, own)| {
                     joined == want || own == want || joined.ends_with(&suffix)
                 })
-                .ok_or_else(|| format!("no {want:?} column in the header"))
+                .ok_or_else(|| format!("no {want:?} column in the header: not a PPRRVU file?"))
         };
         Ok(Columns {
             hcpcs: find("HCPCS")?,
@@ -86,6 +89,22 @@ impl Columns {
             conversion_factor: find("CONV FACTOR")?,
         })
     }
+
+    /// The last column a row needs.
+    fn last(&self) -> usize {
+        [
+            self.hcpcs,
+            self.modifier,
+            self.status,
+            self.work,
+            self.pe_nonfacility,
+            self.mp,
+            self.conversion_factor,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    }
 }
 
 fn normalize(s: &str) -> String {
@@ -95,56 +114,85 @@ fn normalize(s: &str) -> String {
         .to_ascii_uppercase()
 }
 
+/// Records of notes and headings before the header row (CMS's: 9).
+const PREAMBLE_AT_MOST: usize = 30;
+
+/// A cell that holds nothing: blanks, or control bytes such as the DOS
+/// end-of-file mark (0x1A) some releases end with.
+fn blank(cell: &[u8]) -> bool {
+    cell.iter()
+        .all(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+}
+
 /// The kept codes' RVUs and the conversion factor, with the number of data
-/// rows; or (line, problem).
-pub fn parse(
-    text: &str,
+/// rows.
+pub fn parse<R: Read>(
+    source: Source<R>,
     keep: impl Fn(Code) -> bool,
-) -> Result<(FeeSchedule, usize), (u64, String)> {
+) -> Result<(FeeSchedule, usize), RowError> {
     let mut previous: Vec<String> = Vec::new();
     let mut columns: Option<Columns> = None;
     let mut rvus = Vec::new();
     let mut bundled = Vec::new();
     let mut conversion_factor: Option<f64> = None;
     let mut rows = 0;
-    for record in super::csv_records(text) {
+    for (i, record) in csv_records(source).enumerate() {
         let (line, record) = record?;
         let Some(c) = &columns else {
-            if normalize(record.get(0).unwrap_or("")) == "HCPCS" {
-                columns = Some(Columns::find(&previous, &record).map_err(|p| (line, p))?);
+            let cells: Vec<String> = record.iter().map(latin1).collect();
+            if normalize(cells.first().map_or("", |s| s.as_str())) == "HCPCS" {
+                columns =
+                    Some(Columns::find(&previous, &cells).map_err(|p| RowError::at(line, p))?);
+            } else if i >= PREAMBLE_AT_MOST {
+                return Err(RowError::at(line, format!("no header row starting with HCPCS in the first {PREAMBLE_AT_MOST} records: not a PPRRVU file")));
             } else {
-                previous = record.iter().map(str::to_owned).collect();
+                previous = cells;
             }
             continue;
         };
-        if record.iter().all(|cell| cell.trim().is_empty()) {
+        if record.iter().all(blank) {
             continue;
         }
         rows += 1;
-        let cell = |i: usize| record.get(i).unwrap_or("").trim();
-        let code =
-            code_cell(cell(c.hcpcs)).ok_or((line, "HCPCS is not a 5-character code".to_owned()))?;
+        if record.len() <= c.last() {
+            return Err(RowError::at(
+                line,
+                format!(
+                    "{} columns where the header has at least {} (a truncated file?)",
+                    record.len(),
+                    c.last() + 1
+                ),
+            ));
+        }
+        let cell = |i: usize| latin1(record.get(i).unwrap_or(b"").trim_ascii());
+        let code = code_cell(&cell(c.hcpcs))
+            .ok_or_else(|| RowError::cell(line, c.hcpcs, "HCPCS", "not a 5-character code"))?;
         // The global service only: -26/-TC and other modifiers' rows are
         // other services.
         if !cell(c.modifier).is_empty() || !keep(code) {
             continue;
         }
-        let number = |i: usize, name: &str| -> Result<f64, (u64, String)> {
+        let number = |i: usize, name: &'static str| -> Result<f64, RowError> {
             cell(i)
                 .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite() && (0.0..10_000.0).contains(v))
-                .ok_or((line, format!("{name} is not a number")))
+                .ok_or_else(|| RowError::cell(line, i, name, format!("{name} is not a number")))
         };
         let cf = number(c.conversion_factor, "CONV FACTOR")?;
         match conversion_factor {
             None if cf > 0.0 => conversion_factor = Some(cf),
             Some(prev) if cf > 0.0 && (prev - cf).abs() > 1e-9 => {
-                return Err((line, "CONV FACTOR differs from the rows above".into()))
+                return Err(RowError::cell(
+                    line,
+                    c.conversion_factor,
+                    "CONV FACTOR",
+                    "CONV FACTOR differs from the rows above",
+                ))
             }
             _ => {}
         }
-        match cell(c.status) {
+        match cell(c.status).as_str() {
             "A" | "R" | "T" => {}
             "B" => {
                 bundled.push(code);
@@ -162,7 +210,10 @@ pub fn parse(
         ));
     }
     if columns.is_none() {
-        return Err((0, "no header row starting with HCPCS".into()));
+        return Err(RowError::at(
+            0,
+            "no header row starting with HCPCS: not a PPRRVU file",
+        ));
     }
     Ok((
         FeeSchedule {

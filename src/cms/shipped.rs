@@ -79,7 +79,7 @@ pub fn tables() -> &'static [Table] {
         FILES
             .iter()
             .map(|f| {
-                let mut t = read_bytes(f.file, f.bytes, None, None, Rules::builtin())
+                let mut t = read_bytes(f.file, f.bytes, Default::default(), Rules::builtin())
                     .unwrap_or_else(|e| panic!("data/cms/{} reads (tested): {e}", f.file))
                     .table;
                 let (y, m, d) = f.from;

@@ -10,13 +10,25 @@ const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cms/");
 /// catalogue code among them). In a subdirectory: `--rules DIR` reads only
 /// DIR's own files, and one part's first lines are not the Q3 table.
 const PTP_LAYOUT: &str = "ptp-layout/ccipra-v322r0-f1.excerpt.txt";
-const PTP_Q4: &str = "ccipra-v323r0-therapy-subset-DERIVED.txt";
+/// The derived v32.3 therapy rows cut into four synthetic parts (the
+/// fixtures' README): the quarter as `rules import` takes it.
+const PTP_Q4: &str = "ccipra-v323r0-f1.therapy-subset-DERIVED.txt";
+const PTP_Q4_PARTS: [&str; 4] = [
+    PTP_Q4,
+    "ccipra-v323r0-f2.therapy-subset-DERIVED.txt",
+    "ccipra-v323r0-f3.therapy-subset-DERIVED.txt",
+    "ccipra-v323r0-f4.therapy-subset-DERIVED.txt",
+];
 const MUE_Q2: &str = "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv";
 const RVU25D: &str = "PPRRVU2025_Oct.csv";
 const RVU26C: &str = "PPRRVU2026_Jul_nonQPP.csv";
 
 fn read(name: &str) -> Result<Imported, ImportError> {
-    read_file(&Path::new(DIR).join(name), None, None, Rules::builtin())
+    read_file(
+        &Path::new(DIR).join(name),
+        Given::default(),
+        Rules::builtin(),
+    )
 }
 
 fn bytes(name: &str) -> Vec<u8> {
@@ -53,7 +65,7 @@ fn ptp_files_read_by_cms_layout_and_name() {
     assert!(layout.table.rows.is_empty());
     // Every row parses to CMS's values: indicator 9 (6 rows) is no edit.
     let text: String = bytes(PTP_LAYOUT).iter().map(|&b| b as char).collect();
-    let (all, n) = ptp::parse(&text, |_| true).unwrap();
+    let (all, n) = ptp::parse(text.as_bytes(), |_| true).unwrap();
     assert_eq!((n, all.len()), (154, 148));
     let all = pairs(&all);
     assert_eq!(all[0], "0001A/0591T 1 Some(2022-01-01) Some(2023-12-31)");
@@ -66,19 +78,35 @@ fn ptp_files_read_by_cms_layout_and_name() {
 
     // The v32.3 therapy rows (derived: a third party's rewrite put back
     // into CMS's layout): 24 rows, 16 of them indicator 9.
-    let q4 = read(PTP_Q4).unwrap();
-    assert_eq!(
-        (q4.table.label.as_str(), q4.table.valid_from, q4.rows_read),
-        ("2026Q4", day("2026-10-01"), 24)
-    );
-    // Byte for byte the table claimline ships (data/cms/).
-    assert_eq!(
-        q4.sha256,
-        "7eeda5be74e2150850d06e83e21c1c3bce91e1b6728a9538ef8f2f745e942fd1"
-    );
-    let TableRows::Ptp(rows) = &q4.table.rows else {
-        panic!("not PTP")
-    };
+    let mut rows = Vec::new();
+    let mut read_rows = 0;
+    for (n, name) in PTP_Q4_PARTS.iter().enumerate() {
+        let part = read(name).unwrap();
+        assert_eq!(
+            (
+                part.table.label.as_str(),
+                part.table.valid_from,
+                part.table.part
+            ),
+            ("2026Q4", day("2026-10-01"), Some(n as u8 + 1))
+        );
+        read_rows += part.rows_read;
+        let TableRows::Ptp(r) = part.table.rows else {
+            panic!("not PTP")
+        };
+        rows.extend(r);
+    }
+    assert_eq!(read_rows, 24);
+    // Row for row the table claimline ships (data/cms/).
+    let shipped_rows = shipped::tables()
+        .iter()
+        .find_map(|t| match &t.rows {
+            TableRows::Ptp(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(rows, shipped_rows);
+    let rows = &rows;
     assert_eq!(
         pairs(rows),
         [
@@ -207,7 +235,7 @@ fn altered(name: &str, from: &str, to: &str) -> String {
 
 fn error_of(name: &str, text: &str) -> String {
     let bytes: Vec<u8> = text.chars().map(|c| c as u8).collect();
-    read_bytes(name, &bytes, None, None, Rules::builtin())
+    read_bytes(name, &bytes, Given::default(), Rules::builtin())
         .unwrap_err()
         .to_string()
 }
@@ -222,7 +250,7 @@ fn a_bad_row_is_named_by_its_line() {
     );
     assert_eq!(
         error_of(PTP_Q4, &bad),
-        "ccipra-v323r0-therapy-subset-DERIVED.txt, line 10: the effective date is not a YYYYMMDD date"
+        "ccipra-v323r0-f1.therapy-subset-DERIVED.txt, line 10, column 4 (Effective Date): the effective date is not a YYYYMMDD date"
     );
     let bad = altered(
         PTP_LAYOUT,
@@ -231,13 +259,13 @@ fn a_bad_row_is_named_by_its_line() {
     );
     assert_eq!(
         error_of("ccipra-v322r0-f1.excerpt.txt", &bad),
-        "ccipra-v322r0-f1.excerpt.txt, line 160: the modifier indicator is not 0, 1 or 9"
+        "ccipra-v322r0-f1.excerpt.txt, line 160, column 6 (Modifier): the modifier indicator is not 0, 1 or 9"
     );
 
     // The MUE file: the notice (7 lines) and the header (2) are quoted
     // cells with line breaks; 97140's row is on line 43.
     let bad = altered(MUE_Q2, "\n97140,6,", "\n97140,six,");
-    let want = "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv, line 43: the MUE value is not a whole number of units";
+    let want = "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv, line 43, column 2 (Practitioner Services MUE Values): the MUE value is not a whole number of units";
     assert_eq!(error_of(MUE_Q2, &bad), want);
     // CRLF line ends: still the right line.
     assert_eq!(error_of(MUE_Q2, &bad.replace('\n', "\r\n")), want);
@@ -248,18 +276,17 @@ fn a_bad_row_is_named_by_its_line() {
         let bad = altered(name, "\n97530,,,A,,0.44,", "\n97530,,,A,,x.44,");
         assert_eq!(
             error_of(name, &bad),
-            format!("{name}, line 58: WORK RVU is not a number")
+            format!("{name}, line 58, column 6 (WORK RVU): WORK RVU is not a number")
         );
     }
 
     let rules = Rules::builtin();
-    let e = read_bytes("rules.txt", b"97530\t97116", None, None, rules).unwrap_err();
+    let e = read_bytes("rules.txt", b"97530\t97116", Given::default(), rules).unwrap_err();
     assert!(matches!(e, ImportError::UnknownKind { .. }), "{e}");
     let e = read_bytes(
         "practitioner-ptp-edits.txt",
         b"97530\t97116",
-        None,
-        None,
+        Given::default(),
         rules,
     )
     .unwrap_err();
@@ -267,17 +294,18 @@ fn a_bad_row_is_named_by_its_line() {
     let e = read_bytes(
         "practitioner-ptp-edits.txt",
         b"97530\t97116",
-        None,
-        Some(Quarter::parse("2026Q2").unwrap()),
+        Given {
+            quarter: Some(Quarter::parse("2026Q2").unwrap()),
+            ..Given::default()
+        },
         rules,
     )
     .unwrap_err();
-    assert_eq!(e.to_string(), "practitioner-ptp-edits.txt, line 1: expected 7 tab-separated columns (column 1, column 2, prior-to-1996, effective date, deletion date, modifier indicator, rationale), found 2");
+    assert_eq!(e.to_string(), "practitioner-ptp-edits.txt, line 1: not a tab-separated PTP table: no column headings before the first edit, or too few columns (column 1, column 2, ...)");
     let e = read_bytes(
         "practitioner_ptp_v320r0.txt",
         b"just words\n",
-        None,
-        None,
+        Given::default(),
         rules,
     )
     .unwrap_err();
@@ -322,7 +350,7 @@ fn names_give_kind_and_quarter() {
     assert_eq!(kind_of("ccioph-v321r0-f1.txt"), None);
     assert_eq!(kind_of("README.md"), None);
     let rules = Rules::builtin();
-    let e = read_bytes("PPRRVU2026_Jan_QPP.csv", b"", None, None, rules).unwrap_err();
+    let e = read_bytes("PPRRVU2026_Jan_QPP.csv", b"", Given::default(), rules).unwrap_err();
     assert!(e.to_string().contains("import the nonQPP file"), "{e}");
     assert_eq!(kind_of(RVU25D), Some(TableKind::Pfs));
     assert_eq!(
@@ -492,8 +520,9 @@ fn an_imported_table_wins_over_the_shipped_one_from_its_own_start() {
     // The fixtures are the shipped tables' files under CMS's names, so
     // their labels match the shipped ones; which table is in force shows
     // in its origin (and, for PTP, in its coverage).
-    let imported: Vec<Table> = [RVU26C, MUE_Q2, PTP_Q4]
+    let imported: Vec<Table> = [RVU26C, MUE_Q2]
         .iter()
+        .chain(&PTP_Q4_PARTS)
         .map(|n| read(n).unwrap().table)
         .collect();
     let mut all = shipped::tables().to_vec();
@@ -537,4 +566,167 @@ fn an_imported_table_wins_over_the_shipped_one_from_its_own_start() {
         .edits
         .ptp_coverage
         .is_some());
+}
+
+#[test]
+fn the_gpci_file_reads_every_locality_of_its_year() {
+    let f = read("gpci/GPCI2025.csv").unwrap();
+    assert_eq!(
+        (f.table.label.as_str(), f.table.valid_from),
+        ("2025", day("2025-01-01"))
+    );
+    let TableRows::Gpci(rows) = &f.table.rows else {
+        panic!("not GPCI")
+    };
+    // 116 lines: title, blank, header, 109 localities, 4 lines of notes.
+    assert_eq!((rows.len(), f.rows_read), (109, 109));
+    let find = |l: &str| {
+        let l = crate::domain::locality::Locality::parse(l).unwrap();
+        rows.iter()
+            .find(|g| g.locality == l)
+            .map(|g| (g.work, g.pe, g.mp))
+    };
+    assert_eq!(find("01182-18"), Some((1.042, 1.194, 0.69)), "line 13");
+    assert_eq!(
+        find("02102-01"),
+        Some((1.5, 1.081, 0.592)),
+        "Alaska's 1.5 work floor"
+    );
+    assert_eq!(
+        find("10112-00"),
+        Some((1.0, 0.869, 0.575)),
+        "Alabama, locality 00"
+    );
+    // A bad index names its line and column, never the row.
+    let bad = altered(
+        "gpci/GPCI2025.csv",
+        "01182,CA,18,LOS ANGELES-LONG BEACH-ANAHEIM (LOS ANGELES/ORANGE CNTY),1.042",
+        "01182,CA,18,LOS ANGELES-LONG BEACH-ANAHEIM (LOS ANGELES/ORANGE CNTY),1.O42",
+    );
+    let e = error_of("GPCI2025.csv", &bad);
+    assert_eq!(
+        e,
+        "GPCI2025.csv, line 13, column 5 (PW GPCI): PW GPCI is not an index between 0.1 and 10"
+    );
+    assert!(!e.contains("LOS ANGELES"));
+}
+
+/// Quirks of CMS's releases not in a file at hand, on synthetic copies of
+/// real ones (labelled as such here): trailing empty rows (the January
+/// 2022 PPRRVU file ends with one), a DOS end-of-file byte, LF instead of
+/// CRLF, a header of 32 columns (2026 adds PRIC IND) against 31.
+#[test]
+fn synthetic_copies_with_each_release_quirk_read_as_the_original() {
+    let want = read(RVU25D).unwrap().table.rows;
+    let text: String = bytes(RVU25D).iter().map(|&b| b as char).collect();
+    for (quirk, copy) in [
+        (
+            "trailing empty rows",
+            format!("{text},,,,,,,,,,,,,,,,,,,,,,,,,,,,,,\r\n\r\n,,,\r\n"),
+        ),
+        ("a DOS end-of-file byte", format!("{text}\u{1a}")),
+        ("a row of blanks", format!("{text}  ,  ,\r\n")),
+        ("LF line ends", text.replace("\r\n", "\n")),
+    ] {
+        let bytes: Vec<u8> = copy.chars().map(|c| c as u8).collect();
+        let got = read_bytes(RVU25D, &bytes, Given::default(), Rules::builtin())
+            .unwrap_or_else(|e| panic!("{quirk}: {e}"));
+        assert_eq!(got.table.rows, want, "{quirk}");
+    }
+    // The MUE file with LF line ends and a trailing blank row.
+    let mue = read(MUE_Q2).unwrap().table.rows;
+    let text: String = bytes(MUE_Q2).iter().map(|&b| b as char).collect();
+    let copy: Vec<u8> = format!("{}\n,,,\n", text.replace("\r\n", "\n"))
+        .chars()
+        .map(|c| c as u8)
+        .collect();
+    assert_eq!(
+        read_bytes(MUE_Q2, &copy, Given::default(), Rules::builtin())
+            .unwrap()
+            .table
+            .rows,
+        mue
+    );
+}
+
+#[test]
+fn a_file_that_is_not_the_table_its_name_says_or_is_cut_short_is_refused() {
+    let rules = Rules::builtin();
+    let as_named = |name: &str, content: &[u8]| {
+        read_bytes(name, content, Given::default(), rules)
+            .unwrap_err()
+            .to_string()
+    };
+    // The MUE table under a PPRRVU name, the RVU file under an MUE name,
+    // the RVU file under a PTP name, the GPCI file under a PPRRVU name.
+    let e = as_named("PPRRVU2026_Jan_nonQPP.csv", &bytes(MUE_Q2));
+    assert!(
+        e.starts_with("PPRRVU2026_Jan_nonQPP.csv, line ") && e.contains("not a PPRRVU file"),
+        "{e}"
+    );
+    let e = as_named(
+        "MCR_MUE_PractitionerServices_Eff_07-01-2026.csv",
+        &bytes(RVU25D),
+    );
+    assert!(e.contains("not an MUE table"), "{e}");
+    let e = as_named("ccipra-v323r0-f1.txt", &bytes(RVU25D));
+    assert!(e.contains("not a tab-separated PTP table"), "{e}");
+    let e = as_named("PPRRVU2025_Oct.csv", &bytes("gpci/GPCI2025.csv"));
+    assert!(e.contains("not a PPRRVU file"), "{e}");
+
+    // Truncated: in the middle of a row, of each kind.
+    let cut = |name: &str, marker: &str| {
+        let b = bytes(name);
+        let m = marker.as_bytes();
+        let at = b.windows(m.len()).position(|w| w == m).unwrap() + m.len();
+        b[..at].to_vec()
+    };
+    let e = as_named(RVU25D, &cut(RVU25D, "\n97530,,,A,,0.44"));
+    assert_eq!(e, "PPRRVU2025_Oct.csv, line 58: 6 columns where the header has at least 25 (a truncated file?)");
+    let e = as_named(MUE_Q2, &cut(MUE_Q2, "\n97140,6"));
+    assert!(
+        e.starts_with(
+            "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv, line 43: expected 4 columns"
+        ),
+        "{e}"
+    );
+    let e = as_named(PTP_Q4, &cut(PTP_Q4, "97140\t97530\t\t2000"));
+    assert!(
+        e.starts_with(&format!(
+            "{PTP_Q4}, line 10: expected 7 tab-separated columns"
+        )),
+        "{e}"
+    );
+    // Cut inside the MUE file's quoted notice: no rows at all.
+    let e = as_named(MUE_Q2, &bytes(MUE_Q2)[..200]);
+    assert!(e.contains("no mue rows found"), "{e}");
+}
+
+#[test]
+fn ptp_parts_come_from_the_name_or_the_command_line() {
+    assert_eq!(part_of("ccipra-v323r0-f1.txt"), Some(1));
+    assert_eq!(part_of("CCIPRA-V323R0-F4.TXT"), Some(4));
+    assert_eq!(
+        part_of("medicare-ncci-2026q4-practitioner-ptp-edits-ccipra-v323r0-f2.txt"),
+        Some(2)
+    );
+    assert_eq!(part_of("ccipra-v323r0-f5.txt"), None);
+    assert_eq!(part_of("ccipra-v323r0.txt"), None);
+    assert_eq!(part_of("ccipra-v323r0-f12.txt"), None);
+    let given = Given {
+        part: Some(3),
+        ..Given::default()
+    };
+    let renamed = read_bytes(
+        "q4-ptp.txt",
+        &bytes(PTP_Q4),
+        Given {
+            kind: Some(TableKind::Ptp),
+            quarter: Some(Quarter::parse("2026Q4").unwrap()),
+            ..given
+        },
+        Rules::builtin(),
+    )
+    .unwrap();
+    assert_eq!(renamed.table.part, Some(3));
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::wire;
 use crate::domain::encounter::{Encounter, Interval, PlanOfCare, Service, MAX_MINUTES};
+use crate::domain::locality::Locality;
 use crate::domain::values::{Code, Credential, Diagnosis, EventType, Modifier, Npi, PatientId};
 
 /// The UTF-8 byte-order mark some Windows tools and integration engines
@@ -214,6 +215,13 @@ impl TryFrom<wire::EncounterEvent<'_>> for Encounter {
         }
         let npi = Npi::parse(&enc.provider.npi)
             .map_err(|r| EventError::schema("encounter.provider.npi", r))?;
+        let locality = match &enc.provider.medicare_locality {
+            Some(l) => Some(
+                Locality::parse(l)
+                    .map_err(|r| EventError::schema("encounter.provider.medicare_locality", r))?,
+            ),
+            None => None,
+        };
         check_text("encounter.payer.id", &enc.payer.id, 1, MAX_TEXT_CHARS)?;
         check_count("encounter.diagnoses", enc.diagnoses.len(), MAX_DIAGNOSES)?;
         check_count("encounter.services", enc.services.len(), MAX_SERVICES)?;
@@ -279,6 +287,7 @@ impl TryFrom<wire::EncounterEvent<'_>> for Encounter {
             date_of_service: enc.date_of_service,
             patient_id: PatientId::new(&enc.patient.id),
             npi,
+            locality,
             discipline: enc.provider.discipline,
             credential: enc.provider.credential,
             payer_id: enc.payer.id.into(),

@@ -332,8 +332,10 @@ impl<'a> Reader<'a> {
 
     fn provider(&mut self) -> Option<Provider<'a>> {
         let (mut npi, mut discipline, mut credential) = (None, None, None);
+        let mut medicare_locality = None;
         self.object(|r, key| match key {
             "npi" => once(&mut npi, r.cow()?),
+            "medicare_locality" => once(&mut medicare_locality, r.cow()?),
             "discipline" => {
                 let d = match r.str()? {
                     "PT" => Discipline::PT,
@@ -357,6 +359,7 @@ impl<'a> Reader<'a> {
             npi: npi?,
             discipline: discipline?,
             credential: credential?,
+            medicare_locality,
         })
     }
 

@@ -88,6 +88,15 @@ pub struct Provider<'a> {
     pub npi: Cow<'a, str>,
     pub discipline: Discipline,
     pub credential: Credential,
+    /// Optional: the Medicare payment locality the service was furnished
+    /// in, as the MAC's contractor number and the locality number of CMS's
+    /// GPCI file (`01112-54`). Where given (or set for the NPI by the
+    /// service's `CLAIMLINE_PROVIDER_LOCALITIES`) and that year's GPCIs are
+    /// loaded, Medicare's expected payment is the locality's; otherwise
+    /// the national amount.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[0-9]{5}-[0-9]{2}$"))]
+    pub medicare_locality: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]

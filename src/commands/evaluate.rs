@@ -30,17 +30,21 @@ pub(super) struct EvaluateArgs {
     #[arg(long)]
     per_event: bool,
     #[command(flatten)]
+    localities: crate::config::LocalityArgs,
+    #[command(flatten)]
     policy: crate::config::PolicyArgs,
 }
 
 pub(super) fn evaluate(args: EvaluateArgs) -> ExitCode {
+    let localities = args.localities.provider_localities.clone();
     let book = args
         .policy
         .rules()
         .and_then(|base| match args.rules.as_deref() {
             None => Ok(crate::cms::shipped::over(base, &[])),
             Some(dir) => crate::cms::book_from_dir(dir, base),
-        });
+        })
+        .map(|book| book.located(localities));
     let book = match book {
         Ok(book) => book,
         Err(e) => {

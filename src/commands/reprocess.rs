@@ -21,6 +21,8 @@ pub(super) struct ReprocessArgs {
     /// --review-topic (held).
     #[command(flatten)]
     topics: TopicArgs,
+    #[command(flatten)]
+    localities: crate::config::LocalityArgs,
     /// The service's payer policy file: reprocess judges by the same rules.
     #[command(flatten)]
     policy: PolicyArgs,
@@ -63,6 +65,7 @@ pub(super) fn reprocess(args: ReprocessArgs) -> ExitCode {
         review_topic: args.topics.review_topic,
         page_size: args.page_size,
         max_pages: args.max_pages,
+        localities: args.localities.provider_localities,
     };
     report(
         "reprocess",

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::{report, runtime};
-use crate::cms::Quarter;
+use crate::cms::{Given, Quarter};
 use crate::config::DatabaseArgs;
 use crate::domain::rulebook::TableKind;
 use crate::pipeline::rules_admin;
@@ -37,13 +37,17 @@ pub(super) struct ImportArgs {
     database: DatabaseArgs,
     /// The table, where the file name does not say it (CMS's names do:
     /// ccipra-v###r#-f#.txt, MCR_MUE_PractitionerServices_Eff_*.csv,
-    /// PPRRVU*.csv): ptp, mue or pfs.
+    /// PPRRVU*.csv, GPCI2025.csv): ptp, mue, pfs or gpci.
     #[arg(long, value_parser = TableKind::parse)]
     kind: Option<TableKind>,
     /// The quarter the table takes over (for example 2026Q2), where the
-    /// file name does not say it.
+    /// file name does not say it; for GPCIs, the year's first quarter.
     #[arg(long, value_parser = Quarter::parse)]
     quarter: Option<Quarter>,
+    /// Which of a PTP quarter's four parts (1-4) the one file given is,
+    /// where its name does not say it (CMS's: -f1 to -f4).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    part: Option<u8>,
     /// CMS files in their published layouts (the .txt PTP parts, the MUE
     /// and PPRRVU .csv files).
     #[arg(required = true)]
@@ -59,21 +63,21 @@ pub(super) fn rules(command: RulesCommand) -> ExitCode {
 
 /// One line a file on stderr.
 async fn import(args: &ImportArgs) -> anyhow::Result<String> {
-    let done = rules_admin::import(
-        &args.database.database_url,
-        &args.files,
-        args.kind,
-        args.quarter,
-    )
-    .await?;
+    let given = Given {
+        kind: args.kind,
+        quarter: args.quarter,
+        part: args.part,
+    };
+    let done = rules_admin::import(&args.database.database_url, &args.files, given).await?;
     let (mut added, mut already) = (0, 0);
-    for (file, loaded) in &done {
+    for (file, loaded) in &done.files {
         let t = &file.table;
         match loaded {
             Loaded::Added { id } => {
                 added += 1;
+                let part = t.part.map(|p| format!(" part f{p}")).unwrap_or_default();
                 eprintln!(
-                    "{}: {} {} in force from {}: {} of {} rows kept (catalogue codes); table {id}",
+                    "{}: {} {}{part} from {}: {} of {} rows kept (catalogue codes); table {id}",
                     file.file_name,
                     t.rows.kind().as_str(),
                     t.label,
@@ -91,22 +95,43 @@ async fn import(args: &ImportArgs) -> anyhow::Result<String> {
             }
         }
     }
+    for p in &done.pending {
+        eprintln!("pending: {p}; the parts loaded are kept");
+    }
     Ok(format!(
-        "{added} file(s) loaded, {already} already loaded; running instances pick them up within CLAIMLINE_RULES_POLL_SECS"
+        "{added} file(s) loaded, {already} already loaded, {} PTP quarter(s) pending; running instances pick up what is in force within CLAIMLINE_RULES_POLL_SECS",
+        done.pending.len()
     ))
 }
 
 /// The imported tables and the rule sets they make.
 async fn list(args: &ListArgs) -> anyhow::Result<String> {
     let (database, base) = (&args.database, args.policy.rules()?);
-    let (tables, book) = rules_admin::list(&database.database_url, base).await?;
-    println!("id\tkind\tlabel\tin_force_from\trows_kept\trows_read\tloaded_at\tfile");
+    let (tables, pending, book) = rules_admin::list(&database.database_url, base).await?;
+    println!("id\tkind\tlabel\tpart\tstatus\tfrom\trows_kept\trows_read\tloaded_at\tfile");
     for t in &tables {
+        let waiting = pending
+            .iter()
+            .find(|p| t.kind == "ptp" && p.label == t.label && p.valid_from == t.valid_from);
+        let status = match waiting {
+            Some(p) => format!(
+                "pending, not in force (missing {})",
+                p.missing
+                    .iter()
+                    .map(|n| format!("f{n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            None => "complete".to_owned(),
+        };
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{status}\t{}\t{}\t{}\t{}\t{}",
             t.id,
             t.kind,
             t.label,
+            t.part
+                .map(|p| format!("f{p}"))
+                .unwrap_or_else(|| "-".into()),
             t.valid_from,
             t.rows_kept,
             t.rows_read,

@@ -113,10 +113,13 @@ pub enum FlagCode {
     NoUnits,
     /// Error: a service's documented times are not on the date of service.
     ServiceDateMismatch,
+    /// Error: two providers' services of one patient, payer and date
+    /// document the same clock minutes.
+    CoTreatment,
 }
 
 impl FlagCode {
-    pub const ALL: [FlagCode; 27] = [
+    pub const ALL: [FlagCode; 28] = [
         FlagCode::NotOneOnOne,
         FlagCode::Below8Minutes,
         FlagCode::Overlap97535,
@@ -144,6 +147,7 @@ impl FlagCode {
         FlagCode::BundledCode,
         FlagCode::NoUnits,
         FlagCode::ServiceDateMismatch,
+        FlagCode::CoTreatment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -175,6 +179,7 @@ impl FlagCode {
             FlagCode::BundledCode => "BUNDLED_CODE",
             FlagCode::NoUnits => "NO_UNITS",
             FlagCode::ServiceDateMismatch => "SERVICE_DATE_MISMATCH",
+            FlagCode::CoTreatment => "CO_TREATMENT",
         }
     }
 }

@@ -80,6 +80,8 @@ pub struct Encounter {
     pub date_of_service: NaiveDate,
     pub patient_id: PatientId,
     pub npi: Npi,
+    /// The Medicare payment locality the event names, if any.
+    pub locality: Option<super::locality::Locality>,
     pub discipline: Discipline,
     pub credential: Credential,
     pub payer_id: Arc<str>,

@@ -13,11 +13,11 @@ use chrono::NaiveDate;
 
 use super::claim::{ClaimLine, Flag, FlagCode, Severity, Status};
 use super::encounter::Encounter;
-use super::evaluate::{evaluate, evaluate_day};
+use super::evaluate::{co_treatment, evaluate, evaluate_day};
 use super::kx::{self, YearToDate};
 use super::rulebook::RuleBook;
 use super::rules::Rules;
-use super::values::{EventType, Npi};
+use super::values::EventType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -58,13 +58,13 @@ impl Outcome {
 /// The most encounters of one day re-allocated together.
 pub const MAX_DAY_ENCOUNTERS: usize = 12;
 
-/// One day of therapy for the units: one patient, one provider (NPI), one
-/// payer, one date of service (contract section 3). No `Debug`: it holds a
-/// patient id.
+/// The encounters judged together: one patient, one payer, one date of
+/// service. Under each provider (NPI) they are that provider's day for the
+/// units (contract section 3); across providers, co-treatment
+/// (`CO_TREATMENT`). No `Debug`: it holds a patient id.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct DayKey {
     pub patient_id: Arc<str>,
-    pub npi: Npi,
     pub payer_id: Arc<str>,
     pub date: NaiveDate,
 }
@@ -73,7 +73,6 @@ impl DayKey {
     pub fn of_encounter(enc: &Encounter) -> DayKey {
         DayKey {
             patient_id: enc.patient_id.shared(),
-            npi: enc.npi,
             payer_id: enc.payer_id.clone(),
             date: enc.date_of_service,
         }
@@ -82,7 +81,6 @@ impl DayKey {
     pub fn of_line(line: &ClaimLine) -> DayKey {
         DayKey {
             patient_id: line.patient_id.clone(),
-            npi: line.provider_npi,
             payer_id: line.payer_id.clone(),
             date: line.date_of_service,
         }
@@ -266,7 +264,7 @@ impl Ledger {
                 l.flags.push(Flag {
                     code: FlagCode::DayNotPooled,
                     severity: Severity::Error,
-                    message: format!("this patient has more than {MAX_DAY_ENCOUNTERS} encounters with this provider and payer on this date of service; this encounter's units were counted alone, not on the day's total timed minutes. Review the day's claims."),
+                    message: format!("this patient has more than {MAX_DAY_ENCOUNTERS} encounters with this payer on this date of service; this encounter's units were counted alone, not on the day's total timed minutes, and it was not compared with the other providers' encounters. Review the day's claims."),
                     related_codes: Vec::new(),
                 });
                 l.status = Status::NeedsReview;
@@ -279,9 +277,25 @@ impl Ledger {
             (first_start(a), &a.encounter_id).cmp(&(first_start(b), &b.encounter_id))
         });
         let encs: Vec<&Encounter> = members.iter().map(|e| &***e).collect();
+        // Each provider's day for the units, then co-treatment across them.
+        let mut all = vec![Vec::new(); encs.len()];
+        let mut npis = Vec::with_capacity(encs.len());
+        for e in &encs {
+            if !npis.contains(&e.npi) {
+                npis.push(e.npi);
+            }
+        }
+        for npi in npis {
+            let at: Vec<usize> = (0..encs.len()).filter(|&i| encs[i].npi == npi).collect();
+            let day: Vec<&Encounter> = at.iter().map(|&i| encs[i]).collect();
+            for (i, lines) in at.into_iter().zip(evaluate_day(&day, rules)) {
+                all[i] = lines;
+            }
+        }
+        co_treatment(&encs, &mut all);
         let mut own = Vec::new();
         let mut others = Vec::new();
-        for (e, lines) in members.iter().zip(evaluate_day(&encs, rules)) {
+        for (e, lines) in members.iter().zip(all) {
             if new.is_some_and(|n| Arc::ptr_eq(n, e)) {
                 own = lines;
             } else {

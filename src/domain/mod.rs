@@ -9,10 +9,13 @@
 //! - [`rules`]: the data the rules read: code catalogue, payer policies, edit table.
 //! - [`policy`]: a payer policy file, checked and merged over the built-in policies.
 //! - [`rulebook`]: the rule set in force on a date of service (imported CMS tables).
+//! - [`locality`]: Medicare payment localities and their GPCIs.
 //! - [`units`]: minutes to units, per code or by CMS total time.
 //! - [`evaluate`]: one encounter to its claim lines, with flags and payment.
 //! - [`kx`]: Medicare's year-to-date therapy amounts and the KX modifier.
-//! - [`ledger`]: what an event does to the lines already in force.
+//! - [`ledger`]: what an event does to the lines already in force; the
+//!   encounters of one patient, payer and date judged together (each
+//!   provider's day for the units, co-treatment across providers).
 //! - [`claim`]: the claim line as published and stored.
 
 pub mod claim;
@@ -20,6 +23,7 @@ pub mod encounter;
 pub mod evaluate;
 pub mod kx;
 pub mod ledger;
+pub mod locality;
 pub mod policy;
 pub mod rulebook;
 pub mod rules;

@@ -323,6 +323,10 @@ pub struct Rules {
     pub catalogue: Catalogue,
     pub policies: PayerPolicies,
     pub edits: EditTable,
+    /// The date of service's year's GPCIs by locality, where loaded.
+    pub gpci: Option<std::sync::Arc<super::locality::GpciYear>>,
+    /// Each billing NPI's Medicare locality (the service's setting).
+    pub localities: std::sync::Arc<super::locality::ProviderLocalities>,
 }
 
 impl Rules {
@@ -345,6 +349,8 @@ impl Rules {
             catalogue: Catalogue::from_json(catalogue).map_err(|e| format!("catalogue: {e}"))?,
             policies: PayerPolicies::from_json(payers)?,
             edits: EditTable::from_json(edits).map_err(|e| format!("edit table: {e}"))?,
+            gpci: None,
+            localities: Default::default(),
         })
     }
 }

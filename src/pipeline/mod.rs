@@ -131,6 +131,7 @@ pub async fn run(
         metrics: metrics.clone(),
     };
 
+    let localities = cfg.localities.provider_localities.clone();
     let p = Pipeline {
         owner,
         in_flight: keeper.in_flight.clone(),
@@ -139,7 +140,7 @@ pub async fn run(
             review: cfg.topics.review_topic.as_str().into(),
         },
         cfg,
-        rules: Arc::new(rules_watch::CurrentRules::new(base_rules)),
+        rules: Arc::new(rules_watch::CurrentRules::new(base_rules, localities)),
         db,
         producer,
         metrics,

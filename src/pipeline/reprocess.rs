@@ -46,6 +46,8 @@ pub struct ReprocessOptions {
     pub page_size: u32,
     /// Stop after this many pages (the run stays open).
     pub max_pages: Option<u32>,
+    /// The billing NPIs' localities, as the service has them.
+    pub localities: crate::domain::locality::ProviderLocalities,
 }
 
 /// What a run found (or, with --dry-run, would change).
@@ -95,7 +97,8 @@ pub async fn reprocess(args: &ReprocessOptions) -> anyhow::Result<Summary> {
         Some((_, policy)) => format!("{count}:{newest}+policy.{policy}"),
         None => format!("{count}:{newest}"),
     };
-    let book = crate::cms::shipped::over(args.base, &store::rules::load(&db).await?);
+    let book = crate::cms::shipped::over(args.base, &store::rules::load(&db).await?)
+        .located(args.localities.clone());
     let producer = if args.dry_run {
         None
     } else {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::domain::locality::ProviderLocalities;
 use crate::domain::{RuleBook, Rules};
 use crate::metrics::Metrics;
 use crate::store;
@@ -20,14 +21,20 @@ pub struct CurrentRules {
     book: RwLock<Arc<RuleBook>>,
     /// What the loaded tables were: (count, newest id).
     loaded: RwLock<Option<(i64, i64)>>,
+    /// The billing NPIs' localities (a setting), in every book.
+    localities: ProviderLocalities,
 }
 
 impl CurrentRules {
-    pub fn new(base: &'static Rules) -> CurrentRules {
+    /// The shipped tables over `base`, until the first load.
+    pub fn new(base: &'static Rules, localities: ProviderLocalities) -> CurrentRules {
         CurrentRules {
             base,
-            book: RwLock::new(Arc::new(crate::cms::shipped::over(base, &[]))),
+            book: RwLock::new(Arc::new(
+                crate::cms::shipped::over(base, &[]).located(localities.clone()),
+            )),
             loaded: RwLock::new(None),
+            localities,
         }
     }
 
@@ -46,7 +53,7 @@ impl CurrentRules {
             return Ok(false);
         }
         let tables = store::rules::load(db).await?;
-        let book = crate::cms::shipped::over(self.base, &tables);
+        let book = crate::cms::shipped::over(self.base, &tables).located(self.localities.clone());
         let periods: Vec<String> = book
             .periods()
             .map(|(from, version)| format!("{from}: {version}"))

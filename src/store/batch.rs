@@ -88,7 +88,7 @@ impl Db {
         let mut days: Vec<Day> = keys
             .days
             .iter()
-            .map(|(p, n, pay, d, _)| (p.to_string(), n.to_string(), pay.to_string(), *d))
+            .map(|(p, _, pay, d, _)| (p.to_string(), pay.to_string(), *d))
             .collect();
         days.sort_unstable();
         days.dedup();
@@ -110,7 +110,6 @@ impl Db {
             }
             let day = (
                 l.patient_id.to_string(),
-                l.provider_npi.to_string(),
                 l.payer_id.to_string(),
                 l.date_of_service,
             );

@@ -53,14 +53,17 @@ pub(super) async fn load_year_to_date(
     Ok(())
 }
 
-/// A day for the units: (patient, NPI, payer, date of service).
-pub(super) type Day = (String, String, String, NaiveDate);
+/// The encounters judged together: (patient, payer, date of service), every
+/// provider's (NPI) day of it (the units per NPI, co-treatment across NPIs).
+pub(super) type Day = (String, String, NaiveDate);
 
 /// Locks patient-years: two-key advisory locks, another space than the
 /// encounters' one-key locks, in sorted key order after the encounters. A
 /// patient-year lock serialises two batches that bill one patient's year
-/// (KX) and, since a day is one patient's, two visits of one day on two
-/// instances; nothing else changes an encounter's date but its own events,
+/// (KX) and, since a day is one patient's, two visits of one day and two
+/// providers' encounters of one (patient, payer, date) (co-treatment) on
+/// two instances: a coarser lock than (patient, payer, date), which it
+/// covers. Nothing else changes an encounter's date but its own events,
 /// which the encounter lock holds.
 pub(super) async fn lock_patient_years(
     tx: &mut Transaction<'static, Postgres>,
@@ -84,8 +87,9 @@ pub(super) async fn lock_patient_years(
 }
 
 /// The lines in force of the batch's encounters and of every encounter on
-/// their days, and, for days with more than one encounter, the payloads of
-/// their newest events (to re-evaluate the day). A reissue adds line
+/// their days (every provider's: one query for the batch, whatever its
+/// size), and, for days with more than one encounter, the payloads of
+/// their newest events (to re-evaluate the day and judge co-treatment). A reissue adds line
 /// numbers to a version, so lines are found by encounter, not derived from
 /// an event's line count.
 pub(super) async fn load_days(
@@ -111,17 +115,16 @@ pub(super) async fn load_days(
          CROSS JOIN LATERAL (SELECT * FROM claim_lines c
                              WHERE c.encounter_id = u.id AND c.status <> 'void' OFFSET 0) AS c
          UNION ALL
-         SELECT to_jsonb(c) FROM unnest($2::text[], $3::text[], $4::text[], $5::date[]) AS u(p, n, pay, d)
+         SELECT to_jsonb(c) FROM unnest($2::text[], $3::text[], $4::date[]) AS u(p, pay, d)
          CROSS JOIN LATERAL (SELECT * FROM claim_lines c
                              WHERE c.patient_id = u.p AND c.date_of_service = u.d AND c.status <> 'void'
-                               AND c.provider_npi = u.n AND c.payer_id = u.pay
+                               AND c.payer_id = u.pay
                                AND NOT (c.encounter_id = ANY($1)) OFFSET 0) AS c",
     )
     .bind(encounter_ids)
     .bind(days.iter().map(|d| d.0.as_str()).collect::<Vec<_>>())
     .bind(days.iter().map(|d| d.1.as_str()).collect::<Vec<_>>())
-    .bind(days.iter().map(|d| d.2.as_str()).collect::<Vec<_>>())
-    .bind(days.iter().map(|d| d.3).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.2).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await
     .context("Failed to load the lines in force")?;
@@ -140,20 +143,15 @@ pub(super) async fn load_days(
     }
     // Days with more than one encounter, counting those in force and the
     // batch's events': theirs in force are re-evaluated with the day.
-    let mut on_day: HashMap<(&str, &str, &str, NaiveDate), Vec<&str>> = HashMap::new();
+    let mut on_day: HashMap<(&str, &str, NaiveDate), Vec<&str>> = HashMap::new();
     for (id, lines) in &ledger.active {
         if let Some(l) = lines.first() {
-            let day = (
-                &*l.patient_id,
-                l.provider_npi.as_str(),
-                &*l.payer_id,
-                l.date_of_service,
-            );
+            let day = (&*l.patient_id, &*l.payer_id, l.date_of_service);
             on_day.entry(day).or_default().push(id);
         }
     }
-    for &(p, n, pay, d, id) in &keys.days {
-        let ids = on_day.entry((p, n, pay, d)).or_default();
+    for &(p, _, pay, d, id) in &keys.days {
+        let ids = on_day.entry((p, pay, d)).or_default();
         if !ids.contains(&id) {
             ids.push(id);
         }

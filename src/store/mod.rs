@@ -171,7 +171,9 @@ pub(crate) struct Keys<'a> {
     /// the year-to-date therapy amounts to lock and load.
     pub patient_years: Vec<(&'a str, i32)>,
     /// (patient, NPI, payer, date of service, encounter): the days for the
-    /// units, with the encounters of the batch's events on each.
+    /// units, with the encounters of the batch's events on each. Every
+    /// provider's encounters of the (patient, payer, date) are loaded (the
+    /// NPI is not part of the look-up): co-treatment compares them.
     pub days: Vec<(&'a str, &'a str, &'a str, chrono::NaiveDate, &'a str)>,
 }
 

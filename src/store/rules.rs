@@ -46,8 +46,8 @@ pub(crate) async fn import(db: &Db, files: &[TableFile<'_>]) -> anyhow::Result<V
         let content = serde_json::to_value(&file.table.rows).context("encode the table")?;
         let kind = file.table.rows.kind().as_str();
         let added: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO rule_tables (kind, label, valid_from, file_name, file_sha256, rows_read, rows_kept, content)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO rule_tables (kind, label, valid_from, file_name, file_sha256, rows_read, rows_kept, content, part)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (kind, file_sha256) DO NOTHING RETURNING id",
         )
         .bind(kind)
@@ -58,6 +58,7 @@ pub(crate) async fn import(db: &Db, files: &[TableFile<'_>]) -> anyhow::Result<V
         .bind(i32::try_from(file.rows_read).unwrap_or(i32::MAX))
         .bind(i32::try_from(file.table.rows.len()).unwrap_or(i32::MAX))
         .bind(content)
+        .bind(file.table.part.map(i16::from))
         .fetch_optional(&mut *tx)
         .await
         .context("Failed to store the rule table")?;
@@ -90,7 +91,7 @@ pub(crate) async fn fingerprint(db: &Db) -> anyhow::Result<(i64, i64)> {
 
 /// Every imported table, oldest first.
 pub(crate) async fn load(db: &Db) -> anyhow::Result<Vec<Table>> {
-    let rows = sqlx::query("SELECT label, valid_from, content FROM rule_tables ORDER BY id")
+    let rows = sqlx::query("SELECT label, valid_from, content, part FROM rule_tables ORDER BY id")
         .fetch_all(&db.pool)
         .await
         .context("Failed to load the rule tables")?;
@@ -103,8 +104,12 @@ pub(crate) async fn load(db: &Db) -> anyhow::Result<Vec<Table>> {
                 valid_from: r.get(1),
                 rows,
                 origin: Origin::Imported,
-                // Imported tables are CMS's whole files (all four PTP parts).
+                // Imported tables are CMS's whole files; a PTP quarter is
+                // in force once all four parts are here.
                 coverage: None,
+                part: r
+                    .get::<Option<i16>, _>(3)
+                    .and_then(|p| u8::try_from(p).ok()),
             })
         })
         .collect()
@@ -114,6 +119,7 @@ pub(crate) async fn load(db: &Db) -> anyhow::Result<Vec<Table>> {
 #[derive(Debug)]
 pub(crate) struct Listed {
     pub id: i64,
+    pub part: Option<i16>,
     pub kind: String,
     pub label: String,
     pub valid_from: NaiveDate,
@@ -125,7 +131,7 @@ pub(crate) struct Listed {
 
 pub(crate) async fn list(db: &Db) -> anyhow::Result<Vec<Listed>> {
     let rows = sqlx::query(
-        "SELECT id, kind, label, valid_from, file_name, rows_read, rows_kept, loaded_at
+        "SELECT id, kind, label, valid_from, file_name, rows_read, rows_kept, loaded_at, part
          FROM rule_tables ORDER BY valid_from, kind, id",
     )
     .fetch_all(&db.pool)
@@ -142,6 +148,7 @@ pub(crate) async fn list(db: &Db) -> anyhow::Result<Vec<Listed>> {
             rows_read: r.get(5),
             rows_kept: r.get(6),
             loaded_at: r.get(7),
+            part: r.get(8),
         })
         .collect())
 }

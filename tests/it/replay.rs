@@ -1,6 +1,7 @@
 //! `claimline evaluate` prints what the service publishes: one file of
 //! events (the shipped examples, then generated amendments, voids, stale
-//! and redelivered events, and second visits of a day) goes to both, and
+//! and redelivered events, second visits of a day, and co-treatment by a
+//! second provider, flagged then cleared) goes to both, and
 //! the lines are compared message for message, per encounter and topic.
 
 use std::collections::BTreeMap;
@@ -37,6 +38,31 @@ fn events(n: usize) -> Vec<Value> {
                 "activities": ["car transfer simulation"]
             }]);
             out.push(pm);
+        }
+        if k % 4 == 1 {
+            // Co-treatment: an OT encounter of the same patient, payer and
+            // date under another NPI, over the same minutes; every other one
+            // amended later to times of its own (the flag clears).
+            let ot_enc = format!("{enc}-OT");
+            let mut ot = event(&format!("g{k}-ot"), "finalized", &ot_enc, 1);
+            ot["encounter"]["patient"]["id"] = v1["encounter"]["patient"]["id"].clone();
+            ot["encounter"]["provider"]["npi"] = json!("9876543213");
+            ot["encounter"]["provider"]["discipline"] = json!("OT");
+            ot["encounter"]["services"] = json!([{
+                "line_id": "1", "code": "97530", "one_on_one": true,
+                "start": "2026-03-02T14:10:00Z", "end": "2026-03-02T14:40:00Z",
+                "activities": ["tub transfer"]
+            }]);
+            out.push(ot.clone());
+            if k % 8 == 1 {
+                let mut ot2 = ot;
+                ot2["event_id"] = json!(format!("g{k}-ot-2"));
+                ot2["event_type"] = json!("amended");
+                ot2["encounter"]["version"] = json!(2);
+                ot2["encounter"]["services"][0]["start"] = json!("2026-03-02T16:00:00Z");
+                ot2["encounter"]["services"][0]["end"] = json!("2026-03-02T16:30:00Z");
+                out.push(ot2);
+            }
         }
         if k % 3 == 0 {
             let mut v2 = event(&format!("g{k}-2"), "amended", &enc, 2);
@@ -145,6 +171,32 @@ async fn evaluate_prints_exactly_what_the_service_publishes() {
         reissued >= 30,
         "second visits and their reissues: {reissued}"
     );
+    // Co-treatment: flagged on both sides, and cleared by the amendments.
+    let co = |l: &&Value| {
+        l["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "CO_TREATMENT")
+    };
+    let flagged = offline
+        .iter()
+        .filter(|l| l["status"] == "needs_review")
+        .filter(co)
+        .count();
+    assert!(flagged >= 60, "co-treatment lines: {flagged}");
+    // Validated lines of an encounter after a CO_TREATMENT line of it.
+    let mut was_flagged = std::collections::HashSet::new();
+    let mut cleared = 0;
+    for l in offline.iter().filter(|l| l["status"] != "void") {
+        let enc = l["encounter_id"].as_str().unwrap();
+        if co(&l) {
+            was_flagged.insert(enc);
+        } else if l["status"] == "validated" && was_flagged.contains(enc) {
+            cleared += 1;
+        }
+    }
+    assert!(cleared >= 15, "lines reissued without the flag: {cleared}");
 
     // One partition: the service sees the events in file order.
     let env = TestEnv::new("replay", 1).await;

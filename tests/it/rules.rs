@@ -21,13 +21,18 @@ fn fixture(name: &str) -> String {
     fixtures().join(name).display().to_string()
 }
 
-/// CMS's rows (tests/fixtures/cms/README.md): the v32.3 PTP therapy rows
-/// (derived), the 2026 Q2 MUE rows, RVU25D and RVU26C.
-const FIXTURES: [&str; 4] = [
-    "ccipra-v323r0-therapy-subset-DERIVED.txt",
+/// CMS's rows (tests/fixtures/cms/README.md): the 2026 Q2 MUE rows, RVU25D
+/// and RVU26C, CMS's 2025 GPCIs, and the v32.3 PTP therapy rows (derived)
+/// as four synthetic parts.
+const FIXTURES: [&str; 8] = [
     "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv",
     "PPRRVU2025_Oct.csv",
     "PPRRVU2026_Jul_nonQPP.csv",
+    "gpci/GPCI2025.csv",
+    "ccipra-v323r0-f1.therapy-subset-DERIVED.txt",
+    "ccipra-v323r0-f2.therapy-subset-DERIVED.txt",
+    "ccipra-v323r0-f3.therapy-subset-DERIVED.txt",
+    "ccipra-v323r0-f4.therapy-subset-DERIVED.txt",
 ];
 
 /// The first 160 lines of CMS's v32.2 part 1 (no catalogue code in them).
@@ -103,28 +108,49 @@ fn has_flag(line: &Value, code: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn cms_files_import_once_list_and_refuse_a_bad_row_by_line() {
     let env = TestEnv::new("rules-import", 1).await;
+    let (ok, _, err) = claimline(&env, &["migrate"]);
+    assert!(ok, "{err}");
+    // One part of a PTP quarter alone: kept, pending, not in force.
+    let (ok, _, err) = claimline(&env, &["rules", "import", &fixture(FIXTURES[4])]);
+    assert!(ok, "{err}");
+    assert!(err.contains("pending: the 2026Q4 PTP table is not in force: CMS publishes it in four parts and parts f2, f3, f4 are missing"), "{err}");
+    assert!(err.contains("1 PTP quarter(s) pending"), "{err}");
+    let (ok, out, err) = claimline(&env, &["rules", "list"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\tptp\t2026Q4\tf1\tpending, not in force (missing f2 f3 f4)\t2026-10-01\t"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("+ptp.2026Q4+"),
+        "a pending quarter names no rule set: {out}"
+    );
+
     let err = import_fixtures(&env);
     for line in [
-        "ccipra-v323r0-therapy-subset-DERIVED.txt: ptp 2026Q4 in force from 2026-10-01: 8 of 24 rows kept",
-        "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv: mue 2026Q2 in force from 2026-04-01: 58 of 58 rows kept",
-        "PPRRVU2025_Oct.csv: pfs 2025D in force from 2025-10-01: 50 of 58 rows kept",
-        "PPRRVU2026_Jul_nonQPP.csv: pfs 2026C in force from 2026-07-01: 50 of 58 rows kept",
-        "4 file(s) loaded, 0 already loaded",
+        "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv: mue 2026Q2 from 2026-04-01: 58 of 58 rows kept",
+        "PPRRVU2025_Oct.csv: pfs 2025D from 2025-10-01: 50 of 58 rows kept",
+        "PPRRVU2026_Jul_nonQPP.csv: pfs 2026C from 2026-07-01: 50 of 58 rows kept",
+        "GPCI2025.csv: gpci 2025 from 2025-01-01: 109 of 109 rows kept",
+        "ccipra-v323r0-f1.therapy-subset-DERIVED.txt: already loaded as table",
+        "ccipra-v323r0-f2.therapy-subset-DERIVED.txt: ptp 2026Q4 part f2 from 2026-10-01:",
+        "7 file(s) loaded, 1 already loaded, 0 PTP quarter(s) pending",
     ] {
         assert!(err.contains(line), "{line}\n{err}");
     }
-    assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 4);
+    assert!(!err.contains("pending:"), "{err}");
+    assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 8);
 
     // The same file again changes nothing.
-    let (ok, _, err) = claimline(&env, &["rules", "import", &fixture(FIXTURES[1])]);
+    let (ok, _, err) = claimline(&env, &["rules", "import", &fixture(FIXTURES[0])]);
     assert!(ok && err.contains("already loaded as table"), "{err}");
-    assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 4);
+    assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 8);
 
     // A bad row: the file and line are named, and nothing is stored, not
     // even the good file (CMS's own v32.2 lines) read before it.
     let dir = std::env::temp_dir().join(format!("claimline-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let good = std::fs::read(fixture(FIXTURES[1])).unwrap();
+    let good = std::fs::read(fixture(FIXTURES[0])).unwrap();
     let bad = String::from_utf8_lossy(&good).replace("\n97140,6,", "\n97140,six,");
     assert_ne!(bad, String::from_utf8_lossy(&good), "the row is there");
     let bad_file = dir.join("MCR_MUE_PractitionerServices_Eff_07-01-2026.csv");
@@ -140,19 +166,25 @@ async fn cms_files_import_once_list_and_refuse_a_bad_row_by_line() {
     );
     assert!(!ok);
     assert!(
-        err.contains("MCR_MUE_PractitionerServices_Eff_07-01-2026.csv, line 43: the MUE value is not a whole number of units"),
+        err.contains("MCR_MUE_PractitionerServices_Eff_07-01-2026.csv, line 43, column 2 (Practitioner Services MUE Values): the MUE value is not a whole number of units"),
         "{err}"
     );
-    assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 4);
+    assert!(
+        !err.contains("97140"),
+        "no row content beyond the code: {err}"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM rule_tables").await, 8);
     std::fs::remove_dir_all(&dir).ok();
 
     let (ok, out, err) = claimline(&env, &["rules", "list"]);
     assert!(ok, "{err}");
     for row in [
-        "\tptp\t2026Q4\t2026-10-01\t8\t24\t",
-        "\tmue\t2026Q2\t2026-04-01\t58\t58\t",
-        "\tpfs\t2025D\t2025-10-01\t50\t58\t",
-        "\tpfs\t2026C\t2026-07-01\t50\t58\t",
+        "\tptp\t2026Q4\tf1\tcomplete\t2026-10-01\t",
+        "\tptp\t2026Q4\tf4\tcomplete\t2026-10-01\t",
+        "\tmue\t2026Q2\t-\tcomplete\t2026-04-01\t58\t58\t",
+        "\tpfs\t2025D\t-\tcomplete\t2025-10-01\t50\t58\t",
+        "\tpfs\t2026C\t-\tcomplete\t2026-07-01\t50\t58\t",
+        "\tgpci\t2025\t-\tcomplete\t2025-01-01\t109\t109\t",
     ] {
         assert!(out.contains(row), "{row:?}\n{out}");
     }
@@ -161,7 +193,7 @@ async fn cms_files_import_once_list_and_refuse_a_bad_row_by_line() {
         "the v32.2 lines were not stored: {out}"
     );
     for period in [
-        format!("from 2025-10-01\t{BASE}+ptp.2026Q4-subset+pfs.2025D\n"),
+        format!("from 2025-10-01\t{BASE}+ptp.2026Q4-subset+pfs.2025D+gpci.2025\n"),
         format!("from 2026-10-01\t{BASE}+ptp.2026Q4+mue.2026Q2+pfs.2026C\n"),
     ] {
         assert!(out.contains(&period), "{period:?}\n{out}");
@@ -243,7 +275,10 @@ async fn each_date_of_service_gets_the_rules_in_force_and_an_import_applies_with
         before[0]["expected_payment_cents"]
     );
     let scrape = svc.get("/metrics").await.unwrap().1;
-    assert_eq!(metric(&scrape, "claimline_rule_tables"), Some(4.0));
+    assert_eq!(
+        metric(&scrape, "claimline_rule_tables"),
+        Some(FIXTURES.len() as f64)
+    );
 }
 
 /// Encounters of one patient, each on its own day (another payer id): the

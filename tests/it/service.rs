@@ -410,7 +410,7 @@ async fn two_instances_split_the_partitions_and_process_nothing_twice() {
 
 /// The partition count of an instance's latest "partitions assigned" log
 /// line (0 before any, or after a revoke).
-fn last_assignment(log: &str) -> usize {
+pub(crate) fn last_assignment(log: &str) -> usize {
     let mut last = 0;
     for line in log.lines() {
         if line.contains("partitions revoked") {

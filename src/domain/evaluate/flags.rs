@@ -212,7 +212,7 @@ fn shared_minutes(a: &Draft, b: &Draft, enc: &Encounter) -> u32 {
 }
 
 /// SHARED_MINUTES (error) on `d` about `other`, unless it already has one.
-fn shared_minutes_once(d: &mut Draft, message: &str, other: Code) {
+pub(super) fn shared_minutes_once(d: &mut Draft, message: &str, other: Code) {
     let already = d
         .flags
         .iter()

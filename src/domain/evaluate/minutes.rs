@@ -104,6 +104,75 @@ pub fn count<'r>(services: &[Service], rules: &'r Rules) -> Counted<'r> {
     out
 }
 
+/// Two services of two encounters of one provider's day that document the
+/// same clock minutes: (encounter, service) of each, and the minutes.
+#[derive(Debug, Clone, Copy)]
+pub struct Across {
+    /// The service that kept the minutes: the earlier one in the day's
+    /// order, or the group or untimed service.
+    pub kept: (usize, usize),
+    /// The service that lost them.
+    pub lost: (usize, usize),
+    pub minutes: u32,
+    /// Whether `kept` is a group session or an untimed service.
+    pub holder: bool,
+}
+
+/// [`count`] over the services of a provider's day, the encounters in the
+/// day's order (the earlier visit first): a clock minute counts once across
+/// the day's encounters as within one (contract section 3). Each
+/// encounter's own [`Counted`] keeps its pairs within it; the pairs across
+/// two encounters come back apart.
+pub fn count_day<'r>(encs: &[&[Service]], rules: &'r Rules) -> (Vec<Counted<'r>>, Vec<Across>) {
+    let all: Vec<Service> = encs.iter().flat_map(|s| s.iter().cloned()).collect();
+    let whole = count(&all, rules);
+    // Service k of the day is service k - starts[e] of encounter e.
+    let mut starts = Vec::with_capacity(encs.len());
+    let mut at = 0;
+    for s in encs {
+        starts.push(at);
+        at += s.len();
+    }
+    let locate = |k: usize| {
+        let e = starts.partition_point(|&s| s <= k) - 1;
+        (e, k - starts[e])
+    };
+    let mut out: Vec<Counted<'r>> = encs
+        .iter()
+        .zip(&starts)
+        .map(|(s, &o)| Counted {
+            info: whole.info[o..o + s.len()].to_vec(),
+            minutes: whole.minutes[o..o + s.len()].to_vec(),
+            not_one_on_one: whole.not_one_on_one[o..o + s.len()].to_vec(),
+            shared: Vec::new(),
+            yielded: Vec::new(),
+        })
+        .collect();
+    let mut across = Vec::new();
+    for (pairs, holder) in [(&whole.shared, false), (&whole.yielded, true)] {
+        for &(i, j, m) in pairs {
+            let ((ei, i), (ej, j)) = (locate(i), locate(j));
+            if ei == ej {
+                let c = &mut out[ei];
+                if holder {
+                    &mut c.yielded
+                } else {
+                    &mut c.shared
+                }
+                .push((i, j, m));
+            } else {
+                across.push(Across {
+                    kept: (ei, i),
+                    lost: (ej, j),
+                    minutes: m,
+                    holder,
+                });
+            }
+        }
+    }
+    (out, across)
+}
+
 /// Seconds of `iv` that the union of `others` covers (each second once).
 fn overlap_with_union(iv: &Interval, others: impl Iterator<Item = Interval>) -> i64 {
     let mut parts: Vec<(i64, i64)> = others

@@ -7,8 +7,11 @@
 //! - [`modifiers`]: a line's modifiers, in billing order;
 //! - [`ncci`]: NCCI procedure-to-procedure pairs and their coverage;
 //! - [`who`]: who may furnish a service and what the payer pays for it;
-//! - [`payment`]: the expected payment of each line.
+//! - [`payment`]: the expected payment of each line;
+//! - [`across`]: minutes two encounters of one date share (a provider's
+//!   two visits; two providers' co-treatment).
 
+mod across;
 mod assistant;
 mod flags;
 mod minutes;
@@ -16,6 +19,8 @@ mod modifiers;
 mod ncci;
 mod payment;
 mod who;
+
+pub use across::co_treatment;
 
 use super::claim::{ClaimLine, Flag, FlagCode, Severity, Status};
 use super::encounter::{Encounter, Service};
@@ -99,10 +104,14 @@ pub fn evaluate_day(encs: &[&Encounter], rules: &Rules) -> Vec<Vec<ClaimLine>> {
         .iter()
         .map(|e| e.event_type != EventType::Voided)
         .collect();
-    let counted: Vec<minutes::Counted> = encs
+    // A clock minute counts once across the day's visits (contract
+    // section 3), the earlier visit first: the services of the day as one.
+    let services: Vec<&[Service]> = encs
         .iter()
-        .map(|e| minutes::count(&e.services, rules))
+        .zip(&live)
+        .map(|(e, l)| if *l { &e.services[..] } else { &[][..] })
         .collect();
+    let (counted, across) = minutes::count_day(&services, rules);
     let mut drafts: Vec<Vec<Draft>> = encs
         .iter()
         .zip(&counted)
@@ -121,6 +130,7 @@ pub fn evaluate_day(encs: &[&Encounter], rules: &Rules) -> Vec<Vec<ClaimLine>> {
     let policy = rules.policies.for_payer(&first.payer_id, first.plan);
     assign_day_units(&mut drafts, policy);
     ncci::day_pair_flags(&mut drafts, encs, rules);
+    across::shared_flags(&mut drafts, encs, &across);
     encs.iter()
         .zip(drafts)
         .zip(&counted)
@@ -151,7 +161,7 @@ fn finish<'a>(
     for p in &mut parts {
         assign_modifiers(p, &drafts[p.draft], enc, policy);
     }
-    let payments = payment::expected(&parts, &drafts, rules, policy);
+    let payments = payment::expected(&parts, &drafts, rules, policy, payment::gpci(enc, rules));
     // The code's flags go on each of its lines: moved to its last one,
     // copied to a split's first.
     let last_of_draft: Vec<bool> = (0..parts.len())

@@ -98,6 +98,7 @@ fn units(lines: &[ClaimLine]) -> Vec<(String, u32)> {
 
 mod audit;
 mod cms_tables;
+mod cotreatment;
 mod day;
 mod decoding;
 mod flags;

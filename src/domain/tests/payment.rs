@@ -185,3 +185,108 @@ fn a_catalogue_listing_a_code_twice_is_refused() {
     let json = format!(r#"{{"conversion_factor": 33.4, "codes": [{entry}]}}"#);
     assert!(rules::Catalogue::from_json(&json).is_ok());
 }
+
+/// A Medicare event of 2025-11-03 (CMS's 2025 GPCIs price it), 97530 for
+/// `minutes`, at `npi`.
+fn event_2025(minutes: u32, npi: &str) -> Value {
+    let mut ev = event(
+        "medicare",
+        vec![json!({
+            "line_id": "1", "code": "97530",
+            "start": "2025-11-03T10:00:00Z",
+            "end": format!("2025-11-03T10:{minutes:02}:00Z"),
+            "activities": ["sit-to-stand transfers"]
+        })],
+    );
+    ev["encounter"]["date_of_service"] = json!("2025-11-03");
+    ev["encounter"]["provider"]["npi"] = json!(npi);
+    ev["encounter"]["plan_of_care"]["certified_from"] = json!("2025-10-01");
+    ev["encounter"]["plan_of_care"]["certified_through"] = json!("2025-12-31");
+    ev
+}
+
+#[test]
+fn a_known_locality_is_priced_with_its_years_gpcis() {
+    use crate::domain::locality::ProviderLocalities;
+    // CMS's GPCI2025.csv (tests/fixtures/cms/gpci/), over the shipped
+    // tables (RVU25D for 2025).
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/cms/gpci/GPCI2025.csv"
+    );
+    let gpci = crate::cms::read_file(
+        std::path::Path::new(path),
+        crate::cms::Given::default(),
+        Rules::builtin(),
+    )
+    .unwrap();
+    // 1234567893 bills in Los Angeles (01182-18) by the setting; 1245319599
+    // has no setting.
+    let book = crate::cms::shipped::with_imported(&[gpci.table])
+        .located(ProviderLocalities::parse("1234567893=01182-18").unwrap());
+    let run_in = |ev: &Value| {
+        let enc = decode(ev.to_string().as_bytes()).expect("valid event");
+        evaluate(&enc, book.for_date(enc.date_of_service))
+    };
+    let rules = book.for_date("2025-11-03".parse().unwrap());
+    assert!(rules.version.ends_with("+gpci.2025"), "{}", rules.version);
+    let rvu = rules.catalogue.get("97530").unwrap().rvu.unwrap();
+    let cf = rules.catalogue.conversion_factor;
+    // PPRRVU2025_Oct.csv line 58: work 0.44, non-facility PE 0.62, MP 0.01,
+    // CF 32.3465. GPCI2025.csv line 13, 01182-18: PW 1.042, PE 1.194, MP 0.69.
+    assert_eq!(
+        (rvu.work, rvu.pe_nonfacility, rvu.mp, cf),
+        (0.44, 0.62, 0.01, 32.3465)
+    );
+    let la = |work: f64, pe: f64, mp: f64| {
+        ((work * 1.042 + pe * 1.194 + mp * 0.69) * cf * 100.0).round() as i64
+    };
+    let one = &run_in(&event_2025(15, "1234567893"))[0];
+    assert_eq!(one.expected_payment_cents, Some(la(0.44, 0.62, 0.01)));
+    assert_eq!(one.expected_payment_cents, Some(3900), "1.20566 x 32.3465");
+    // MPPR as before, on the locality's amounts: the second unit loses
+    // half its practice expense.
+    let two = &run_in(&event_2025(30, "1234567893"))[0];
+    assert_eq!(two.units, 2);
+    assert_eq!(
+        two.expected_payment_cents,
+        Some(la(0.44, 0.62, 0.01) + la(0.44, 0.31, 0.01))
+    );
+    // The event's own locality wins over the setting; Bakersfield 01112-54:
+    // PW 1.017, PE 1.093, MP 0.662.
+    let mut ev = event_2025(15, "1234567893");
+    ev["encounter"]["provider"]["medicare_locality"] = json!("01112-54");
+    let cents = ((0.44 * 1.017 + 0.62 * 1.093 + 0.01 * 0.662) * cf * 100.0).round() as i64;
+    assert_eq!(run_in(&ev)[0].expected_payment_cents, Some(cents));
+    // No locality known, a locality the year's file lacks, or a year
+    // without GPCIs: the national amount (1.07 x 32.3465).
+    let national = Some(3461);
+    assert_eq!(
+        run_in(&event_2025(15, "1245319599"))[0].expected_payment_cents,
+        national
+    );
+    ev["encounter"]["provider"]["medicare_locality"] = json!("99999-99");
+    assert_eq!(run_in(&ev)[0].expected_payment_cents, national);
+    let l2026 = &run_in(&event(
+        "medicare",
+        vec![svc("1", "97530", "10:00", "10:15")],
+    ))[0];
+    assert_eq!(
+        l2026.expected_payment_cents,
+        Some(3507),
+        "1.05 x 33.4009, national"
+    );
+    // Commercial payers: no GPCIs.
+    let mut commercial = event_2025(15, "1234567893");
+    commercial["encounter"]["payer"]["plan"] = json!("commercial");
+    assert_eq!(run_in(&commercial)[0].expected_payment_cents, national);
+}
+
+#[test]
+fn a_bad_locality_in_an_event_is_a_schema_violation_naming_the_field() {
+    let mut ev = event_2025(15, "1234567893");
+    ev["encounter"]["provider"]["medicare_locality"] = json!("LA-18");
+    let e = decode(ev.to_string().as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("encounter.provider.medicare_locality"), "{e}");
+    assert!(!e.contains("LA-18"), "{e}");
+}
