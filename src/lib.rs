@@ -18,6 +18,7 @@
 //! - [`pipeline`]: composes them: the service (decode, evaluate, persist,
 //!   publish, store the offset), and the flows the tools run: `evaluate`
 //!   offline, `rules import`, `reprocess`, `dlq replay`.
+//! - [`export`]: `claimline export`, claim lines as CSV for billers.
 //! - [`commands`]: the command line, one file per subcommand; [`config`]:
 //!   `claimline run`'s settings and the flags several commands share.
 
@@ -25,6 +26,7 @@ pub(crate) mod ascii;
 pub mod codec;
 pub(crate) mod dates;
 pub mod domain;
+pub(crate) mod export;
 
 pub mod cms;
 pub mod commands;

@@ -9,5 +9,6 @@ GRANT SELECT ON
     billing_by_code_provider_day,
     lines_held_by_flag,
     dead_letters_by_reason,
-    events_by_outcome_day
+    events_by_outcome_day,
+    reporting_lines
 TO grafana_reader;

@@ -337,8 +337,9 @@ fn yyyymmdd(cell: &str) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests;
 
-/// Every CMS file in `dir` (by name: other files are skipped), as a rule book.
-pub fn book_from_dir(dir: &Path) -> anyhow::Result<RuleBook> {
+/// Every CMS file in `dir` (by name: other files are skipped), as a rule
+/// book over `base`.
+pub fn book_from_dir(dir: &Path, base: &'static Rules) -> anyhow::Result<RuleBook> {
     let rules = Rules::builtin();
     let mut tables: Vec<Table> = Vec::new();
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -360,5 +361,5 @@ pub fn book_from_dir(dir: &Path) -> anyhow::Result<RuleBook> {
     if let Some(p) = crate::domain::rulebook::pending_ptp(&tables).first() {
         anyhow::bail!("{}: {p}", dir.display());
     }
-    Ok(shipped::with_imported(&tables))
+    Ok(shipped::over(base, &tables))
 }

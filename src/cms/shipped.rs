@@ -124,9 +124,15 @@ pub fn book() -> &'static RuleBook {
 
 /// The rule book of the shipped tables and `imported` over them.
 pub fn with_imported(imported: &[Table]) -> RuleBook {
+    over(Rules::builtin(), imported)
+}
+
+/// The rule book of `base` (the built-in rules, or those a payer policy
+/// file makes of them) with the shipped tables and `imported` over it.
+pub fn over(base: &'static Rules, imported: &[Table]) -> RuleBook {
     let mut all = tables().to_vec();
     all.extend_from_slice(imported);
-    RuleBook::new(Rules::builtin(), &all)
+    RuleBook::new(base, &all)
 }
 
 /// The rule set for a date of service, by the shipped tables alone.

@@ -378,7 +378,7 @@ fn names_give_kind_and_quarter() {
 fn the_fixture_dir_makes_a_rule_book_by_date_of_service() {
     // What `claimline evaluate --rules tests/fixtures/cms` uses: the
     // shipped tables with the directory's files over them.
-    let book = book_from_dir(Path::new(DIR)).unwrap();
+    let book = book_from_dir(Path::new(DIR), Rules::builtin()).unwrap();
     let base = crate::domain::RULES_VERSION;
     let on = |d: &str| book.for_date(day(d));
     assert_eq!(

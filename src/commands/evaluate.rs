@@ -3,9 +3,10 @@
 //! lines it would publish to stdout ([`crate::pipeline::offline`]); with
 //! `--per-event`, each event judged alone. The rules are the default ones
 //! (built-in data and the CMS tables shipped in `data/cms/`) with the CMS
-//! files of DIR over them. Exit status 1 when any event was bad (the
+//! files of DIR over them, and the payer policies of `--payer-policy FILE`
+//! over the built-in ones. Exit status 1 when any event was bad (the
 //! service would dead-letter it), 2 when the input or the rules could not
-//! be read.
+//! be read (a bad payer policy file included).
 
 use std::io;
 use std::path::PathBuf;
@@ -30,14 +31,23 @@ pub(super) struct EvaluateArgs {
     per_event: bool,
     #[command(flatten)]
     localities: crate::config::LocalityArgs,
+    #[command(flatten)]
+    policy: crate::config::PolicyArgs,
 }
 
 pub(super) fn evaluate(args: EvaluateArgs) -> ExitCode {
     let localities = args.localities.provider_localities.clone();
-    let book = match args.rules.as_deref().map(crate::cms::book_from_dir) {
-        None => crate::cms::shipped::with_imported(&[]).located(localities),
-        Some(Ok(book)) => book.located(localities),
-        Some(Err(e)) => {
+    let book = args
+        .policy
+        .rules()
+        .and_then(|base| match args.rules.as_deref() {
+            None => Ok(crate::cms::shipped::over(base, &[])),
+            Some(dir) => crate::cms::book_from_dir(dir, base),
+        })
+        .map(|book| book.located(localities));
+    let book = match book {
+        Ok(book) => book,
+        Err(e) => {
             eprintln!("claimline evaluate: {e:#}");
             return ExitCode::from(2);
         }

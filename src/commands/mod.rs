@@ -8,6 +8,7 @@
 
 mod dlq;
 mod evaluate;
+mod export;
 mod read;
 mod reprocess;
 mod rules;
@@ -55,6 +56,9 @@ enum Command {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    /// The billable lines of a date-of-service range (or the review queue)
+    /// as CSV, grouped by claim key.
+    Export(Box<export::ExportArgs>),
 }
 
 /// Runs the parsed command line.
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Read(args) => read::read(args),
         Command::Reprocess(args) => reprocess::reprocess(*args),
         Command::Dlq { command } => dlq::dlq(command),
+        Command::Export(args) => export::export(*args),
     }
 }
 

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use clap::Args;
 
 use super::{report, runtime};
-use crate::config::{DatabaseArgs, TopicArgs};
+use crate::config::{DatabaseArgs, PolicyArgs, TopicArgs};
 use crate::domain::Code;
 use crate::kafka::KafkaArgs;
 use crate::pipeline::reprocess::{ReprocessOptions, Summary};
@@ -23,6 +23,9 @@ pub(super) struct ReprocessArgs {
     topics: TopicArgs,
     #[command(flatten)]
     localities: crate::config::LocalityArgs,
+    /// The service's payer policy file: reprocess judges by the same rules.
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// First date of service to re-evaluate (YYYY-MM-DD).
     #[arg(long)]
     since: NaiveDate,
@@ -46,7 +49,12 @@ pub(super) struct ReprocessArgs {
 }
 
 pub(super) fn reprocess(args: ReprocessArgs) -> ExitCode {
+    let base = match args.policy.rules() {
+        Ok(base) => base,
+        Err(e) => return report("reprocess", Err(e)),
+    };
     let options = ReprocessOptions {
+        base,
         database_url: args.database.database_url,
         kafka: args.kafka,
         since: args.since,

@@ -9,7 +9,6 @@ use super::{report, runtime};
 use crate::cms::{Given, Quarter};
 use crate::config::DatabaseArgs;
 use crate::domain::rulebook::TableKind;
-use crate::domain::Rules;
 use crate::pipeline::rules_admin;
 use crate::store::rules::Loaded;
 
@@ -20,7 +19,16 @@ pub(super) enum RulesCommand {
     /// changes nothing.
     Import(Box<ImportArgs>),
     /// Show the loaded tables and the rules_version each date of service gets.
-    List(DatabaseArgs),
+    List(ListArgs),
+}
+
+#[derive(Args)]
+pub(super) struct ListArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// The versions lines get under this payer policy file (the service's).
+    #[command(flatten)]
+    policy: crate::config::PolicyArgs,
 }
 
 #[derive(Args)]
@@ -49,7 +57,7 @@ pub(super) struct ImportArgs {
 pub(super) fn rules(command: RulesCommand) -> ExitCode {
     match command {
         RulesCommand::Import(args) => report("rules import", runtime().block_on(import(&args))),
-        RulesCommand::List(db) => report("rules list", runtime().block_on(list(&db))),
+        RulesCommand::List(args) => report("rules list", runtime().block_on(list(&args))),
     }
 }
 
@@ -97,8 +105,9 @@ async fn import(args: &ImportArgs) -> anyhow::Result<String> {
 }
 
 /// The imported tables and the rule sets they make.
-async fn list(database: &DatabaseArgs) -> anyhow::Result<String> {
-    let (tables, pending, book) = rules_admin::list(&database.database_url).await?;
+async fn list(args: &ListArgs) -> anyhow::Result<String> {
+    let (database, base) = (&args.database, args.policy.rules()?);
+    let (tables, pending, book) = rules_admin::list(&database.database_url, base).await?;
     println!("id\tkind\tlabel\tpart\tstatus\tfrom\trows_kept\trows_read\tloaded_at\tfile");
     for t in &tables {
         let waiting = pending
@@ -167,7 +176,7 @@ async fn list(database: &DatabaseArgs) -> anyhow::Result<String> {
         println!("MUEs: dates of service before {from} are not MUE-checked (no MUE table for them: import one to check them).");
     }
     println!("\nrules_version by date of service:");
-    println!("before any CMS table\t{}", Rules::builtin().version);
+    println!("before any CMS table\t{}", base.version);
     for (from, version) in book.periods() {
         println!("from {from}\t{version}");
     }

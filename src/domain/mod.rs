@@ -7,6 +7,7 @@
 //!   closed sets; each parses or does not exist.
 //! - [`encounter`]: the encounter as the rules see it.
 //! - [`rules`]: the data the rules read: code catalogue, payer policies, edit table.
+//! - [`policy`]: a payer policy file, checked and merged over the built-in policies.
 //! - [`rulebook`]: the rule set in force on a date of service (imported CMS tables).
 //! - [`locality`]: Medicare payment localities and their GPCIs.
 //! - [`units`]: minutes to units, per code or by CMS total time.
@@ -23,6 +24,7 @@ pub mod evaluate;
 pub mod kx;
 pub mod ledger;
 pub mod locality;
+pub mod policy;
 pub mod rulebook;
 pub mod rules;
 pub mod units;

@@ -13,6 +13,10 @@ use super::values::{Code, Discipline, Plan};
 /// Names the rule set (code + data) that produced a line.
 pub const RULES_VERSION: &str = "claimline-rules-2026.12.2";
 
+/// The built-in payer policies; a policy file ([`super::policy`]) is merged
+/// over them.
+pub(crate) const PAYERS_JSON: &str = include_str!("../../data/payers.json");
+
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 pub struct Rvu {
     pub work: f64,
@@ -332,7 +336,7 @@ impl Rules {
         RULES.get_or_init(|| {
             Rules::from_json(
                 include_str!("../../data/catalogue.json"),
-                include_str!("../../data/payers.json"),
+                PAYERS_JSON,
                 include_str!("../../data/edits.json"),
             )
             .expect("the data files shipped in data/ are valid (tested)")

@@ -59,6 +59,11 @@ pub async fn run(
     cfg: RunConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // A bad payer policy file refuses to start, naming the problem.
+    let base_rules = cfg.policy.rules()?;
+    if cfg.policy.payer_policy.is_some() {
+        tracing::info!(rules_version = %base_rules.version, "payer policy file loaded");
+    }
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(Duration::from_secs(cfg.stall_timeout_secs)));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -146,7 +151,7 @@ pub async fn run(
             review: cfg.topics.review_topic.as_str().into(),
         },
         cfg,
-        rules: Arc::new(rules_watch::CurrentRules::new(localities)),
+        rules: Arc::new(rules_watch::CurrentRules::new(base_rules, localities)),
         db,
         producer,
         metrics,

@@ -19,7 +19,7 @@ use chrono::{Datelike, NaiveDate};
 use super::batch::decode_stored;
 use super::plan::{outbox_entry, Topics};
 use crate::codec::JsonWriter;
-use crate::domain::{ClaimLine, Code, RuleBook};
+use crate::domain::{ClaimLine, Code, RuleBook, Rules};
 use crate::kafka::{KafkaArgs, Outgoing, Producer};
 use crate::store::reprocess::{self as runs, PageRow, RunRange};
 use crate::store::{self, BatchWrite, DatabaseUrl, Db, Keys, Owner};
@@ -27,6 +27,9 @@ use crate::store::{self, BatchWrite, DatabaseUrl, Db, Keys, Owner};
 /// What to re-evaluate, and where its lines go.
 #[derive(Debug, Clone)]
 pub struct ReprocessOptions {
+    /// The built-in rules, or those the payer policy file makes of them
+    /// (the service's: the same file gives the same lines).
+    pub base: &'static Rules,
     pub database_url: DatabaseUrl,
     pub kafka: KafkaArgs,
     /// First and last date of service to re-evaluate.
@@ -89,8 +92,12 @@ pub async fn reprocess(args: &ReprocessOptions) -> anyhow::Result<Summary> {
     anyhow::ensure!(until >= args.since, "--until is before --since");
     let db = Db::connect_current(&args.database_url, 2).await?;
     let (count, newest) = store::rules::fingerprint(&db).await?;
-    let rules_fingerprint = format!("{count}:{newest}");
-    let book = crate::cms::shipped::with_imported(&store::rules::load(&db).await?)
+    // A run resumes only under the same tables and the same payer policy.
+    let rules_fingerprint = match args.base.version.split_once("+policy.") {
+        Some((_, policy)) => format!("{count}:{newest}+policy.{policy}"),
+        None => format!("{count}:{newest}"),
+    };
+    let book = crate::cms::shipped::over(args.base, &store::rules::load(&db).await?)
         .located(args.localities.clone());
     let producer = if args.dry_run {
         None

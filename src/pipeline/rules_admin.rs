@@ -53,11 +53,12 @@ pub async fn import(
 /// The imported tables, and the rule book they make with the built-in data.
 pub async fn list(
     database_url: &DatabaseUrl,
+    base: &'static Rules,
 ) -> anyhow::Result<(Vec<Listed>, Vec<PendingPtp>, RuleBook)> {
     let db = Db::connect(database_url, 1).await?;
     let listed = store::rules::list(&db).await?;
     let tables = store::rules::load(&db).await?;
     let pending = pending_ptp(&tables);
-    let book = crate::cms::shipped::with_imported(&tables);
+    let book = crate::cms::shipped::over(base, &tables);
     Ok((listed, pending, book))
 }

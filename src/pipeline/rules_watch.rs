@@ -10,12 +10,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::domain::locality::ProviderLocalities;
-use crate::domain::RuleBook;
+use crate::domain::{RuleBook, Rules};
 use crate::metrics::Metrics;
 use crate::store;
 
 /// The rule book batches use; each batch takes the current one once.
 pub struct CurrentRules {
+    /// The built-in rules, or those the payer policy file makes of them.
+    base: &'static Rules,
     book: RwLock<Arc<RuleBook>>,
     /// What the loaded tables were: (count, newest id).
     loaded: RwLock<Option<(i64, i64)>>,
@@ -24,11 +26,12 @@ pub struct CurrentRules {
 }
 
 impl CurrentRules {
-    /// The shipped tables, until the first load.
-    pub fn new(localities: ProviderLocalities) -> CurrentRules {
+    /// The shipped tables over `base`, until the first load.
+    pub fn new(base: &'static Rules, localities: ProviderLocalities) -> CurrentRules {
         CurrentRules {
+            base,
             book: RwLock::new(Arc::new(
-                crate::cms::shipped::with_imported(&[]).located(localities.clone()),
+                crate::cms::shipped::over(base, &[]).located(localities.clone()),
             )),
             loaded: RwLock::new(None),
             localities,
@@ -50,7 +53,7 @@ impl CurrentRules {
             return Ok(false);
         }
         let tables = store::rules::load(db).await?;
-        let book = crate::cms::shipped::with_imported(&tables).located(self.localities.clone());
+        let book = crate::cms::shipped::over(self.base, &tables).located(self.localities.clone());
         let periods: Vec<String> = book
             .periods()
             .map(|(from, version)| format!("{from}: {version}"))

@@ -10,11 +10,13 @@
 //! - [`outbox`]: what was committed and not yet acknowledged;
 //! - [`rules`]: imported CMS tables;
 //! - [`dead_letters`]: dead-letter values kept here and replays done;
+//! - [`export`]: `claimline export`'s lines, in claim-key order, page by page;
 //! - [`reprocess`]: `claimline reprocess`'s runs and pages.
 
 mod batch;
 mod copy;
 pub(crate) mod dead_letters;
+pub(crate) mod export;
 mod instance;
 mod load;
 mod outbox;

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-fn evaluate(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+pub(crate) fn evaluate(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_claimline"))
         .arg("evaluate")
         .args(args)
@@ -156,14 +156,14 @@ fn one_unit_on(event_id: &str, encounter: &str, dos: &str) -> String {
     )
 }
 
-fn lines(out: &str) -> Vec<serde_json::Value> {
+pub(crate) fn lines(out: &str) -> Vec<serde_json::Value> {
     out.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 
 /// The codes of `line`'s flags named `flag`, each with its related codes.
-fn flagged(line: &serde_json::Value, flag: &str) -> Vec<serde_json::Value> {
+pub(crate) fn flagged(line: &serde_json::Value, flag: &str) -> Vec<serde_json::Value> {
     line["flags"]
         .as_array()
         .unwrap()

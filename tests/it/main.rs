@@ -3,10 +3,13 @@
 //! and a real Kafka-protocol broker (started by `make test`).
 
 mod cotreatment;
+mod dashboard;
 mod evaluate_cli;
+mod export;
 mod membership;
 mod operability;
 mod poison;
+mod policy_cli;
 mod replay;
 mod rules;
 mod schemas;

@@ -106,5 +106,6 @@ mod kx;
 mod ledger;
 mod overlaps;
 mod payment;
+mod policy;
 mod properties;
 mod units;
