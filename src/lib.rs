@@ -18,6 +18,8 @@
 //! - [`pipeline`]: composes them: the service (decode, evaluate, persist,
 //!   publish, store the offset), and the flows the tools run: `evaluate`
 //!   offline, `rules import`, `reprocess`, `dlq replay`.
+//! - [`web`]: `claimline web`, the signed-in read-only pages (axum,
+//!   minijinja templates compiled in) over the views `store::web` reads.
 //! - [`commands`]: the command line, one file per subcommand; [`config`]:
 //!   `claimline run`'s settings and the flags several commands share.
 
@@ -35,3 +37,4 @@ pub(crate) mod metrics;
 pub(crate) mod pipeline;
 pub(crate) mod store;
 pub(crate) mod telemetry;
+pub(crate) mod web;

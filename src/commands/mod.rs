@@ -13,6 +13,7 @@ mod reprocess;
 mod rules;
 mod run;
 mod send;
+mod web;
 
 use std::process::ExitCode;
 
@@ -55,6 +56,9 @@ enum Command {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    /// The read-only web view for revenue-cycle teams: held lines, KX watch
+    /// list, daily totals, CSV (signed in; DATABASE_URL of its read role).
+    Web(Box<web::WebArgs>),
 }
 
 /// Runs the parsed command line.
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Read(args) => read::read(args),
         Command::Reprocess(args) => reprocess::reprocess(*args),
         Command::Dlq { command } => dlq::dlq(command),
+        Command::Web(args) => web::web(*args),
     }
 }
 

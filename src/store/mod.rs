@@ -10,7 +10,8 @@
 //! - [`outbox`]: what was committed and not yet acknowledged;
 //! - [`rules`]: imported CMS tables;
 //! - [`dead_letters`]: dead-letter values kept here and replays done;
-//! - [`reprocess`]: `claimline reprocess`'s runs and pages.
+//! - [`reprocess`]: `claimline reprocess`'s runs and pages;
+//! - [`web`]: what `claimline web` reads (the views of migration 0008).
 
 mod batch;
 mod copy;
@@ -20,6 +21,7 @@ mod outbox;
 pub(crate) mod reprocess;
 pub(crate) mod rules;
 mod url;
+pub(crate) mod web;
 
 pub(crate) use batch::Batch;
 pub(crate) use outbox::{backlog, claim_lapsed, mark_published, renew, OwnedElsewhere, Owner};
