@@ -11,3 +11,4 @@ mod schemas;
 mod service;
 mod support;
 mod tools;
+mod web;
