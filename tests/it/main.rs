@@ -2,6 +2,7 @@
 //! `claimline evaluate` command, and the service against a real Postgres
 //! and a real Kafka-protocol broker (started by `make test`).
 
+mod browser;
 mod evaluate_cli;
 mod operability;
 mod poison;
