@@ -168,7 +168,10 @@ impl Browser {
             if url.contains(part) {
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "{url} has no {part}");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{url} has no {part}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -392,4 +395,7 @@ async fn a_revenue_cycle_user_works_the_held_queue_in_chromium() {
     browser.wait_url("/login").await;
     browser.go(&format!("{base}/held")).await;
     assert!(browser.url().await.ends_with("/login"), "signed out");
+    drop(browser);
+    drop(web);
+    demo.drop_web_role().await;
 }

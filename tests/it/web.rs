@@ -26,6 +26,7 @@ const KX_VISITS: u32 = 38;
 pub struct Demo {
     pub env: TestEnv,
     pub _service: Service,
+    role: std::sync::Mutex<Option<String>>,
 }
 
 fn amended_pair(enc: &str, cleared: bool) -> (serde_json::Value, serde_json::Value) {
@@ -83,6 +84,7 @@ impl Demo {
         Demo {
             env,
             _service: service,
+            role: Default::default(),
         }
     }
 
@@ -103,9 +105,22 @@ impl Demo {
         ] {
             sqlx::raw_sql(&sql).execute(pool).await.unwrap();
         }
+        *self.role.lock().unwrap() = Some(role.clone());
         let (scheme, rest) = self.env.db_url.split_once("://").unwrap();
         let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
         format!("{scheme}://{role}:{PASSWORD}@{host}")
+    }
+}
+
+impl Demo {
+    /// Drops the role `web_role` made (roles outlive the test's database).
+    pub async fn drop_web_role(&self) {
+        let Some(role) = self.role.lock().unwrap().take() else {
+            return;
+        };
+        let _ = sqlx::raw_sql(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+            .execute(&self.env.pool)
+            .await;
     }
 }
 
@@ -575,6 +590,8 @@ async fn web_pages_show_what_the_pipeline_wrote_to_a_signed_in_reader_only() {
     for secret in [KX_PATIENT, "PAT-77812", PASSWORD] {
         assert!(!log.contains(secret), "the log names {secret}:\n{log}");
     }
+    drop(web);
+    demo.drop_web_role().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
