@@ -5,7 +5,9 @@
 //! - this file: the router, the headers every response carries, sign-in
 //!   and sign-out, the error page;
 //! - [`auth`]: credentials, session cookies, the sign-in throttle;
-//! - [`pages`]: the three views and their CSV;
+//! - [`held`]: the held-lines queue and its CSV;
+//! - [`pages`]: the KX watch list, the daily totals, their CSV, and what
+//!   the views share;
 //! - [`render`]: the templates (compiled in, HTML-escaped) and formatting.
 //!
 //! It reads the views of migration 0008 through [`crate::store::Db`] and
@@ -13,6 +15,7 @@
 //! one), a log line or a metric.
 
 mod auth;
+mod held;
 mod pages;
 mod render;
 
@@ -103,8 +106,8 @@ pub(crate) async fn serve(
 fn router(app: Shared) -> Router {
     let signed_in = Router::new()
         .route("/", get(|| async { Redirect::to("/held") }))
-        .route("/held", get(pages::held))
-        .route("/held.csv", get(pages::held_csv))
+        .route("/held", get(held::held))
+        .route("/held.csv", get(held::held_csv))
         .route("/kx", get(pages::kx))
         .route("/kx.csv", get(pages::kx_csv))
         .route("/daily", get(pages::daily))

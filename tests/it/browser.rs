@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::free_port;
-use crate::web::{dollars, Demo, WebApp, PASSWORD, USER};
+use crate::web_support::{dollars, Demo, WebApp, KX_PATIENT, PASSWORD, USER};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -337,11 +337,7 @@ async fn a_revenue_cycle_user_works_the_held_queue_in_chromium() {
         .type_into("input[name=flag]", "SHARED_MINUTES")
         .await;
     browser.click("#apply").await;
-    assert!(
-        browser.url().await.contains("plan=medicare"),
-        "{}",
-        browser.url().await
-    );
+    browser.wait_url("plan=medicare").await;
     let (want_lines, want_cents, want_encounters): (i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), coalesce(sum(expected_payment_cents), 0)::bigint, count(DISTINCT c.encounter_id)
          FROM claim_lines c JOIN encounter_payloads p USING (event_id)
@@ -388,7 +384,7 @@ async fn a_revenue_cycle_user_works_the_held_queue_in_chromium() {
 
     // The other views are a click away.
     browser.click("nav a[href='/kx']").await;
-    assert!(browser.text("#kx").await.contains(crate::web::KX_PATIENT));
+    assert!(browser.text("#kx").await.contains(KX_PATIENT));
     browser.click("nav a[href='/daily']").await;
     assert!(browser.count("#daily tr").await > 1);
     browser.click(".signout button").await;

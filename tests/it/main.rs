@@ -13,3 +13,4 @@ mod service;
 mod support;
 mod tools;
 mod web;
+mod web_support;
