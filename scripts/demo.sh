@@ -65,6 +65,10 @@ echo "   consumer group  $group"
 echo "   broker          127.0.0.1:$broker_port"
 echo "   metrics         http://127.0.0.1:$metrics_port/metrics"
 echo "   web view        http://127.0.0.1:$web_port/ (claimline web)"
+# Checked now rather than at stage 6, so a taken port stops the demo early.
+if listening "$web_port" && ! ours .run/claimline-web.pid claimline; then
+  taken "$web_port" "the demo's web view" DEMO_WEB_PORT
+fi
 
 stage 1 "broker: Tansu on 127.0.0.1:$broker_port (in memory; log .run/tansu-$broker_port.log)"
 if listening "$broker_port"; then

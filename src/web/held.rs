@@ -219,3 +219,57 @@ pub(crate) async fn held_csv(State(app): State<Shared>, Query(q): Query<HeldQuer
     });
     csv_or_error(&app, "held-lines.csv", csv_of(&header, rows))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HeldQuery {
+        let s: String = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        serde_json::from_value(serde_json::Value::Object(
+            url_pairs(&s)
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect(),
+        ))
+        .unwrap()
+    }
+
+    fn url_pairs(s: &str) -> Vec<(String, String)> {
+        s.split('&')
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn filters_are_checked_and_blank_ones_filter_nothing() {
+        let f = q(&[("payer", " "), ("plan", ""), ("sort", "amount")])
+            .filter(10)
+            .unwrap();
+        assert!(f.payer.is_none() && f.plan.is_none() && f.by_amount);
+        let f = q(&[
+            ("from", "2026-03-01"),
+            ("held_days", "3"),
+            ("npi", "1234567893"),
+        ])
+        .filter(10)
+        .unwrap();
+        assert_eq!(f.dos_from, chrono::NaiveDate::from_ymd_opt(2026, 3, 1));
+        assert_eq!(f.held_days, Some(3));
+        for bad in [
+            ("from", "03/01/2026"),
+            ("plan", "MEDICARE"),
+            ("discipline", "PTA"),
+            ("held_days", "-1"),
+            ("npi", "12345"),
+            ("sort", "name"),
+        ] {
+            assert!(q(&[bad]).filter(10).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -312,3 +312,18 @@ pub(crate) async fn daily_csv(State(app): State<Shared>, Query(q): Query<DailyQu
     });
     csv_or_error(&app, "daily-totals.csv", csv_of(&header, out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_cell_never_starts_a_spreadsheet_formula() {
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(cell("+1"), "'+1");
+        assert_eq!(cell("@SUM"), "'@SUM");
+        assert_eq!(cell("MEDICARE-B"), "MEDICARE-B");
+        let csv = csv_of(&["a"], [vec!["=1+1".to_owned()]].into_iter()).unwrap();
+        assert_eq!(String::from_utf8(csv).unwrap(), "a\n'=1+1\n");
+    }
+}
