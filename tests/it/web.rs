@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{free_port, TestEnv};
-use crate::web_support::{dollars, Demo, WebApp, KX_PATIENT, PASSWORD, USER};
+use crate::web_support::{dollars, Demo, WebApp, KX_PATIENT, MARKUP_PAYER, PASSWORD, USER};
 
 async fn held_totals(env: &TestEnv, filter: &str) -> (i64, i64) {
     sqlx::query_as(&format!(
@@ -105,6 +105,12 @@ async fn web_pages_show_what_the_pipeline_wrote_to_a_signed_in_reader_only() {
         );
     }
     // Cleared by its amendment, or validated: not in the queue.
+    assert!(held.body.contains("ENC-MARKUP v"));
+    assert!(!held.body.contains(MARKUP_PAYER) && !held.body.contains("<script"));
+    assert!(
+        held.body.contains("&lt;script&gt;"),
+        "the payer id, escaped"
+    );
     for gone in ["ENC-HELD-CLEARED", "ENC-000101 v", "ENC-000103 v"] {
         assert!(!held.body.contains(gone), "{gone} is not held");
     }

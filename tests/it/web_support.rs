@@ -16,6 +16,9 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; for
 
 /// The Medicare patient whose visits pass the KX threshold and the review
 /// amount, and how many visits (each $82.33 under the 2026 fee schedule).
+/// A payer id that is markup (the contract allows it).
+pub const MARKUP_PAYER: &str = "<script>alert('x')</script>&";
+
 pub const KX_PATIENT: &str = "PAT-KX-1";
 const KX_VISITS: u32 = 38;
 
@@ -70,6 +73,12 @@ impl Demo {
         let (clear1, clear2) = amended_pair("ENC-HELD-CLEARED", true);
         events.push(still1);
         events.push(clear1);
+        // Markup in a value from an event: held (no diagnosis), and shown
+        // escaped.
+        let mut markup = event("ENC-MARKUP-e1", "finalized", "ENC-MARKUP", 1);
+        markup["encounter"]["payer"] = json!({"id": MARKUP_PAYER, "plan": "other"});
+        markup["encounter"]["diagnoses"] = json!([]);
+        events.push(markup);
         let first = events.len() as i64;
         env.send_events(&events).await;
         let count = "SELECT count(*) FROM encounter_events";
