@@ -285,7 +285,7 @@ impl Drop for Browser {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revenue_cycle_user_works_the_held_queue_in_chromium() {
-    let demo = Demo::load("web_browser").await;
+    let demo = Demo::load("web-browser").await;
     let web = WebApp::start(&demo.web_role().await).await;
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-{}", web.port));
     let downloads = out.join("downloads");

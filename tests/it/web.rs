@@ -20,7 +20,7 @@ async fn held_totals(env: &TestEnv, filter: &str) -> (i64, i64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn web_pages_show_what_the_pipeline_wrote_to_a_signed_in_reader_only() {
-    let demo = Demo::load("web_pages").await;
+    let demo = Demo::load("web-pages").await;
     let env = &demo.env;
     let role_url = demo.web_role().await;
     let web = WebApp::start(&role_url).await;

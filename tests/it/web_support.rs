@@ -101,6 +101,20 @@ impl Demo {
     pub async fn web_role(&self) -> String {
         let role = format!("web_{}_{}", std::process::id(), free_port());
         let pool = &self.env.pool;
+        // Roles an earlier run left (a failed test skips its clean-up):
+        // their databases were dropped when this run began, so they go.
+        let stale: Vec<String> = sqlx::query_scalar(
+            "SELECT rolname::text FROM pg_roles WHERE rolname ~ '^web_[0-9]+_[0-9]+$' AND rolname NOT LIKE $1",
+        )
+        .bind(format!("web_{}_%", std::process::id()))
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+        for r in stale {
+            let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {r}"))
+                .execute(pool)
+                .await;
+        }
         let db: String = sqlx::query_scalar("SELECT current_database()")
             .fetch_one(pool)
             .await
