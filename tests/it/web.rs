@@ -324,7 +324,7 @@ async fn web_pages_show_what_the_pipeline_wrote_to_a_signed_in_reader_only() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn web_says_the_database_is_not_answering_instead_of_hanging() {
+async fn web_says_the_database_is_not_answering_and_limits_failed_sign_ins() {
     // Nothing listens on this port: every read fails at once or at its
     // deadline (3 s), and the page says so.
     let web = WebApp::start(&format!(
@@ -344,5 +344,31 @@ async fn web_says_the_database_is_not_answering_instead_of_hanging() {
     }
     let ready = web.request("GET", "/readyz", None, None).await.unwrap();
     assert_eq!(ready.status, 503);
+
+    // Failed sign-ins are limited: past 10 from one address, even the right
+    // password is refused (without being checked) until the window ends.
+    for _ in 0..10 {
+        let r = web
+            .request(
+                "POST",
+                "/login",
+                None,
+                Some(&format!("user={USER}&password=guess-guess-guess")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 401);
+    }
+    let r = web
+        .request(
+            "POST",
+            "/login",
+            None,
+            Some(&format!("user={USER}&password={PASSWORD}")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.header("set-cookie").is_none());
     assert!(!web.log().contains(PASSWORD));
 }
