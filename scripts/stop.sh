@@ -34,14 +34,16 @@ if [ -n "${BROKER_PORT:-}" ]; then
   exit 0
 fi
 
-# The service first (it drains to the broker and Postgres), then the brokers.
+# The web view and the service first (it drains to the broker and Postgres),
+# then the brokers.
+stop_pid_file .run/claimline-web.pid
 stop_pid_file .run/claimline.pid
 for f in .run/tansu-*.pid; do stop_pid_file "$f"; done
 
 # The demo database, if a demo run got as far as creating it: its name and
 # the admin URL scripts/ensure-postgres.sh gave are in .run/demo.env.
 [ -f "$env_file" ] || exit 0
-unset CLAIMLINE_DEMO_DB CLAIMLINE_DEMO_ADMIN_URL
+unset CLAIMLINE_DEMO_DB CLAIMLINE_DEMO_ADMIN_URL CLAIMLINE_DEMO_ID
 # shellcheck source=/dev/null
 . "$env_file"
 db="${CLAIMLINE_DEMO_DB:-}"
@@ -55,6 +57,8 @@ if [ "$db" != "$ours" ]; then
 fi
 if psql "$admin_url" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; then
   echo "stop: dropped the demo database $db (${admin_url%/*})" >&2
+  # The web view's read role (its only grants were on that database).
+  psql "$admin_url" -qc "DROP ROLE IF EXISTS \"claimline_demo_web_${CLAIMLINE_DEMO_ID:-none}\"" >/dev/null || true
   grep -vE '^CLAIMLINE_DEMO_(ADMIN|DATABASE)_URL=' "$env_file" >"$env_file.tmp" || true
   mv "$env_file.tmp" "$env_file"
 else

@@ -19,6 +19,8 @@
 //!   publish, store the offset), and the flows the tools run: `evaluate`
 //!   offline, `rules import`, `reprocess`, `dlq replay`.
 //! - [`export`]: `claimline export`, claim lines as CSV for billers.
+//! - [`web`]: `claimline web`, the signed-in read-only pages (axum,
+//!   minijinja templates compiled in) over the views `store::web` reads.
 //! - [`commands`]: the command line, one file per subcommand; [`config`]:
 //!   `claimline run`'s settings and the flags several commands share.
 
@@ -37,3 +39,4 @@ pub(crate) mod metrics;
 pub(crate) mod pipeline;
 pub(crate) mod store;
 pub(crate) mod telemetry;
+pub(crate) mod web;

@@ -14,6 +14,7 @@ mod reprocess;
 mod rules;
 mod run;
 mod send;
+mod web;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,9 @@ enum Command {
     /// The billable lines of a date-of-service range (or the review queue)
     /// as CSV, grouped by claim key.
     Export(Box<export::ExportArgs>),
+    /// The read-only web view for revenue-cycle teams: held lines, KX watch
+    /// list, daily totals, CSV (signed in; DATABASE_URL of its read role).
+    Web(Box<web::WebArgs>),
 }
 
 /// Runs the parsed command line.
@@ -73,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Reprocess(args) => reprocess::reprocess(*args),
         Command::Dlq { command } => dlq::dlq(command),
         Command::Export(args) => export::export(*args),
+        Command::Web(args) => web::web(*args),
     }
 }
 

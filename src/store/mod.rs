@@ -11,7 +11,8 @@
 //! - [`rules`]: imported CMS tables;
 //! - [`dead_letters`]: dead-letter values kept here and replays done;
 //! - [`export`]: `claimline export`'s lines, in claim-key order, page by page;
-//! - [`reprocess`]: `claimline reprocess`'s runs and pages.
+//! - [`reprocess`]: `claimline reprocess`'s runs and pages;
+//! - [`web`]: what `claimline web` reads (the views of migration 0008).
 
 mod batch;
 mod copy;
@@ -23,6 +24,7 @@ mod outbox;
 pub(crate) mod reprocess;
 pub(crate) mod rules;
 mod url;
+pub(crate) mod web;
 
 pub(crate) use batch::Batch;
 pub(crate) use instance::{InstanceLock, Kept};

@@ -2,6 +2,7 @@
 //! `claimline evaluate` command, and the service against a real Postgres
 //! and a real Kafka-protocol broker (started by `make test`).
 
+mod browser;
 mod cotreatment;
 mod dashboard;
 mod evaluate_cli;
@@ -16,3 +17,5 @@ mod schemas;
 mod service;
 mod support;
 mod tools;
+mod web;
+mod web_support;

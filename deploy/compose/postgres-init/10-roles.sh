@@ -18,7 +18,8 @@ set -euo pipefail
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
   -v db="$POSTGRES_DB" \
   -v owner_pw="${CLAIMLINE_DB_PASSWORD:?}" \
-  -v reader_pw="${GRAFANA_DB_PASSWORD:?}" <<'SQL'
+  -v reader_pw="${GRAFANA_DB_PASSWORD:?}" \
+  -v web_pw="${WEB_DB_PASSWORD:?}" <<'SQL'
 CREATE ROLE claimline LOGIN PASSWORD :'owner_pw';
 ALTER DATABASE :"db" OWNER TO claimline;
 
@@ -27,7 +28,13 @@ CREATE ROLE grafana_reader LOGIN PASSWORD :'reader_pw'
 ALTER ROLE grafana_reader SET default_transaction_read_only = on;
 ALTER ROLE grafana_reader SET statement_timeout = '30s';
 
+CREATE ROLE claimline_web LOGIN PASSWORD :'web_pw'
+  NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT CONNECTION LIMIT 8;
+ALTER ROLE claimline_web SET default_transaction_read_only = on;
+ALTER ROLE claimline_web SET statement_timeout = '30s';
+
 REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
+GRANT CONNECT ON DATABASE :"db" TO claimline_web;
 GRANT CONNECT ON DATABASE :"db" TO grafana_reader;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 SQL
