@@ -13,7 +13,7 @@ use super::values::{Code, Discipline, Plan};
 /// Names the rule set (code + data) that produced a line.
 pub const RULES_VERSION: &str = "claimline-rules-2026.12.2";
 
-/// The built-in payer policies; a policy file ([`super::policy`]) is merged
+/// The built-in payer policies; a policy file (`domain/policy/`) is merged
 /// over them.
 pub(crate) const PAYERS_JSON: &str = include_str!("../../data/payers.json");
 

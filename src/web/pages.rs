@@ -1,7 +1,7 @@
 //! The KX watch list and the daily totals, each as a page and as CSV
 //! under the same filters, and what every view shares (filter parsing, the
 //! CSV writer). Filters come by GET and none of them can carry a patient
-//! identifier (the held-lines queue: [`super::held`]).
+//! identifier (the held-lines queue is in `held.rs`).
 
 use axum::extract::{Query, RawQuery, State};
 use axum::http::StatusCode;

@@ -108,4 +108,5 @@ mod overlaps;
 mod payment;
 mod policy;
 mod properties;
+mod rulebook;
 mod units;
