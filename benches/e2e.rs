@@ -248,6 +248,76 @@ fn pad_bytes() -> usize {
         .unwrap_or(0)
 }
 
+/// The database's own limit for what the service wrote: the same batches
+/// (`batch_events` events each, in processing order), each written as one
+/// COPY per table (events, payloads, claim lines) in one transaction, into
+/// empty copies of those tables (same columns, indexes and checks). No
+/// rules, locks, look-ups or outbox. Events per second of write time.
+async fn database_ceiling(pool: &sqlx::PgPool, batch_events: usize) -> f64 {
+    use futures_util::TryStreamExt;
+    const TABLES: [(&str, &str); 3] = [
+        ("encounter_events", "event_id"),
+        ("encounter_payloads", "event_id"),
+        ("claim_lines", "event_id"),
+    ];
+    for (t, _) in TABLES {
+        sqlx::query(&format!(
+            "CREATE TABLE ceiling_{t} (LIKE {t} INCLUDING ALL)"
+        ))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT event_id FROM encounter_events ORDER BY processed_at, event_id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    // Read every batch's rows first (as COPY text), so that only the
+    // writes are timed.
+    let mut batches: Vec<Vec<Vec<u8>>> = Vec::new();
+    for chunk in ids.chunks(batch_events.max(1)) {
+        // The bench's own event ids: [A-Za-z0-9-] only.
+        let list = chunk
+            .iter()
+            .map(|id| format!("'{id}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut tables = Vec::new();
+        for (t, key) in TABLES {
+            let mut conn = pool.acquire().await.unwrap();
+            let data: Vec<u8> = conn
+                .copy_out_raw(&format!(
+                    "COPY (SELECT * FROM {t} WHERE {key} IN ({list})) TO STDOUT"
+                ))
+                .await
+                .unwrap()
+                .try_fold(Vec::new(), |mut acc, b| async move {
+                    acc.extend_from_slice(&b);
+                    Ok(acc)
+                })
+                .await
+                .unwrap();
+            tables.push(data);
+        }
+        batches.push(tables);
+    }
+    let started = Instant::now();
+    for tables in &batches {
+        let mut tx = pool.begin().await.unwrap();
+        for ((t, _), data) in TABLES.iter().zip(tables) {
+            let mut copy = tx
+                .copy_in_raw(&format!("COPY ceiling_{t} FROM STDIN"))
+                .await
+                .unwrap();
+            copy.send(data.as_slice()).await.unwrap();
+            copy.finish().await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    ids.len() as f64 / started.elapsed().as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::var("BENCH_EVENTS")
@@ -324,6 +394,7 @@ async fn main() {
     load_with(&bootstrap, &input, paced, "P", Some(rate)).await;
     wait_done(&pool, n + paced, started, || {}).await;
     rss = rss.max(peak_rss_mib(child.id()));
+    let mut batch_events = 1_000usize;
     if let Ok(scrape) = scrape(port).await {
         let v = |name: &str| {
             scrape
@@ -333,6 +404,10 @@ async fn main() {
                 .unwrap_or(f64::NAN)
         };
         let batches = v("claimline_batch_size_events_count");
+        let each = v("claimline_batch_size_events_sum") / batches;
+        if each.is_finite() && each >= 1.0 {
+            batch_events = each.round() as usize;
+        }
         println!(
             "  {batches} batches, {:.0} events each; database {:.1} ms a batch",
             v("claimline_batch_size_events_sum") / batches,
@@ -392,6 +467,11 @@ async fn main() {
         "ratio service / passthrough: {:.2} steady (first to last message each writes), {:.2} from start; target >= 0.5",
         steady / base_steady,
         eps / base_eps
+    );
+    let ceiling = database_ceiling(&pool, batch_events).await;
+    println!(
+        "database ceiling (the same rows, {batch_events} events a batch, one COPY per table, one transaction a batch; no rules, locks, look-ups or outbox): {ceiling:.0} events/s; service steady / ceiling {:.2}",
+        steady / ceiling
     );
     // Its database goes, so runs do not pile data onto the shared server.
     pool.close().await;
