@@ -9,6 +9,13 @@
 //! broker timestamp to its claim line's, the service's peak memory, and the
 //! ratio to an rdkafka consumer that copies the same messages to another
 //! topic without parsing them. Targets: ratio >= 0.5, peak RSS < 200 MiB.
+//! It then writes the same rows the service wrote with one COPY per table
+//! per batch (the database ceiling; see `database_ceiling`).
+//!
+//! `BENCH_DB_LATENCY_MS=200` puts a proxy between the service and Postgres
+//! that delays every packet by half that each way (a distant database:
+//! every round trip costs 200 ms); `BENCH_EVENTS=10000` with it measures
+//! how fast a backlog drains.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -248,6 +255,61 @@ fn pad_bytes() -> usize {
         .unwrap_or(0)
 }
 
+/// A TCP proxy on 127.0.0.1 to `upstream` that holds every chunk for
+/// `delay` in each direction, in order: a round trip costs 2 x `delay`.
+/// Its port.
+async fn latency_proxy(upstream: String, delay: Duration) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(delayed(cr, sw, delay));
+                tokio::spawn(delayed(sr, cw, delay));
+            });
+        }
+    });
+    port
+}
+
+async fn delayed(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    tokio::spawn(async move {
+        while let Some((at, data)) = rx.recv().await {
+            tokio::time::sleep_until(at + delay).await;
+            if to.write_all(&data).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || tx.send((tokio::time::Instant::now(), buf[..n].to_vec())).is_err() {
+            break;
+        }
+    }
+}
+
+/// `url` with its host and port replaced by 127.0.0.1:`port`.
+fn via_port(url: &str, port: u16) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
+    format!("{scheme}://{user}127.0.0.1:{port}/{path}")
+}
+
 /// The database's own limit for what the service wrote: the same batches
 /// (`batch_events` events each, in processing order), each written as one
 /// COPY per table (events, payloads, claim lines) in one transaction, into
@@ -363,10 +425,23 @@ async fn main() {
         .local_addr()
         .unwrap()
         .port();
+    let latency_ms: u64 = std::env::var("BENCH_DB_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let service_db_url = if latency_ms > 0 {
+        let authority = db_url.split_once("://").unwrap().1.split('/').next().unwrap();
+        let upstream = authority.rsplit('@').next().unwrap().to_owned();
+        let port = latency_proxy(upstream, Duration::from_millis(latency_ms / 2)).await;
+        println!("the service reaches Postgres through a proxy adding {latency_ms} ms to every round trip");
+        via_port(&db_url, port)
+    } else {
+        db_url.clone()
+    };
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_claimline"))
         .arg("run")
-        .env("DATABASE_URL", &db_url)
+        .env("DATABASE_URL", &service_db_url)
         .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
         .env("CLAIMLINE_GROUP_ID", format!("{tag}.service"))
         .env("CLAIMLINE_INPUT_TOPIC", &input)
