@@ -82,7 +82,7 @@ pub async fn run(
     let db = store::Db::connect_lazy(
         &cfg.database.database_url,
         cfg.db_pool_size,
-        Duration::from_secs(cfg.db_statement_timeout_secs),
+        store::Timeouts::from_statement(Duration::from_secs(cfg.db_statement_timeout_secs)),
     )?;
     let producer = Producer::create(&cfg.kafka)?;
     {

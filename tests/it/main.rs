@@ -4,11 +4,13 @@
 
 mod cotreatment;
 mod evaluate_cli;
+mod fault;
 mod operability;
 mod poison;
 mod replay;
 mod rules;
 mod schemas;
 mod service;
+mod stall;
 mod support;
 mod tools;
