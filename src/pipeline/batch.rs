@@ -147,7 +147,6 @@ impl Pipeline {
         let mut items = tokio::task::block_in_place(|| plan::decode_all(&batch, max));
         let write_started = Instant::now();
         let (outbox, outcomes) = self.write_isolating(&batch, &mut items).await?;
-        self.mark(Step::WriteBatch.dependency(), true);
         self.metrics
             .batch_written(write_started.elapsed().as_secs_f64());
         for (outcome, n) in outcomes {

@@ -1,10 +1,10 @@
-//! Retrying a step: each failing try marks the dependency the step needs
-//! unhealthy (so /readyz tells), backs off with jitter, and gives up only
-//! when the service stops.
+//! Retrying a step: each failing try is counted and logged, backs off with
+//! jitter, and gives up only when the service stops. It writes no health
+//! flag: the probe says what is reachable, and a step that keeps failing
+//! shows as a stall (no batch completed while work waits).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Pipeline;
@@ -21,13 +21,6 @@ pub enum Step {
     PublishDlq,
 }
 
-/// What a step depends on, marked unhealthy while it fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dependency {
-    Database,
-    Broker,
-}
-
 impl Step {
     /// The `step` label of `claimline_retries_total` and of log lines.
     pub fn name(self) -> &'static str {
@@ -39,15 +32,6 @@ impl Step {
             Step::PublishOutbox => "publish_outbox",
             Step::MarkPublished => "mark_published",
             Step::PublishDlq => "publish_dlq",
-        }
-    }
-
-    pub fn dependency(self) -> Dependency {
-        match self {
-            Step::Migrate | Step::LoadRules | Step::WriteBatch | Step::MarkPublished => {
-                Dependency::Database
-            }
-            Step::CreateTopics | Step::PublishOutbox | Step::PublishDlq => Dependency::Broker,
         }
     }
 }
@@ -86,14 +70,6 @@ fn jitter() -> f64 {
 }
 
 impl Pipeline {
-    pub(super) fn mark(&self, dependency: Dependency, healthy: bool) {
-        let flag = match dependency {
-            Dependency::Database => &self.health.database,
-            Dependency::Broker => &self.health.producer,
-        };
-        flag.store(healthy, Ordering::Relaxed);
-    }
-
     /// Runs `step` until it succeeds or the service is stopping.
     pub(super) async fn retry<'a, T, F>(&self, step: Step, mut run: F) -> Result<T, Stopped>
     where
@@ -106,16 +82,26 @@ impl Pipeline {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     self.metrics.retried(step.name());
-                    self.mark(step.dependency(), false);
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     let wait = backoff(attempt, jitter());
-                    tracing::warn!(
-                        step = step.name(),
-                        error = loggable(&e),
-                        retry_in_ms = wait.as_millis() as u64,
-                        failing_for_s = since.elapsed().as_secs(),
-                        "step failed; retrying"
-                    );
+                    if e.is::<crate::store::OwnedElsewhere>() {
+                        // Not a failure: another instance publishes lines
+                        // of these encounters first.
+                        tracing::info!(
+                            step = step.name(),
+                            retry_in_ms = wait.as_millis() as u64,
+                            waiting_for_s = since.elapsed().as_secs(),
+                            "waiting for another instance's outbox rows"
+                        );
+                    } else {
+                        tracing::warn!(
+                            step = step.name(),
+                            error = loggable(&e),
+                            retry_in_ms = wait.as_millis() as u64,
+                            failing_for_s = since.elapsed().as_secs(),
+                            "step failed; retrying"
+                        );
+                    }
                     attempt += 1;
                     let mut stop = self.stop.clone();
                     tokio::select! {
@@ -161,14 +147,6 @@ mod tests {
             loggable(&e),
             "Failed to begin a transaction: connection refused"
         );
-    }
-
-    #[test]
-    fn each_step_marks_the_dependency_it_needs() {
-        assert_eq!(Step::WriteBatch.dependency(), Dependency::Database);
-        assert_eq!(Step::MarkPublished.dependency(), Dependency::Database);
-        assert_eq!(Step::PublishOutbox.dependency(), Dependency::Broker);
-        assert_eq!(Step::PublishDlq.dependency(), Dependency::Broker);
     }
 
     #[test]

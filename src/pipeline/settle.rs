@@ -30,7 +30,6 @@ impl Pipeline {
         }
         if !failed.is_empty() {
             let failed = &failed;
-            self.mark(Step::PublishOutbox.dependency(), false);
             self.retry(Step::PublishOutbox, || Box::pin(self.send_outbox(failed)))
                 .await?;
         }
@@ -81,7 +80,6 @@ impl Pipeline {
                 tracing::warn!(topic = %m.topic, partition = m.partition, offset = m.offset, reason = e.reason_code(), error = %e, "dead-lettered a bad event");
             }
         }
-        self.mark(Step::PublishOutbox.dependency(), true);
         consumer.store_offsets(&batch);
         self.health.progress.progressed();
         Ok(())
