@@ -42,8 +42,19 @@ pub(super) struct Sent {
     pub dead_acks: Vec<Ack>,
 }
 
+/// How the batch loop ended once the service was stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// Every batch taken was settled: its offsets are stored.
+    Drained,
+    /// A batch was left unsettled (redelivered to whoever takes the
+    /// partitions).
+    Abandoned,
+}
+
 impl Pipeline {
-    pub(super) async fn consume(&self, consumer: &EventConsumer) {
+    /// The batch loop, until the service stops.
+    pub(super) async fn consume(&self, consumer: &EventConsumer) -> Ended {
         let mut stop = self.stop.clone();
         let linger = Duration::from_millis(self.cfg.batch_linger_ms);
         // The previous batch: committed, its messages sent, acks pending.
@@ -73,7 +84,7 @@ impl Pipeline {
                 None => {
                     let prev = in_flight.take().expect("guarded by the select");
                     if self.settle(consumer, prev).await.is_err() {
-                        return;
+                        return Ended::Abandoned;
                     }
                     continue;
                 }
@@ -92,20 +103,24 @@ impl Pipeline {
                     .await
                     .is_err()
                 {
-                    return;
+                    return Ended::Abandoned;
                 }
             }
             match written {
                 Ok(w) => in_flight = Some(self.send(w).instrument(span).await),
                 // Stopping with the batch unwritten: redelivered later.
-                Err(Stopped) => return,
+                Err(Stopped) => return Ended::Abandoned,
             }
             if self.stopping() {
                 break;
             }
         }
-        if let Some(prev) = in_flight.take() {
-            let _ = self.settle(consumer, prev).await;
+        match in_flight.take() {
+            Some(prev) => match self.settle(consumer, prev).await {
+                Ok(()) => Ended::Drained,
+                Err(Stopped) => Ended::Abandoned,
+            },
+            None => Ended::Drained,
         }
     }
 

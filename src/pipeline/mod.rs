@@ -51,6 +51,7 @@ use crate::http::Health;
 use crate::kafka::{self, ConsumerCtx, EventConsumer, Incoming, Outgoing, Producer};
 use crate::metrics::Metrics;
 use crate::store::{self, OutboxEntry};
+use batch::Ended;
 use plan::{Rejection, Topics};
 use retry::Step;
 
@@ -142,38 +143,69 @@ pub async fn run(
         health,
         stop: stop_rx,
     };
-    match p.start(&consumer).await {
-        // The outbox keeper needs the schema: it starts once it is there.
-        Ok(Start::Ready) => {
-            keeper.spawn(p.stop.clone());
-            rules_watch::spawn(
-                p.rules.clone(),
-                p.db.clone(),
-                p.metrics.clone(),
-                Duration::from_secs(p.cfg.rules_poll_secs),
-                p.stop.clone(),
-            );
-        }
-        Ok(Start::SchemaBehind(missing)) => anyhow::bail!(
-            "the database schema is not current (migrations {missing:?} not applied) and \
-             CLAIMLINE_MIGRATE=false: run `claimline migrate` first"
-        ),
-        Err(retry::Stopped) => return Ok(()),
-    }
-    p.consume(&consumer).await;
-
-    // Drain: the last batch is done (or abandoned to redelivery); commit
-    // what is stored and flush the producer, within the shutdown bound.
     let limit = Duration::from_secs(p.cfg.shutdown_timeout_secs);
-    consumer.commit_and_leave();
-    p.producer.flush(limit.min(Duration::from_secs(10)));
+    let work = async {
+        match p.start(&consumer).await {
+            // The outbox keeper needs the schema: it starts once it is there.
+            Ok(Start::Ready) => {
+                keeper.spawn(p.stop.clone());
+                rules_watch::spawn(
+                    p.rules.clone(),
+                    p.db.clone(),
+                    p.metrics.clone(),
+                    Duration::from_secs(p.cfg.rules_poll_secs),
+                    p.stop.clone(),
+                );
+            }
+            Ok(Start::SchemaBehind(missing)) => anyhow::bail!(
+                "the database schema is not current (migrations {missing:?} not applied) and \
+                 CLAIMLINE_MIGRATE=false: run `claimline migrate` first"
+            ),
+            // Stopped before the first message: nothing to drain.
+            Err(retry::Stopped) => return Ok(Ended::Drained),
+        }
+        let ended = p.consume(&consumer).await;
+        if ended == Ended::Drained {
+            // Commit what is stored and flush the producer, within the
+            // shutdown bound (the select below ends it otherwise).
+            consumer.commit_and_leave();
+            p.producer.flush(limit.min(Duration::from_secs(10)));
+        }
+        Ok(ended)
+    };
+    let ended = tokio::select! {
+        ended = work => ended?,
+        _ = shutdown_deadline(p.stop.clone(), limit) => Ended::Abandoned,
+    };
     if p.producer.is_fatal() {
         // Exit non-zero: the orchestrator restarts the process with a new
         // producer; what was not acknowledged is redelivered.
         anyhow::bail!("the producer hit a fatal error; stopping");
     }
-    tracing::info!("stopped");
-    Ok(())
+    match ended {
+        Ended::Drained => {
+            tracing::info!("stopped: drained, offsets committed");
+            Ok(())
+        }
+        Ended::Abandoned => {
+            tracing::error!(
+                shutdown_timeout_s = limit.as_secs(),
+                "stopped: abandoned work in flight (redelivered to whoever takes the partitions)"
+            );
+            anyhow::bail!("shutdown abandoned work in flight")
+        }
+    }
+}
+
+/// Resolves when the service has been stopping for a little less than
+/// `limit` (CLAIMLINE_SHUTDOWN_TIMEOUT_SECS): the work still in flight is
+/// then abandoned, leaving time to say so and exit within the bound.
+async fn shutdown_deadline(mut stop: watch::Receiver<bool>, limit: Duration) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    let margin = Duration::from_secs(1).min(limit / 4);
+    tokio::time::sleep(limit - margin).await;
 }
 
 /// How start-up ended, short of stopping.
