@@ -147,8 +147,8 @@ pub async fn run(
     let work = async {
         match p.start(&consumer).await {
             // The outbox keeper needs the schema: it starts once it is there.
-            Ok(Start::Ready) => {
-                keeper.spawn(p.stop.clone());
+            Ok(Start::Ready(lock)) => {
+                keeper.spawn(lock, p.stop.clone());
                 rules_watch::spawn(
                     p.rules.clone(),
                     p.db.clone(),
@@ -210,7 +210,8 @@ async fn shutdown_deadline(mut stop: watch::Receiver<bool>, limit: Duration) {
 
 /// How start-up ended, short of stopping.
 enum Start {
-    Ready,
+    /// Holding this instance's owner lock (see [`store::OwnerLock`]).
+    Ready(store::OwnerLock),
     /// CLAIMLINE_MIGRATE=false and these migrations have not run.
     SchemaBehind(Vec<i64>),
 }
@@ -254,6 +255,12 @@ impl Pipeline {
             }
             tracing::info!("schema is current");
         }
+        // Proof that this instance lives, before it owns any outbox row.
+        let lock = self
+            .retry(Step::HoldOwnerLock, || {
+                Box::pin(self.db.hold_owner_lock(&self.owner))
+            })
+            .await?;
         // The imported CMS tables, before the first batch.
         self.retry(Step::LoadRules, || {
             Box::pin(self.rules.refresh(&self.db, &self.metrics))
@@ -277,14 +284,15 @@ impl Pipeline {
             })
             .await?;
         }
-        // Rows a crashed instance left are published by the sweep once
-        // their lease lapses (never while another instance still sends them).
+        // Rows a crashed instance left are published by the sweep once its
+        // owner lock is free or their lease lapses (never while another
+        // instance still sends them).
         if let Err(e) = consumer.subscribe(&self.cfg.topics.input_topic) {
             tracing::error!(error = format!("{e:#}"), "cannot subscribe");
             return Err(retry::Stopped);
         }
         tracing::info!(topic = %self.cfg.topics.input_topic, group = %self.cfg.group_id, "consuming");
-        Ok(Start::Ready)
+        Ok(Start::Ready(lock))
     }
 
     /// The original key and value, unchanged, with the contract's headers;

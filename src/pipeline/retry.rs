@@ -13,6 +13,7 @@ use super::Pipeline;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Migrate,
+    HoldOwnerLock,
     LoadRules,
     CreateTopics,
     WriteBatch,
@@ -26,6 +27,7 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::Migrate => "migrate",
+            Step::HoldOwnerLock => "hold_owner_lock",
             Step::LoadRules => "load_rules",
             Step::CreateTopics => "create_topics",
             Step::WriteBatch => "write_batch",

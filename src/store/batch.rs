@@ -320,8 +320,8 @@ async fn write_all(
         encounters.sort_unstable();
         encounters.dedup();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO claim_line_outbox (claim_line_ids, statuses, topics, encounter_ids, owner, lease_until)
-             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) RETURNING id",
+            "INSERT INTO claim_line_outbox (claim_line_ids, statuses, topics, encounter_ids, owner, lease_until, owner_locked)
+             VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), true) RETURNING id",
         )
         .bind(outbox.iter().map(|o| o.claim_line_id.as_str()).collect::<Vec<_>>())
         .bind(outbox.iter().map(|o| o.status.as_str()).collect::<Vec<_>>())

@@ -10,6 +10,7 @@
 //! - [`load`]: what the batch transaction loads for the ledger;
 //! - [`copy`]: claim lines by COPY;
 //! - [`outbox`]: what was committed and not yet acknowledged;
+//! - [`owner_lock`]: the advisory lock that proves an outbox owner lives;
 //! - [`rules`]: imported CMS tables;
 //! - [`dead_letters`]: dead-letter values kept here and replays done;
 //! - [`reprocess`]: `claimline reprocess`'s runs and pages.
@@ -20,6 +21,7 @@ mod copy;
 pub(crate) mod dead_letters;
 mod load;
 mod outbox;
+mod owner_lock;
 pub(crate) mod reprocess;
 pub(crate) mod rules;
 mod url;
@@ -27,6 +29,7 @@ mod url;
 pub(crate) use batch::Batch;
 pub(crate) use conn::{on_conn, Conn, DeadlineMissed};
 pub(crate) use outbox::{backlog, claim_lapsed, mark_published, renew, OwnedElsewhere, Owner};
+pub(crate) use owner_lock::OwnerLock;
 
 pub use url::DatabaseUrl;
 

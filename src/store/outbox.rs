@@ -13,6 +13,7 @@ use sqlx::postgres::PgConnection;
 use super::{on_conn, Db};
 use sqlx::Row;
 
+use super::owner_lock::OWNER_LOCK_SPACE;
 use super::OutboxEntry;
 use crate::domain::{ClaimLine, Status};
 
@@ -52,11 +53,16 @@ pub(crate) async fn claim_for_encounters(
     if encounter_ids.is_empty() {
         return Ok(Vec::new());
     }
+    // Live: its lease holds and its owner still holds its owner lock (a
+    // lock this session can take belongs to a session that is gone).
     let rows = sqlx::query(
-        "SELECT id, owner, lease_until > now() FROM claim_line_outbox
+        "SELECT id, owner, lease_until > now()
+                AND NOT (owner_locked AND pg_try_advisory_xact_lock($2, hashtext(split_part(owner, '/', 1))))
+         FROM claim_line_outbox
          WHERE encounter_ids && $1::text[] ORDER BY id FOR UPDATE",
     )
     .bind(encounter_ids)
+    .bind(OWNER_LOCK_SPACE)
     .fetch_all(&mut *conn)
     .await
     .context("Failed to read the outbox")?;
@@ -74,8 +80,9 @@ pub(crate) async fn claim_for_encounters(
     take(conn, &claim, owner).await
 }
 
-/// Claims up to `limit` rows whose lease lapsed and that no older row of
-/// the same encounters precedes, and returns their messages in order.
+/// Claims up to `limit` rows whose lease lapsed or whose owner is gone (its
+/// owner lock free), and that no older row of the same encounters
+/// precedes, and returns their messages in order.
 pub(crate) async fn claim_lapsed(
     db: &Db,
     owner: &Owner,
@@ -87,12 +94,15 @@ pub(crate) async fn claim_lapsed(
             .context("Failed to begin a transaction")?;
         let ids: Vec<i64> = sqlx::query_scalar(
             "SELECT id FROM claim_line_outbox o
-             WHERE lease_until < now()
+             WHERE (lease_until < now()
+                    OR (owner_locked
+                        AND pg_try_advisory_xact_lock($2, hashtext(split_part(owner, '/', 1)))))
                AND NOT EXISTS (SELECT 1 FROM claim_line_outbox p
                                WHERE p.id < o.id AND p.encounter_ids && o.encounter_ids)
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(limit)
+        .bind(OWNER_LOCK_SPACE)
         .fetch_all(&mut *tx)
         .await
         .context("Failed to read the outbox")?;
@@ -147,7 +157,8 @@ async fn take(
         return Ok(Vec::new());
     }
     sqlx::query(
-        "UPDATE claim_line_outbox SET owner = $2, lease_until = now() + make_interval(secs => $3)
+        "UPDATE claim_line_outbox SET owner = $2, lease_until = now() + make_interval(secs => $3),
+                owner_locked = true
          WHERE id = ANY($1)",
     )
     .bind(ids)

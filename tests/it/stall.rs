@@ -153,3 +153,76 @@ async fn sigterm_while_postgres_is_half_open_exits_non_zero_within_the_shutdown_
     // (`killed_mid_stream_and_restarted_loses_nothing_and_duplicates_nothing`).
     assert!(env.count("SELECT count(*) FROM encounter_events").await < 400);
 }
+
+/// The instance id an instance logged as its outbox owner.
+fn instance_of(log: &str) -> String {
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"outbox owner\""))
+        .expect("the outbox owner is logged");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    v["instance"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_instances_outbox_rows_are_taken_over_well_before_the_lease() {
+    let env = TestEnv::new("takeover", 2).await;
+    // An hour's lease: only the owner lock can explain a takeover in time.
+    let lease = [("CLAIMLINE_OUTBOX_LEASE_SECS", "3600")];
+    let mut a = env.service_with(&env.db_url, &settings(&lease));
+    let b = env.service_with(&env.db_url, &settings(&lease));
+    a.wait_ready(T).await;
+    b.wait_ready(T).await;
+    env.send_events(&[event("k1", "finalized", "ENC-K", 1)])
+        .await;
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
+    env.wait_count("SELECT count(*) FROM claim_lines", 2, T)
+        .await;
+    let first = env.read(&env.output, 2, T).await;
+    assert_eq!(first.len(), 2);
+
+    // As if `a` had committed these lines again and died before the acks:
+    // a row it owns, its lease an hour away.
+    let owner = instance_of(&a.log());
+    sqlx::query(
+        "INSERT INTO claim_line_outbox (claim_line_ids, statuses, topics, encounter_ids, owner,
+                                        lease_until, owner_locked)
+         SELECT array_agg(claim_line_id ORDER BY line_no), array_agg('validated'::text),
+                array_agg($1::text), '{ENC-K}', $2, now() + interval '1 hour', true
+         FROM claim_lines WHERE encounter_id = 'ENC-K'",
+    )
+    .bind(&env.output)
+    .bind(&owner)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    // While `a` lives, nobody takes its row (each sweep runs every 2 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM claim_line_outbox").await,
+        1,
+        "a live owner's row is left to it"
+    );
+
+    a.kill();
+    let killed = Instant::now();
+    // The survivor publishes it once the dead session's lock is free: a
+    // sweep (2 s) away, not the lease (an hour).
+    env.wait_count(
+        "SELECT count(*) FROM claim_line_outbox",
+        0,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(killed.elapsed() < Duration::from_secs(20));
+    let all = env.read(&env.output, 4, T).await;
+    assert_eq!(all.len(), 4, "the row's two lines published again");
+    assert_eq!(all[2].json(), first[0].json());
+    assert_eq!(all[3].json(), first[1].json());
+    let log = b.log();
+    assert!(
+        log.contains("whose writer is gone"),
+        "the survivor took the row over:\n{log}"
+    );
+}
