@@ -225,18 +225,19 @@ impl Pipeline {
         while let Some(range) = pending.pop_front() {
             let written = {
                 let (part, its) = (&batch[range.clone()], &items[range.clone()]);
-                self.retry(Step::WriteBatch, || {
-                    Box::pin(async move {
-                        match self.write_batch(part, its).await {
-                            Ok(done) => Ok(Ok(done)),
-                            Err(e) => match store::refused_by_content(&e) {
-                                Some(sqlstate) => Ok(Err(sqlstate)),
-                                None => Err(e),
-                            },
-                        }
+                self.retry
+                    .run(Step::WriteBatch, || {
+                        Box::pin(async move {
+                            match self.write_batch(part, its).await {
+                                Ok(done) => Ok(Ok(done)),
+                                Err(e) => match store::refused_by_content(&e) {
+                                    Some(sqlstate) => Ok(Err(sqlstate)),
+                                    None => Err(e),
+                                },
+                            }
+                        })
                     })
-                })
-                .await?
+                    .await?
             };
             match written {
                 Ok(done) => {

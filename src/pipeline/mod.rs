@@ -128,6 +128,10 @@ pub async fn run(
     };
 
     let localities = cfg.localities.provider_localities.clone();
+    // Once stopping, a failing step gets half the shutdown bound for a last
+    // try; the bound itself is enforced below.
+    let cfg_grace_secs = cfg.shutdown_timeout_secs;
+    let metrics_for_retry = metrics.clone();
     let p = Pipeline {
         owner,
         in_flight: keeper.in_flight.clone(),
@@ -141,6 +145,11 @@ pub async fn run(
         producer,
         metrics,
         health,
+        retry: retry::Retry::until_stopped(
+            stop_rx.clone(),
+            Duration::from_secs(cfg_grace_secs) / 2,
+            metrics_for_retry,
+        ),
         stop: stop_rx,
     };
     let limit = Duration::from_secs(p.cfg.shutdown_timeout_secs);
@@ -231,6 +240,8 @@ struct Pipeline {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     stop: watch::Receiver<bool>,
+    /// How every step of the pipeline is retried.
+    retry: retry::Retry,
 }
 
 impl Pipeline {
@@ -243,12 +254,14 @@ impl Pipeline {
     /// sweep's, once its rows' lease lapses.)
     async fn start(&self, consumer: &EventConsumer) -> Result<Start, retry::Stopped> {
         if self.cfg.migrate {
-            self.retry(Step::Migrate, || Box::pin(self.db.migrate()))
+            self.retry
+                .run(Step::Migrate, || Box::pin(self.db.migrate()))
                 .await?;
             tracing::info!("migrations applied");
         } else {
             let missing = self
-                .retry(Step::Migrate, || Box::pin(self.db.missing_migrations()))
+                .retry
+                .run(Step::Migrate, || Box::pin(self.db.missing_migrations()))
                 .await?;
             if !missing.is_empty() {
                 return Ok(Start::SchemaBehind(missing));
@@ -257,15 +270,17 @@ impl Pipeline {
         }
         // Proof that this instance lives, before it owns any outbox row.
         let lock = self
-            .retry(Step::HoldOwnerLock, || {
+            .retry
+            .run(Step::HoldOwnerLock, || {
                 Box::pin(self.db.hold_owner_lock(&self.owner))
             })
             .await?;
         // The imported CMS tables, before the first batch.
-        self.retry(Step::LoadRules, || {
-            Box::pin(self.rules.refresh(&self.db, &self.metrics))
-        })
-        .await?;
+        self.retry
+            .run(Step::LoadRules, || {
+                Box::pin(self.rules.refresh(&self.db, &self.metrics))
+            })
+            .await?;
         if self.cfg.create_topics {
             let cfg = &self.cfg;
             let topics = [
@@ -275,14 +290,15 @@ impl Pipeline {
                 &cfg.topics.dlq_topic,
             ];
             let topics = &topics;
-            self.retry(Step::CreateTopics, || {
-                Box::pin(kafka::create_topics(
-                    &cfg.kafka,
-                    topics,
-                    cfg.topic_partitions,
-                ))
-            })
-            .await?;
+            self.retry
+                .run(Step::CreateTopics, || {
+                    Box::pin(kafka::create_topics(
+                        &cfg.kafka,
+                        topics,
+                        cfg.topic_partitions,
+                    ))
+                })
+                .await?;
         }
         // Rows a crashed instance left are published by the sweep once its
         // owner lock is free or their lease lapses (never while another

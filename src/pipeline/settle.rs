@@ -30,16 +30,18 @@ impl Pipeline {
         }
         if !failed.is_empty() {
             let failed = &failed;
-            self.retry(Step::PublishOutbox, || Box::pin(self.send_outbox(failed)))
+            self.retry
+                .run(Step::PublishOutbox, || Box::pin(self.send_outbox(failed)))
                 .await?;
         }
         if !outbox.is_empty() {
             let ids: Vec<i64> = outbox.iter().map(|e| e.id).collect();
             let ids = &ids;
-            self.retry(Step::MarkPublished, || {
-                Box::pin(store::mark_published(&self.db, ids))
-            })
-            .await?;
+            self.retry
+                .run(Step::MarkPublished, || {
+                    Box::pin(store::mark_published(&self.db, ids))
+                })
+                .await?;
             self.in_flight.remove(ids);
             for e in &outbox {
                 self.metrics.line_published(e.status.as_str());
@@ -68,10 +70,11 @@ impl Pipeline {
         }
         if !failed.is_empty() {
             let (failed, batch, items, stripped) = (&failed, &batch, &items, &stripped);
-            self.retry(Step::PublishDlq, || {
-                Box::pin(self.resend_dead_letters(failed, batch, items, stripped))
-            })
-            .await?;
+            self.retry
+                .run(Step::PublishDlq, || {
+                    Box::pin(self.resend_dead_letters(failed, batch, items, stripped))
+                })
+                .await?;
         }
         for &i in &dead {
             if let Item::Bad(e) = &items[i] {
