@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
+use super::dead_letter::Settling;
 use super::plan::{self, Item, Plan, Rejection};
 use super::retry::{Step, Stopped};
 use super::Pipeline;
@@ -33,13 +34,10 @@ struct WrittenBatch {
 
 /// A written batch whose messages were handed to the producer.
 pub(super) struct Sent {
-    pub batch: Vec<Incoming>,
-    pub items: Vec<Item>,
+    /// One record per message, in order, with its dead letter if it is one.
+    pub messages: Vec<Settling>,
     pub outbox: Vec<OutboxEntry>,
     pub outbox_acks: Vec<Ack>,
-    /// Indexes of the bad messages in `batch`.
-    pub dead: Vec<usize>,
-    pub dead_acks: Vec<Ack>,
 }
 
 /// How the batch loop ended once the service was stopping.
@@ -186,26 +184,18 @@ impl Pipeline {
         for e in &outbox {
             outbox_acks.push(self.producer.enqueue(super::outbox_message(e)).await);
         }
-        let dead: Vec<usize> = (0..batch.len())
-            .filter(|&i| matches!(items[i], Item::Bad(_)))
-            .collect();
-        let mut dead_acks = Vec::with_capacity(dead.len());
-        for &i in &dead {
-            if let Item::Bad(e) = &items[i] {
-                dead_acks.push(
-                    self.producer
-                        .enqueue(self.dead_letter_message(&batch[i], e, false))
-                        .await,
-                );
-            }
+        let mut messages = Vec::with_capacity(batch.len());
+        for (message, item) in batch.into_iter().zip(items) {
+            let dead = match item {
+                Item::Bad(why) => Some(self.dead_letters.send(&message, why).await),
+                Item::Good(_) => None,
+            };
+            messages.push(Settling { message, dead });
         }
         Sent {
-            batch,
-            items,
+            messages,
             outbox,
             outbox_acks,
-            dead,
-            dead_acks,
         }
     }
 

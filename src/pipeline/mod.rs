@@ -7,6 +7,7 @@
 //! - [`plan`]: the pure step: messages + ledger + rules -> rows, outbox,
 //!   dead letters;
 //! - [`settle`]: acknowledgements, outbox mark, dead letters, offsets;
+//! - [`dead_letter`]: a bad message's dead letter, from send to acknowledgement;
 //! - [`retry`]: typed steps retried with jittered backoff;
 //! - [`probe`]: the background health probe behind /readyz;
 //! - [`sweep`]: the outbox keeper (leases, lapsed rows, backlog gauges);
@@ -28,6 +29,7 @@
 //! crashed instance owned are published once their lease lapses.
 
 mod batch;
+mod dead_letter;
 pub(crate) mod offline;
 pub(crate) mod plan;
 mod probe;
@@ -48,11 +50,11 @@ use tokio::sync::watch;
 
 use crate::config::RunConfig;
 use crate::http::Health;
-use crate::kafka::{self, ConsumerCtx, EventConsumer, Incoming, Outgoing, Producer};
+use crate::kafka::{self, ConsumerCtx, EventConsumer, Outgoing, Producer};
 use crate::metrics::Metrics;
 use crate::store::{self, OutboxEntry};
 use batch::Ended;
-use plan::{Rejection, Topics};
+use plan::Topics;
 use retry::Step;
 
 /// Runs `claimline run` until `shutdown` resolves, then drains and returns.
@@ -132,6 +134,12 @@ pub async fn run(
     // try; the bound itself is enforced below.
     let cfg_grace_secs = cfg.shutdown_timeout_secs;
     let metrics_for_retry = metrics.clone();
+    let dead_letters = dead_letter::DeadLetters {
+        topic: cfg.topics.dlq_topic.as_str().into(),
+        producer: producer.clone(),
+        db: db.clone(),
+        metrics: metrics.clone(),
+    };
     let p = Pipeline {
         owner,
         in_flight: keeper.in_flight.clone(),
@@ -150,6 +158,7 @@ pub async fn run(
             Duration::from_secs(cfg_grace_secs) / 2,
             metrics_for_retry,
         ),
+        dead_letters,
         stop: stop_rx,
     };
     let limit = Duration::from_secs(p.cfg.shutdown_timeout_secs);
@@ -242,6 +251,7 @@ struct Pipeline {
     stop: watch::Receiver<bool>,
     /// How every step of the pipeline is retried.
     retry: retry::Retry,
+    dead_letters: dead_letter::DeadLetters,
 }
 
 impl Pipeline {
@@ -309,23 +319,6 @@ impl Pipeline {
         }
         tracing::info!(topic = %self.cfg.topics.input_topic, group = %self.cfg.group_id, "consuming");
         Ok(Start::Ready(lock))
-    }
-
-    /// The original key and value, unchanged, with the contract's headers;
-    /// `stripped`: an empty value instead, the original kept in Postgres.
-    fn dead_letter_message<'a>(
-        &'a self,
-        m: &'a Incoming,
-        e: &Rejection,
-        stripped: bool,
-    ) -> Outgoing<'a> {
-        let headers = kafka::dead_letter::headers(e.reason_code(), &e.to_string(), m, stripped);
-        Outgoing {
-            topic: &self.cfg.topics.dlq_topic,
-            key: m.key.as_deref(),
-            payload: if stripped { &[] } else { &m.payload },
-            headers,
-        }
     }
 }
 
