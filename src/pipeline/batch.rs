@@ -1,20 +1,52 @@
-//! The batch loop: gather a batch, plan and write it in one transaction,
-//! hand its messages to the producer, and settle the batch before it while
-//! this one is written.
+//! The batch loop and the [`Pipeline`] it runs on: gather a batch, plan
+//! and write it in one transaction, hand its messages to the producer, and
+//! settle the batch before it ([`super::settle`]) while this one is
+//! written.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
+use super::dead_letter::DeadLetters;
 use super::dead_letter::Settling;
+use super::plan::Topics;
 use super::plan::{self, Item, Plan, Rejection};
+use super::retry::Retry;
 use super::retry::{Step, Stopped};
-use super::Pipeline;
+use super::rules_watch::CurrentRules;
+use super::settle::Sent;
+use super::sweep::InFlight;
+use crate::config::RunConfig;
 use crate::domain::ledger::Outcome;
 use crate::domain::ClaimLine;
-use crate::kafka::{Ack, EventConsumer, Incoming};
+use crate::http::Health;
+use crate::kafka::Producer;
+use crate::kafka::{EventConsumer, Incoming};
+use crate::metrics::Metrics;
 use crate::store::{self, OutboxEntry};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What every part of the running pipeline shares.
+pub(super) struct Pipeline {
+    pub(super) cfg: RunConfig,
+    /// This instance, as the owner of the outbox rows it writes.
+    pub(super) owner: store::Owner,
+    pub(super) in_flight: InFlight,
+    /// The claim-line topics, shared by every outbox entry.
+    pub(super) topics: Topics,
+    /// The rule book in force (built-in data and imported CMS tables).
+    pub(super) rules: Arc<CurrentRules>,
+    pub(super) db: store::Db,
+    pub(super) producer: Producer,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) health: Arc<Health>,
+    pub(super) stop: watch::Receiver<bool>,
+    /// How every step of the pipeline is retried.
+    pub(super) retry: Retry,
+    pub(super) dead_letters: DeadLetters,
+}
 
 /// What one committed transaction produced.
 struct Written {
@@ -32,14 +64,6 @@ struct WrittenBatch {
     outbox: Vec<OutboxEntry>,
 }
 
-/// A written batch whose messages were handed to the producer.
-pub(super) struct Sent {
-    /// One record per message, in order, with its dead letter if it is one.
-    pub messages: Vec<Settling>,
-    pub outbox: Vec<OutboxEntry>,
-    pub outbox_acks: Vec<Ack>,
-}
-
 /// How the batch loop ended once the service was stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Ended {
@@ -51,6 +75,10 @@ pub(super) enum Ended {
 }
 
 impl Pipeline {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
     /// The batch loop, until the service stops.
     pub(super) async fn consume(&self, consumer: &EventConsumer) -> Ended {
         let mut stop = self.stop.clone();
@@ -81,7 +109,7 @@ impl Pipeline {
                 }
                 None => {
                     let prev = in_flight.take().expect("guarded by the select");
-                    if self.settle(consumer, prev).await.is_err() {
+                    if prev.settle(self, consumer).await.is_err() {
                         return Ended::Abandoned;
                     }
                     continue;
@@ -95,8 +123,8 @@ impl Pipeline {
             // enqueued, so a void never overtakes the line it cancels.
             let written = self.write(batch).instrument(span.clone()).await;
             if let Some(prev) = in_flight.take() {
-                if self
-                    .settle(consumer, prev)
+                if prev
+                    .settle(self, consumer)
                     .instrument(span.clone())
                     .await
                     .is_err()
@@ -114,7 +142,7 @@ impl Pipeline {
             }
         }
         match in_flight.take() {
-            Some(prev) => match self.settle(consumer, prev).await {
+            Some(prev) => match prev.settle(self, consumer).await {
                 Ok(()) => Ended::Drained,
                 Err(Stopped) => Ended::Abandoned,
             },

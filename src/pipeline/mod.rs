@@ -53,7 +53,7 @@ use crate::http::Health;
 use crate::kafka::{self, ConsumerCtx, EventConsumer, Outgoing, Producer};
 use crate::metrics::Metrics;
 use crate::store::{self, OutboxEntry};
-use batch::Ended;
+use batch::{Ended, Pipeline};
 use plan::Topics;
 use retry::Step;
 
@@ -163,7 +163,7 @@ pub async fn run(
     };
     let limit = Duration::from_secs(p.cfg.shutdown_timeout_secs);
     let work = async {
-        match p.start(&consumer).await {
+        match start(&p, &consumer).await {
             // The outbox keeper needs the schema: it starts once it is there.
             Ok(Start::Ready(lock)) => {
                 keeper.spawn(lock, p.stop.clone());
@@ -234,92 +234,66 @@ enum Start {
     SchemaBehind(Vec<i64>),
 }
 
-/// What every part of the running pipeline shares.
-struct Pipeline {
-    cfg: RunConfig,
-    /// This instance, as the owner of the outbox rows it writes.
-    owner: store::Owner,
-    in_flight: sweep::InFlight,
-    /// The claim-line topics, shared by every outbox entry.
-    topics: Topics,
-    /// The rule book in force (built-in data and imported CMS tables).
-    rules: Arc<rules_watch::CurrentRules>,
-    db: store::Db,
-    producer: Producer,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    stop: watch::Receiver<bool>,
-    /// How every step of the pipeline is retried.
-    retry: retry::Retry,
-    dead_letters: dead_letter::DeadLetters,
-}
-
-impl Pipeline {
-    fn stopping(&self) -> bool {
-        *self.stop.borrow()
-    }
-
-    /// Migrations (or the check that they ran), the imported rule tables,
-    /// topics, then the subscription. (The outbox a crash left is the
-    /// sweep's, once its rows' lease lapses.)
-    async fn start(&self, consumer: &EventConsumer) -> Result<Start, retry::Stopped> {
-        if self.cfg.migrate {
-            self.retry
-                .run(Step::Migrate, || Box::pin(self.db.migrate()))
-                .await?;
-            tracing::info!("migrations applied");
-        } else {
-            let missing = self
-                .retry
-                .run(Step::Migrate, || Box::pin(self.db.missing_migrations()))
-                .await?;
-            if !missing.is_empty() {
-                return Ok(Start::SchemaBehind(missing));
-            }
-            tracing::info!("schema is current");
-        }
-        // Proof that this instance lives, before it owns any outbox row.
-        let lock = self
+/// Migrations (or the check that they ran), the imported rule tables,
+/// topics, then the subscription. (The outbox a crash left is the
+/// sweep's, once its rows' lease lapses.)
+async fn start(p: &Pipeline, consumer: &EventConsumer) -> Result<Start, retry::Stopped> {
+    if p.cfg.migrate {
+        p.retry
+            .run(Step::Migrate, || Box::pin(p.db.migrate()))
+            .await?;
+        tracing::info!("migrations applied");
+    } else {
+        let missing = p
             .retry
-            .run(Step::HoldOwnerLock, || {
-                Box::pin(self.db.hold_owner_lock(&self.owner))
-            })
+            .run(Step::Migrate, || Box::pin(p.db.missing_migrations()))
             .await?;
-        // The imported CMS tables, before the first batch.
-        self.retry
-            .run(Step::LoadRules, || {
-                Box::pin(self.rules.refresh(&self.db, &self.metrics))
-            })
-            .await?;
-        if self.cfg.create_topics {
-            let cfg = &self.cfg;
-            let topics = [
-                cfg.topics.input_topic.as_str(),
-                &cfg.topics.output_topic,
-                &cfg.topics.review_topic,
-                &cfg.topics.dlq_topic,
-            ];
-            let topics = &topics;
-            self.retry
-                .run(Step::CreateTopics, || {
-                    Box::pin(kafka::create_topics(
-                        &cfg.kafka,
-                        topics,
-                        cfg.topic_partitions,
-                    ))
-                })
-                .await?;
+        if !missing.is_empty() {
+            return Ok(Start::SchemaBehind(missing));
         }
-        // Rows a crashed instance left are published by the sweep once its
-        // owner lock is free or their lease lapses (never while another
-        // instance still sends them).
-        if let Err(e) = consumer.subscribe(&self.cfg.topics.input_topic) {
-            tracing::error!(error = format!("{e:#}"), "cannot subscribe");
-            return Err(retry::Stopped);
-        }
-        tracing::info!(topic = %self.cfg.topics.input_topic, group = %self.cfg.group_id, "consuming");
-        Ok(Start::Ready(lock))
+        tracing::info!("schema is current");
     }
+    // Proof that this instance lives, before it owns any outbox row.
+    let lock = p
+        .retry
+        .run(Step::HoldOwnerLock, || {
+            Box::pin(p.db.hold_owner_lock(&p.owner))
+        })
+        .await?;
+    // The imported CMS tables, before the first batch.
+    p.retry
+        .run(Step::LoadRules, || {
+            Box::pin(p.rules.refresh(&p.db, &p.metrics))
+        })
+        .await?;
+    if p.cfg.create_topics {
+        let cfg = &p.cfg;
+        let topics = [
+            cfg.topics.input_topic.as_str(),
+            &cfg.topics.output_topic,
+            &cfg.topics.review_topic,
+            &cfg.topics.dlq_topic,
+        ];
+        let topics = &topics;
+        p.retry
+            .run(Step::CreateTopics, || {
+                Box::pin(kafka::create_topics(
+                    &cfg.kafka,
+                    topics,
+                    cfg.topic_partitions,
+                ))
+            })
+            .await?;
+    }
+    // Rows a crashed instance left are published by the sweep once its
+    // owner lock is free or their lease lapses (never while another
+    // instance still sends them).
+    if let Err(e) = consumer.subscribe(&p.cfg.topics.input_topic) {
+        tracing::error!(error = format!("{e:#}"), "cannot subscribe");
+        return Err(retry::Stopped);
+    }
+    tracing::info!(topic = %p.cfg.topics.input_topic, group = %p.cfg.group_id, "consuming");
+    Ok(Start::Ready(lock))
 }
 
 /// Names this process among the group's instances: the pod name where

@@ -3,20 +3,34 @@
 //! dead letters settled ([`super::dead_letter`]), then the batch's offsets
 //! stored.
 
-use super::batch::Sent;
+use super::batch::Pipeline;
+use super::dead_letter::Settling;
+use super::outbox_message;
 use super::retry::{Step, Stopped};
-use super::{outbox_message, Pipeline};
 
-use crate::kafka::EventConsumer;
+use crate::kafka::{Ack, EventConsumer, Producer};
 use crate::store::{self, OutboxEntry};
 
-impl Pipeline {
-    pub(super) async fn settle(&self, consumer: &EventConsumer, sent: Sent) -> Result<(), Stopped> {
+/// A written batch whose messages were handed to the producer.
+pub(super) struct Sent {
+    /// One record per message, in order, with its dead letter if it is one.
+    pub messages: Vec<Settling>,
+    pub outbox: Vec<OutboxEntry>,
+    pub outbox_acks: Vec<Ack>,
+}
+
+impl Sent {
+    /// Settles the batch, then stores its offsets.
+    pub(super) async fn settle(
+        self,
+        p: &Pipeline,
+        consumer: &EventConsumer,
+    ) -> Result<(), Stopped> {
         let Sent {
             mut messages,
             outbox,
             outbox_acks,
-        } = sent;
+        } = self;
         let mut failed = Vec::new();
         for (e, ack) in outbox.iter().zip(outbox_acks) {
             if !ack.acknowledged().await {
@@ -25,40 +39,42 @@ impl Pipeline {
         }
         if !failed.is_empty() {
             let failed = &failed;
-            self.retry
-                .run(Step::PublishOutbox, || Box::pin(self.send_outbox(failed)))
+            p.retry
+                .run(Step::PublishOutbox, || {
+                    Box::pin(send_outbox(&p.producer, failed))
+                })
                 .await?;
         }
         if !outbox.is_empty() {
             let ids: Vec<i64> = outbox.iter().map(|e| e.id).collect();
             let ids = &ids;
-            self.retry
+            p.retry
                 .run(Step::MarkPublished, || {
-                    Box::pin(store::mark_published(&self.db, ids))
+                    Box::pin(store::mark_published(&p.db, ids))
                 })
                 .await?;
-            self.in_flight.remove(ids);
+            p.in_flight.remove(ids);
             for e in &outbox {
-                self.metrics.line_published(e.status.as_str());
+                p.metrics.line_published(e.status.as_str());
             }
             let now_ms = chrono::Utc::now().timestamp_millis();
             for s in messages.iter().filter(|s| s.dead.is_none()) {
                 if let Some(ts) = s.message.timestamp_ms {
-                    self.metrics
+                    p.metrics
                         .processing_latency((now_ms - ts).max(0) as f64 / 1000.0);
                 }
             }
         }
-        self.dead_letters.settle(&self.retry, &mut messages).await?;
+        p.dead_letters.settle(&p.retry, &mut messages).await?;
         consumer.store_offsets(messages.iter().map(|s| &s.message));
-        self.health.progress.progressed();
+        p.health.progress.progressed();
         Ok(())
     }
+}
 
-    /// Sends outbox entries and waits for every acknowledgement.
-    async fn send_outbox(&self, entries: &[OutboxEntry]) -> anyhow::Result<()> {
-        self.producer
-            .publish_all(entries.iter().map(outbox_message).collect())
-            .await
-    }
+/// Sends outbox entries and waits for every acknowledgement.
+async fn send_outbox(producer: &Producer, entries: &[OutboxEntry]) -> anyhow::Result<()> {
+    producer
+        .publish_all(entries.iter().map(outbox_message).collect())
+        .await
 }
