@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::dead_letter::DeadLetters;
 use super::dead_letter::Settling;
 use super::plan::Topics;
-use super::plan::{self, Item, Plan, Rejection};
+use super::plan::{self, Item, Message, Plan, Rejection};
 use super::retry::Retry;
 use super::retry::{Step, Stopped};
 use super::rules_watch::CurrentRules;
@@ -59,8 +59,7 @@ struct Written {
 
 /// A committed batch whose messages are not yet handed to the producer.
 struct WrittenBatch {
-    batch: Vec<Incoming>,
-    items: Vec<Item>,
+    messages: Vec<Message>,
     outbox: Vec<OutboxEntry>,
 }
 
@@ -185,43 +184,38 @@ impl Pipeline {
         // thread, so the runtime's other tasks (HTTP probes, acks, the
         // outbox keeper) keep their worker threads.
         let max = usize::try_from(self.cfg.max_message_bytes).unwrap_or(usize::MAX);
-        let mut items = tokio::task::block_in_place(|| plan::decode_all(&batch, max));
+        let mut messages = tokio::task::block_in_place(|| plan::decode_all(batch, max));
         let write_started = Instant::now();
-        let (outbox, outcomes) = self.write_isolating(&batch, &mut items).await?;
+        let (outbox, outcomes) = self.write_isolating(&mut messages).await?;
         self.metrics
             .batch_written(write_started.elapsed().as_secs_f64());
         for (outcome, n) in outcomes {
             self.metrics.events(outcome.as_str(), n);
         }
-        Ok(WrittenBatch {
-            batch,
-            items,
-            outbox,
-        })
+        Ok(WrittenBatch { messages, outbox })
     }
 
     /// Hands a written batch's messages to the producer: its claim lines
     /// (in outbox order), then its dead letters.
     async fn send(&self, w: WrittenBatch) -> Sent {
-        let WrittenBatch {
-            batch,
-            items,
-            outbox,
-        } = w;
+        let WrittenBatch { messages, outbox } = w;
         let mut outbox_acks = Vec::with_capacity(outbox.len());
         for e in &outbox {
             outbox_acks.push(self.producer.enqueue(super::outbox_message(e)).await);
         }
-        let mut messages = Vec::with_capacity(batch.len());
-        for (message, item) in batch.into_iter().zip(items) {
+        let mut settling = Vec::with_capacity(messages.len());
+        for Message { incoming, item } in messages {
             let dead = match item {
-                Item::Bad(why) => Some(self.dead_letters.send(&message, why).await),
+                Item::Bad(why) => Some(self.dead_letters.send(&incoming, why).await),
                 Item::Good(_) => None,
             };
-            messages.push(Settling { message, dead });
+            settling.push(Settling {
+                message: incoming,
+                dead,
+            });
         }
         Sent {
-            messages,
+            messages: settling,
             outbox,
             outbox_acks,
         }
@@ -233,20 +227,19 @@ impl Pipeline {
     /// and the rest is written.
     async fn write_isolating(
         &self,
-        batch: &[Incoming],
-        items: &mut [Item],
+        messages: &mut [Message],
     ) -> Result<(Vec<OutboxEntry>, Vec<(Outcome, u64)>), Stopped> {
         let mut outbox = Vec::new();
         let mut outcomes: BTreeMap<&'static str, (Outcome, u64)> = BTreeMap::new();
         let mut pending = std::collections::VecDeque::new();
-        pending.push_back(0..batch.len());
+        pending.push_back(0..messages.len());
         while let Some(range) = pending.pop_front() {
             let written = {
-                let (part, its) = (&batch[range.clone()], &items[range.clone()]);
+                let part = &messages[range.clone()];
                 self.retry
                     .run(Step::WriteBatch, || {
                         Box::pin(async move {
-                            match self.write_batch(part, its).await {
+                            match self.write_batch(part).await {
                                 Ok(done) => Ok(Ok(done)),
                                 Err(e) => match store::refused_by_content(&e) {
                                     Some(sqlstate) => Ok(Err(sqlstate)),
@@ -264,13 +257,13 @@ impl Pipeline {
                         outcomes.entry(outcome.as_str()).or_insert((outcome, 0)).1 += n;
                     }
                     for (i, why) in done.conflicts {
-                        items[range.start + i] = Item::Bad(why);
+                        messages[range.start + i].item = Item::Bad(why);
                     }
                 }
                 Err(sqlstate) => {
                     let good: Vec<usize> = range
                         .clone()
-                        .filter(|&i| matches!(items[i], Item::Good(_)))
+                        .filter(|&i| matches!(messages[i].item, Item::Good(_)))
                         .collect();
                     tracing::warn!(
                         sqlstate = %sqlstate,
@@ -284,7 +277,7 @@ impl Pipeline {
                             tracing::error!(sqlstate = %sqlstate, "dead-letter rows refused; not recorded in Postgres");
                         }
                         [one] => {
-                            items[*one] = Item::Bad(Rejection::Storage { sqlstate });
+                            messages[*one].item = Item::Bad(Rejection::Storage { sqlstate });
                             pending.push_front(range);
                         }
                         _ => {
@@ -301,8 +294,8 @@ impl Pipeline {
 
     /// One transaction for the whole batch: lock and load its encounters,
     /// plan, write, commit.
-    async fn write_batch(&self, batch: &[Incoming], items: &[Item]) -> anyhow::Result<Written> {
-        let keys = plan::keys(items);
+    async fn write_batch(&self, messages: &[Message]) -> anyhow::Result<Written> {
+        let keys = plan::keys(messages);
         let (mut tx, mut ledger) = self.db.begin_batch(&keys, decode_stored).await?;
         // Unpublished lines of these encounters (and of the others on their
         // days, whose lines a later visit may reissue) go out before this
@@ -329,9 +322,7 @@ impl Pipeline {
             write: mut w,
             outcomes,
             conflicts,
-        } = tokio::task::block_in_place(|| {
-            plan::plan(batch, items, &mut ledger, &rules, &self.topics)
-        });
+        } = tokio::task::block_in_place(|| plan::plan(messages, &mut ledger, &rules, &self.topics));
         tx.commit(&mut w, &self.owner).await?;
         outbox.append(&mut w.outbox);
         self.in_flight.add(&outbox);
