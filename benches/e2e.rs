@@ -296,7 +296,11 @@ async fn delayed(
     });
     let mut buf = vec![0u8; 64 * 1024];
     while let Ok(n) = from.read(&mut buf).await {
-        if n == 0 || tx.send((tokio::time::Instant::now(), buf[..n].to_vec())).is_err() {
+        if n == 0
+            || tx
+                .send((tokio::time::Instant::now(), buf[..n].to_vec()))
+                .is_err()
+        {
             break;
         }
     }
@@ -306,7 +310,10 @@ async fn delayed(
 fn via_port(url: &str, port: u16) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
+    let user = authority
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
     format!("{scheme}://{user}127.0.0.1:{port}/{path}")
 }
 
@@ -430,7 +437,13 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let service_db_url = if latency_ms > 0 {
-        let authority = db_url.split_once("://").unwrap().1.split('/').next().unwrap();
+        let authority = db_url
+            .split_once("://")
+            .unwrap()
+            .1
+            .split('/')
+            .next()
+            .unwrap();
         let upstream = authority.rsplit('@').next().unwrap().to_owned();
         let port = latency_proxy(upstream, Duration::from_millis(latency_ms / 2)).await;
         println!("the service reaches Postgres through a proxy adding {latency_ms} ms to every round trip");

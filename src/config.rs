@@ -148,8 +148,9 @@ pub struct RunConfig {
     /// this), so a half-open connection or a held lock cannot wedge a step.
     #[arg(long, env = "CLAIMLINE_DB_STATEMENT_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub db_statement_timeout_secs: u64,
-    /// Longest a shutdown waits for in-flight work before exiting.
-    #[arg(long, env = "CLAIMLINE_SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
+    /// Longest a shutdown takes: it drains and exits 0 within it, or
+    /// abandons the work in flight (redelivered) and exits non-zero.
+    #[arg(long, env = "CLAIMLINE_SHUTDOWN_TIMEOUT_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub shutdown_timeout_secs: u64,
     /// Run the migrations at start-up. With false, only check that the
     /// schema is current and refuse to start otherwise (for a role without

@@ -12,12 +12,19 @@ use axum::Router;
 
 use crate::metrics::Metrics;
 
-/// What /readyz and /healthz report; each part is kept current by its owner.
+/// What /readyz and /healthz report. Each part has one writer, so no
+/// verdict overwrites another's: `in_group` the consumer's rebalance
+/// callbacks, `database` and `producer` the background probe, `progress`
+/// the batch loop.
 pub struct Health {
     /// The consumer joined its group (with or without partitions).
     pub in_group: Arc<AtomicBool>,
+    /// Postgres answered the probe's last query within its deadline.
     pub database: AtomicBool,
+    /// The broker answered the probe's last metadata request.
     pub producer: AtomicBool,
+    /// Whether the pipeline moves: a stuck batch loop is not ready (and,
+    /// past the same bound, not alive) whatever the probe sees.
     pub progress: Progress,
 }
 
@@ -90,13 +97,19 @@ impl Health {
     pub fn not_ready_reason(&self) -> Option<String> {
         let mut reasons = Vec::new();
         if !self.in_group.load(Ordering::Relaxed) {
-            reasons.push("not in the consumer group");
+            reasons.push("not in the consumer group".to_owned());
         }
         if !self.database.load(Ordering::Relaxed) {
-            reasons.push("database unreachable");
+            reasons.push("database unreachable".to_owned());
         }
         if !self.producer.load(Ordering::Relaxed) {
-            reasons.push("producer unhealthy");
+            reasons.push("producer unhealthy".to_owned());
+        }
+        if let Some(d) = self.progress.stalled_for() {
+            reasons.push(format!(
+                "stalled: no batch completed for {} s while work waits",
+                d.as_secs()
+            ));
         }
         (!reasons.is_empty()).then(|| reasons.join(", "))
     }
@@ -186,5 +199,21 @@ mod tests {
         let p = Progress::new(Duration::from_secs(3600));
         p.work_arrived();
         assert_eq!(p.stalled_for(), None, "within the bound");
+    }
+
+    #[test]
+    fn a_stalled_pipeline_is_not_ready_though_every_dependency_answers() {
+        let h = Health::new(Duration::ZERO);
+        h.in_group.store(true, Ordering::Relaxed);
+        h.database.store(true, Ordering::Relaxed);
+        h.producer.store(true, Ordering::Relaxed);
+        assert_eq!(h.not_ready_reason(), None);
+        h.progress.work_arrived();
+        std::thread::sleep(Duration::from_millis(5));
+        let reason = h.not_ready_reason().expect("not ready");
+        assert!(reason.starts_with("stalled"), "{reason}");
+        h.progress.progressed();
+        h.progress.idle();
+        assert_eq!(h.not_ready_reason(), None);
     }
 }

@@ -146,7 +146,7 @@ impl EventConsumer {
     }
 
     /// Stores, per partition, the offset after the last of `done`.
-    pub fn store_offsets(&self, done: &[Incoming]) {
+    pub fn store_offsets<'a>(&self, done: impl IntoIterator<Item = &'a Incoming>) {
         let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
         for m in done {
             let e = next.entry((m.topic.as_str(), m.partition)).or_insert(0);

@@ -1,19 +1,52 @@
-//! The batch loop: gather a batch, plan and write it in one transaction,
-//! hand its messages to the producer, and settle the batch before it while
-//! this one is written.
+//! The batch loop and the [`Pipeline`] it runs on: gather a batch, plan
+//! and write it in one transaction, hand its messages to the producer, and
+//! settle the batch before it (settle.rs) while this one is
+//! written.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use super::plan::{self, Item, Plan, Rejection};
+use super::dead_letter::DeadLetters;
+use super::dead_letter::Settling;
+use super::plan::Topics;
+use super::plan::{self, Item, Message, Plan, Rejection};
+use super::retry::Retry;
 use super::retry::{Step, Stopped};
-use super::Pipeline;
+use super::rules_watch::CurrentRules;
+use super::settle::Sent;
+use super::sweep::InFlight;
+use crate::config::RunConfig;
 use crate::domain::ledger::Outcome;
 use crate::domain::ClaimLine;
-use crate::kafka::{Ack, EventConsumer, Incoming};
+use crate::http::Health;
+use crate::kafka::Producer;
+use crate::kafka::{EventConsumer, Incoming};
+use crate::metrics::Metrics;
 use crate::store::{self, OutboxEntry};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What every part of the running pipeline shares.
+pub(super) struct Pipeline {
+    pub(super) cfg: RunConfig,
+    /// This instance, as the owner of the outbox rows it writes.
+    pub(super) owner: store::Owner,
+    pub(super) in_flight: InFlight,
+    /// The claim-line topics, shared by every outbox entry.
+    pub(super) topics: Topics,
+    /// The rule book in force (built-in data and imported CMS tables).
+    pub(super) rules: Arc<CurrentRules>,
+    pub(super) db: store::Db,
+    pub(super) producer: Producer,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) health: Arc<Health>,
+    pub(super) stop: watch::Receiver<bool>,
+    /// How every step of the pipeline is retried.
+    pub(super) retry: Retry,
+    pub(super) dead_letters: DeadLetters,
+}
 
 /// What one committed transaction produced.
 struct Written {
@@ -26,24 +59,27 @@ struct Written {
 
 /// A committed batch whose messages are not yet handed to the producer.
 struct WrittenBatch {
-    batch: Vec<Incoming>,
-    items: Vec<Item>,
+    messages: Vec<Message>,
     outbox: Vec<OutboxEntry>,
 }
 
-/// A written batch whose messages were handed to the producer.
-pub(super) struct Sent {
-    pub batch: Vec<Incoming>,
-    pub items: Vec<Item>,
-    pub outbox: Vec<OutboxEntry>,
-    pub outbox_acks: Vec<Ack>,
-    /// Indexes of the bad messages in `batch`.
-    pub dead: Vec<usize>,
-    pub dead_acks: Vec<Ack>,
+/// How the batch loop ended once the service was stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// Every batch taken was settled: its offsets are stored.
+    Drained,
+    /// A batch was left unsettled (redelivered to whoever takes the
+    /// partitions).
+    Abandoned,
 }
 
 impl Pipeline {
-    pub(super) async fn consume(&self, consumer: &EventConsumer) {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// The batch loop, until the service stops.
+    pub(super) async fn consume(&self, consumer: &EventConsumer) -> Ended {
         let mut stop = self.stop.clone();
         let linger = Duration::from_millis(self.cfg.batch_linger_ms);
         // The previous batch: committed, its messages sent, acks pending.
@@ -72,8 +108,8 @@ impl Pipeline {
                 }
                 None => {
                     let prev = in_flight.take().expect("guarded by the select");
-                    if self.settle(consumer, prev).await.is_err() {
-                        return;
+                    if prev.settle(self, consumer).await.is_err() {
+                        return Ended::Abandoned;
                     }
                     continue;
                 }
@@ -86,26 +122,30 @@ impl Pipeline {
             // enqueued, so a void never overtakes the line it cancels.
             let written = self.write(batch).instrument(span.clone()).await;
             if let Some(prev) = in_flight.take() {
-                if self
-                    .settle(consumer, prev)
+                if prev
+                    .settle(self, consumer)
                     .instrument(span.clone())
                     .await
                     .is_err()
                 {
-                    return;
+                    return Ended::Abandoned;
                 }
             }
             match written {
                 Ok(w) => in_flight = Some(self.send(w).instrument(span).await),
                 // Stopping with the batch unwritten: redelivered later.
-                Err(Stopped) => return,
+                Err(Stopped) => return Ended::Abandoned,
             }
             if self.stopping() {
                 break;
             }
         }
-        if let Some(prev) = in_flight.take() {
-            let _ = self.settle(consumer, prev).await;
+        match in_flight.take() {
+            Some(prev) => match prev.settle(self, consumer).await {
+                Ok(()) => Ended::Drained,
+                Err(Stopped) => Ended::Abandoned,
+            },
+            None => Ended::Drained,
         }
     }
 
@@ -144,54 +184,40 @@ impl Pipeline {
         // thread, so the runtime's other tasks (HTTP probes, acks, the
         // outbox keeper) keep their worker threads.
         let max = usize::try_from(self.cfg.max_message_bytes).unwrap_or(usize::MAX);
-        let mut items = tokio::task::block_in_place(|| plan::decode_all(&batch, max));
+        let mut messages = tokio::task::block_in_place(|| plan::decode_all(batch, max));
         let write_started = Instant::now();
-        let (outbox, outcomes) = self.write_isolating(&batch, &mut items).await?;
-        self.mark(Step::WriteBatch.dependency(), true);
+        let (outbox, outcomes) = self.write_isolating(&mut messages).await?;
         self.metrics
             .batch_written(write_started.elapsed().as_secs_f64());
         for (outcome, n) in outcomes {
             self.metrics.events(outcome.as_str(), n);
         }
-        Ok(WrittenBatch {
-            batch,
-            items,
-            outbox,
-        })
+        Ok(WrittenBatch { messages, outbox })
     }
 
     /// Hands a written batch's messages to the producer: its claim lines
     /// (in outbox order), then its dead letters.
     async fn send(&self, w: WrittenBatch) -> Sent {
-        let WrittenBatch {
-            batch,
-            items,
-            outbox,
-        } = w;
+        let WrittenBatch { messages, outbox } = w;
         let mut outbox_acks = Vec::with_capacity(outbox.len());
         for e in &outbox {
             outbox_acks.push(self.producer.enqueue(super::outbox_message(e)).await);
         }
-        let dead: Vec<usize> = (0..batch.len())
-            .filter(|&i| matches!(items[i], Item::Bad(_)))
-            .collect();
-        let mut dead_acks = Vec::with_capacity(dead.len());
-        for &i in &dead {
-            if let Item::Bad(e) = &items[i] {
-                dead_acks.push(
-                    self.producer
-                        .enqueue(self.dead_letter_message(&batch[i], e, false))
-                        .await,
-                );
-            }
+        let mut settling = Vec::with_capacity(messages.len());
+        for Message { incoming, item } in messages {
+            let dead = match item {
+                Item::Bad(why) => Some(self.dead_letters.send(&incoming, why).await),
+                Item::Good(_) => None,
+            };
+            settling.push(Settling {
+                message: incoming,
+                dead,
+            });
         }
         Sent {
-            batch,
-            items,
+            messages: settling,
             outbox,
             outbox_acks,
-            dead,
-            dead_acks,
         }
     }
 
@@ -201,28 +227,28 @@ impl Pipeline {
     /// and the rest is written.
     async fn write_isolating(
         &self,
-        batch: &[Incoming],
-        items: &mut [Item],
+        messages: &mut [Message],
     ) -> Result<(Vec<OutboxEntry>, Vec<(Outcome, u64)>), Stopped> {
         let mut outbox = Vec::new();
         let mut outcomes: BTreeMap<&'static str, (Outcome, u64)> = BTreeMap::new();
         let mut pending = std::collections::VecDeque::new();
-        pending.push_back(0..batch.len());
+        pending.push_back(0..messages.len());
         while let Some(range) = pending.pop_front() {
             let written = {
-                let (part, its) = (&batch[range.clone()], &items[range.clone()]);
-                self.retry(Step::WriteBatch, || {
-                    Box::pin(async move {
-                        match self.write_batch(part, its).await {
-                            Ok(done) => Ok(Ok(done)),
-                            Err(e) => match store::refused_by_content(&e) {
-                                Some(sqlstate) => Ok(Err(sqlstate)),
-                                None => Err(e),
-                            },
-                        }
+                let part = &messages[range.clone()];
+                self.retry
+                    .run(Step::WriteBatch, || {
+                        Box::pin(async move {
+                            match self.write_batch(part).await {
+                                Ok(done) => Ok(Ok(done)),
+                                Err(e) => match store::refused_by_content(&e) {
+                                    Some(sqlstate) => Ok(Err(sqlstate)),
+                                    None => Err(e),
+                                },
+                            }
+                        })
                     })
-                })
-                .await?
+                    .await?
             };
             match written {
                 Ok(done) => {
@@ -231,13 +257,13 @@ impl Pipeline {
                         outcomes.entry(outcome.as_str()).or_insert((outcome, 0)).1 += n;
                     }
                     for (i, why) in done.conflicts {
-                        items[range.start + i] = Item::Bad(why);
+                        messages[range.start + i].item = Item::Bad(why);
                     }
                 }
                 Err(sqlstate) => {
                     let good: Vec<usize> = range
                         .clone()
-                        .filter(|&i| matches!(items[i], Item::Good(_)))
+                        .filter(|&i| matches!(messages[i].item, Item::Good(_)))
                         .collect();
                     tracing::warn!(
                         sqlstate = %sqlstate,
@@ -251,7 +277,7 @@ impl Pipeline {
                             tracing::error!(sqlstate = %sqlstate, "dead-letter rows refused; not recorded in Postgres");
                         }
                         [one] => {
-                            items[*one] = Item::Bad(Rejection::Storage { sqlstate });
+                            messages[*one].item = Item::Bad(Rejection::Storage { sqlstate });
                             pending.push_front(range);
                         }
                         _ => {
@@ -268,8 +294,8 @@ impl Pipeline {
 
     /// One transaction for the whole batch: lock and load its encounters,
     /// plan, write, commit.
-    async fn write_batch(&self, batch: &[Incoming], items: &[Item]) -> anyhow::Result<Written> {
-        let keys = plan::keys(items);
+    async fn write_batch(&self, messages: &[Message]) -> anyhow::Result<Written> {
+        let keys = plan::keys(messages);
         let (mut tx, mut ledger) = self.db.begin_batch(&keys, decode_stored).await?;
         // Unpublished lines of these encounters (and of the others on their
         // days, whose lines a later visit may reissue) go out before this
@@ -296,9 +322,7 @@ impl Pipeline {
             write: mut w,
             outcomes,
             conflicts,
-        } = tokio::task::block_in_place(|| {
-            plan::plan(batch, items, &mut ledger, &rules, &self.topics)
-        });
+        } = tokio::task::block_in_place(|| plan::plan(messages, &mut ledger, &rules, &self.topics));
         tx.commit(&mut w, &self.owner).await?;
         outbox.append(&mut w.outbox);
         self.in_flight.add(&outbox);

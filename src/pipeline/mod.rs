@@ -7,6 +7,7 @@
 //! - [`plan`]: the pure step: messages + ledger + rules -> rows, outbox,
 //!   dead letters;
 //! - [`settle`]: acknowledgements, outbox mark, dead letters, offsets;
+//! - [`dead_letter`]: a bad message's dead letter, from send to acknowledgement;
 //! - [`retry`]: typed steps retried with jittered backoff;
 //! - [`probe`]: the background health probe behind /readyz;
 //! - [`sweep`]: the outbox keeper (leases, lapsed rows, backlog gauges);
@@ -28,6 +29,7 @@
 //! crashed instance owned are published once their lease lapses.
 
 mod batch;
+mod dead_letter;
 pub(crate) mod offline;
 pub(crate) mod plan;
 mod probe;
@@ -48,10 +50,11 @@ use tokio::sync::watch;
 
 use crate::config::RunConfig;
 use crate::http::Health;
-use crate::kafka::{self, ConsumerCtx, EventConsumer, Incoming, Outgoing, Producer};
+use crate::kafka::{self, ConsumerCtx, EventConsumer, Outgoing, Producer};
 use crate::metrics::Metrics;
 use crate::store::{self, OutboxEntry};
-use plan::{Rejection, Topics};
+use batch::{Ended, Pipeline};
+use plan::Topics;
 use retry::Step;
 
 /// Runs `claimline run` until `shutdown` resolves, then drains and returns.
@@ -87,7 +90,7 @@ pub async fn run(
     let db = store::Db::connect_lazy(
         &cfg.database.database_url,
         cfg.db_pool_size,
-        Duration::from_secs(cfg.db_statement_timeout_secs),
+        store::Timeouts::from_statement(Duration::from_secs(cfg.db_statement_timeout_secs)),
     )?;
     let producer = Producer::create(&cfg.kafka)?;
     {
@@ -143,6 +146,16 @@ pub async fn run(
     };
 
     let localities = cfg.localities.provider_localities.clone();
+    // Once stopping, a failing step gets half the shutdown bound for a last
+    // try; the bound itself is enforced below.
+    let cfg_grace_secs = cfg.shutdown_timeout_secs;
+    let metrics_for_retry = metrics.clone();
+    let dead_letters = dead_letter::DeadLetters {
+        topic: cfg.topics.dlq_topic.as_str().into(),
+        producer: producer.clone(),
+        db: db.clone(),
+        metrics: metrics.clone(),
+    };
     let p = Pipeline {
         owner,
         in_flight: keeper.in_flight.clone(),
@@ -156,103 +169,130 @@ pub async fn run(
         producer,
         metrics,
         health,
+        retry: retry::Retry::until_stopped(
+            stop_rx.clone(),
+            Duration::from_secs(cfg_grace_secs) / 2,
+            metrics_for_retry,
+        ),
+        dead_letters,
         stop: stop_rx,
     };
-    match p.start(&consumer).await {
-        // The outbox keeper needs the schema: it starts once it is there.
-        Ok(Start::Ready) => {
-            keeper.spawn(p.stop.clone());
-            rules_watch::spawn(
-                p.rules.clone(),
-                p.db.clone(),
-                p.metrics.clone(),
-                Duration::from_secs(p.cfg.rules_poll_secs),
-                p.stop.clone(),
-            );
-        }
-        Ok(Start::SchemaBehind(missing)) => anyhow::bail!(
-            "the database schema is not current (migrations {missing:?} not applied) and \
-             CLAIMLINE_MIGRATE=false: run `claimline migrate` first"
-        ),
-        Err(retry::Stopped) => return Ok(()),
-    }
-    p.consume(&consumer).await;
-
-    // Drain: the last batch is done (or abandoned to redelivery); commit
-    // what is stored and flush the producer, within the shutdown bound.
     let limit = Duration::from_secs(p.cfg.shutdown_timeout_secs);
-    consumer.commit_and_leave();
-    p.producer.flush(limit.min(Duration::from_secs(10)));
+    let work = async {
+        match start(&p, &consumer).await {
+            // The outbox keeper needs the schema: it starts once it is there.
+            Ok(Start::Ready(lock)) => {
+                keeper.spawn(lock, p.stop.clone());
+                rules_watch::spawn(
+                    p.rules.clone(),
+                    p.db.clone(),
+                    p.metrics.clone(),
+                    Duration::from_secs(p.cfg.rules_poll_secs),
+                    p.stop.clone(),
+                );
+            }
+            Ok(Start::SchemaBehind(missing)) => anyhow::bail!(
+                "the database schema is not current (migrations {missing:?} not applied) and \
+                 CLAIMLINE_MIGRATE=false: run `claimline migrate` first"
+            ),
+            // Stopped before the first message: nothing to drain.
+            Err(retry::Stopped) => return Ok(Ended::Drained),
+        }
+        let ended = p.consume(&consumer).await;
+        if ended == Ended::Drained {
+            // Commit what is stored and flush the producer, within the
+            // shutdown bound (the select below ends it otherwise).
+            consumer.commit_and_leave();
+            p.producer.flush(limit.min(Duration::from_secs(10)));
+        }
+        Ok(ended)
+    };
+    let ended = tokio::select! {
+        ended = work => ended?,
+        _ = shutdown_deadline(p.stop.clone(), limit) => Ended::Abandoned,
+    };
     if p.producer.is_fatal() {
         // Exit non-zero: the orchestrator restarts the process with a new
         // producer; what was not acknowledged is redelivered.
         anyhow::bail!("the producer hit a fatal error; stopping");
     }
-    tracing::info!("stopped");
-    Ok(())
+    match ended {
+        Ended::Drained => {
+            tracing::info!("stopped: drained, offsets committed");
+            Ok(())
+        }
+        Ended::Abandoned => {
+            tracing::error!(
+                shutdown_timeout_s = limit.as_secs(),
+                "stopped: abandoned work in flight (redelivered to whoever takes the partitions)"
+            );
+            anyhow::bail!("shutdown abandoned work in flight")
+        }
+    }
+}
+
+/// Resolves when the service has been stopping for a little less than
+/// `limit` (CLAIMLINE_SHUTDOWN_TIMEOUT_SECS): the work still in flight is
+/// then abandoned, leaving time to say so and exit within the bound.
+async fn shutdown_deadline(mut stop: watch::Receiver<bool>, limit: Duration) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    let margin = Duration::from_secs(1).min(limit / 4);
+    tokio::time::sleep(limit - margin).await;
 }
 
 /// How start-up ended, short of stopping.
 enum Start {
-    Ready,
+    /// Holding this instance's owner lock (see [`store::OwnerLock`]).
+    Ready(store::OwnerLock),
     /// CLAIMLINE_MIGRATE=false and these migrations have not run.
     SchemaBehind(Vec<i64>),
 }
 
-/// What every part of the running pipeline shares.
-struct Pipeline {
-    cfg: RunConfig,
-    /// This instance, as the owner of the outbox rows it writes.
-    owner: store::Owner,
-    in_flight: sweep::InFlight,
-    /// The claim-line topics, shared by every outbox entry.
-    topics: Topics,
-    /// The rule book in force (built-in data and imported CMS tables).
-    rules: Arc<rules_watch::CurrentRules>,
-    db: store::Db,
-    producer: Producer,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    stop: watch::Receiver<bool>,
-}
-
-impl Pipeline {
-    fn stopping(&self) -> bool {
-        *self.stop.borrow()
-    }
-
-    /// Migrations (or the check that they ran), the imported rule tables,
-    /// topics, then the subscription. (The outbox a crash left is the
-    /// sweep's, once its rows' lease lapses.)
-    async fn start(&self, consumer: &EventConsumer) -> Result<Start, retry::Stopped> {
-        if self.cfg.migrate {
-            self.retry(Step::Migrate, || Box::pin(self.db.migrate()))
-                .await?;
-            tracing::info!("migrations applied");
-        } else {
-            let missing = self
-                .retry(Step::Migrate, || Box::pin(self.db.missing_migrations()))
-                .await?;
-            if !missing.is_empty() {
-                return Ok(Start::SchemaBehind(missing));
-            }
-            tracing::info!("schema is current");
+/// Migrations (or the check that they ran), the imported rule tables,
+/// topics, then the subscription. (The outbox a crash left is the
+/// sweep's, once its rows' lease lapses.)
+async fn start(p: &Pipeline, consumer: &EventConsumer) -> Result<Start, retry::Stopped> {
+    if p.cfg.migrate {
+        p.retry
+            .run(Step::Migrate, || Box::pin(p.db.migrate()))
+            .await?;
+        tracing::info!("migrations applied");
+    } else {
+        let missing = p
+            .retry
+            .run(Step::Migrate, || Box::pin(p.db.missing_migrations()))
+            .await?;
+        if !missing.is_empty() {
+            return Ok(Start::SchemaBehind(missing));
         }
-        // The imported CMS tables, before the first batch.
-        self.retry(Step::LoadRules, || {
-            Box::pin(self.rules.refresh(&self.db, &self.metrics))
+        tracing::info!("schema is current");
+    }
+    // Proof that this instance lives, before it owns any outbox row.
+    let lock = p
+        .retry
+        .run(Step::HoldOwnerLock, || {
+            Box::pin(p.db.hold_owner_lock(&p.owner))
         })
         .await?;
-        if self.cfg.create_topics {
-            let cfg = &self.cfg;
-            let topics = [
-                cfg.topics.input_topic.as_str(),
-                &cfg.topics.output_topic,
-                &cfg.topics.review_topic,
-                &cfg.topics.dlq_topic,
-            ];
-            let topics = &topics;
-            self.retry(Step::CreateTopics, || {
+    // The imported CMS tables, before the first batch.
+    p.retry
+        .run(Step::LoadRules, || {
+            Box::pin(p.rules.refresh(&p.db, &p.metrics))
+        })
+        .await?;
+    if p.cfg.create_topics {
+        let cfg = &p.cfg;
+        let topics = [
+            cfg.topics.input_topic.as_str(),
+            &cfg.topics.output_topic,
+            &cfg.topics.review_topic,
+            &cfg.topics.dlq_topic,
+        ];
+        let topics = &topics;
+        p.retry
+            .run(Step::CreateTopics, || {
                 Box::pin(kafka::create_topics(
                     &cfg.kafka,
                     topics,
@@ -260,33 +300,16 @@ impl Pipeline {
                 ))
             })
             .await?;
-        }
-        // Rows a crashed instance left are published by the sweep once
-        // their lease lapses (never while another instance still sends them).
-        if let Err(e) = consumer.subscribe(&self.cfg.topics.input_topic) {
-            tracing::error!(error = format!("{e:#}"), "cannot subscribe");
-            return Err(retry::Stopped);
-        }
-        tracing::info!(topic = %self.cfg.topics.input_topic, group = %self.cfg.group_id, "consuming");
-        Ok(Start::Ready)
     }
-
-    /// The original key and value, unchanged, with the contract's headers;
-    /// `stripped`: an empty value instead, the original kept in Postgres.
-    fn dead_letter_message<'a>(
-        &'a self,
-        m: &'a Incoming,
-        e: &Rejection,
-        stripped: bool,
-    ) -> Outgoing<'a> {
-        let headers = kafka::dead_letter::headers(e.reason_code(), &e.to_string(), m, stripped);
-        Outgoing {
-            topic: &self.cfg.topics.dlq_topic,
-            key: m.key.as_deref(),
-            payload: if stripped { &[] } else { &m.payload },
-            headers,
-        }
+    // Rows a crashed instance left are published by the sweep once its
+    // owner lock is free or their lease lapses (never while another
+    // instance still sends them).
+    if let Err(e) = consumer.subscribe(&p.cfg.topics.input_topic) {
+        tracing::error!(error = format!("{e:#}"), "cannot subscribe");
+        return Err(retry::Stopped);
     }
+    tracing::info!(topic = %p.cfg.topics.input_topic, group = %p.cfg.group_id, "consuming");
+    Ok(Start::Ready(lock))
 }
 
 /// Names this process among the group's instances: the pod name where

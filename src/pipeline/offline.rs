@@ -59,8 +59,8 @@ pub fn replay_lines(
             payload,
             timestamp_ms: None,
         }];
-        let items = decode_all(&batch, MAX_EVENT_BYTES);
-        let planned = plan(&batch, &items, &mut ledger, book, &topics);
+        let messages = decode_all(batch.into(), MAX_EVENT_BYTES);
+        let planned = plan(&messages, &mut ledger, book, &topics);
         for d in &planned.write.dead_letters {
             summary.bad += 1;
             writeln!(errors, "line {}: {} ({})", i + 1, d.message, d.reason)?;

@@ -12,6 +12,13 @@ use crate::domain::{ClaimLine, Encounter, RuleBook, Status};
 use crate::kafka::Incoming;
 use crate::store::{BatchWrite, DeadLetterRow, EventRow, Keys, OutboxEntry, PayloadRow, Source};
 
+/// One message of a batch and what it is: the record the batch carries
+/// from decoding to the write (then `Settling`, in dead_letter.rs).
+pub struct Message {
+    pub incoming: Incoming,
+    pub item: Item,
+}
+
 /// A decoded message of a batch.
 pub enum Item {
     Good(Box<Encounter>),
@@ -64,21 +71,24 @@ impl Rejection {
 
 /// Decodes every message of a batch, in order; a value over `max_bytes` is
 /// `too_large`.
-pub fn decode_all(batch: &[Incoming], max_bytes: usize) -> Vec<Item> {
+pub fn decode_all(batch: Vec<Incoming>, max_bytes: usize) -> Vec<Message> {
     batch
-        .iter()
-        .map(|m| match decode_limited(&m.payload, max_bytes) {
-            Ok(e) => Item::Good(Box::new(e)),
-            Err(e) => Item::Bad(e.into()),
+        .into_iter()
+        .map(|incoming| {
+            let item = match decode_limited(&incoming.payload, max_bytes) {
+                Ok(e) => Item::Good(Box::new(e)),
+                Err(e) => Item::Bad(e.into()),
+            };
+            Message { incoming, item }
         })
         .collect()
 }
 
 /// What the ledger must be loaded for.
-pub fn keys(items: &[Item]) -> Keys<'_> {
+pub fn keys(messages: &[Message]) -> Keys<'_> {
     use chrono::Datelike;
     let good = || {
-        items.iter().filter_map(|i| match i {
+        messages.iter().filter_map(|m| match &m.item {
             Item::Good(e) => Some(e),
             Item::Bad(_) => None,
         })
@@ -140,8 +150,9 @@ impl Topics {
 }
 
 /// What one batch writes, how many events had each outcome, and the
-/// messages that turned out to conflict (index in the batch, why): they
-/// are dead letters now.
+/// messages that turned out to conflict (index in the messages planned,
+/// why): they are dead letters once the write holds (the batch loop marks
+/// their [`Message`] so; a write that failed leaves them as they were).
 pub struct Plan {
     pub write: BatchWrite,
     pub outcomes: Vec<(Outcome, u64)>,
@@ -162,17 +173,11 @@ pub(crate) fn source(m: &Incoming) -> Source {
     }
 }
 
-pub fn plan(
-    batch: &[Incoming],
-    items: &[Item],
-    ledger: &mut Ledger,
-    rules: &RuleBook,
-    topics: &Topics,
-) -> Plan {
+pub fn plan(messages: &[Message], ledger: &mut Ledger, rules: &RuleBook, topics: &Topics) -> Plan {
     let mut w = BatchWrite::default();
     let mut outcomes: BTreeMap<&'static str, (Outcome, u64)> = BTreeMap::new();
     let mut conflicts = Vec::new();
-    for (i, (m, item)) in batch.iter().zip(items).enumerate() {
+    for (i, Message { incoming: m, item }) in messages.iter().enumerate() {
         let source = source(m);
         let enc = match item {
             Item::Good(e) => e,

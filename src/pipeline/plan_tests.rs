@@ -48,10 +48,9 @@ fn topics() -> Topics {
 }
 
 fn run(batch: &[Incoming], mut ledger: Ledger) -> Plan {
-    let items = decode_all(batch, crate::codec::MAX_EVENT_BYTES);
+    let messages = decode_all(batch.to_vec(), crate::codec::MAX_EVENT_BYTES);
     plan(
-        batch,
-        &items,
+        &messages,
         &mut ledger,
         crate::cms::shipped::book(),
         &topics(),
@@ -282,8 +281,8 @@ fn keys_are_the_sorted_unique_encounters_and_every_event() {
         bytes(&event("e3", "B", 2, "amended")),
         b"[]".to_vec(),
     ]);
-    let items = decode_all(&batch, crate::codec::MAX_EVENT_BYTES);
-    let k = keys(&items);
+    let messages = decode_all(batch, crate::codec::MAX_EVENT_BYTES);
+    let k = keys(&messages);
     assert_eq!(k.encounters, vec!["A", "B"]);
     assert_eq!(k.events, vec!["e2", "e1", "e3"]);
     assert_eq!(k.patient_years.len(), 1, "one patient, one year");

@@ -18,6 +18,7 @@ use chrono::{Datelike, NaiveDate};
 
 use super::batch::decode_stored;
 use super::plan::{outbox_entry, Topics};
+use super::retry::{GaveUp, Retry, Step};
 use crate::codec::JsonWriter;
 use crate::domain::{ClaimLine, Code, RuleBook, Rules};
 use crate::kafka::{KafkaArgs, Outgoing, Producer};
@@ -51,7 +52,7 @@ pub struct ReprocessOptions {
 }
 
 /// What a run found (or, with --dry-run, would change).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Summary {
     pub run_id: Option<i64>,
     pub resumed: bool,
@@ -86,6 +87,10 @@ impl Summary {
         }
     }
 }
+
+/// How long a page may keep failing (each try bounded by the store's
+/// deadline) before the run gives up; it resumes where it stopped.
+const PAGE_RETRY_BOUND: Duration = Duration::from_secs(120);
 
 pub async fn reprocess(args: &ReprocessOptions) -> anyhow::Result<Summary> {
     let until = args.until;
@@ -131,6 +136,10 @@ pub async fn reprocess(args: &ReprocessOptions) -> anyhow::Result<Summary> {
         id: format!("{voided_by}-{}", std::process::id()).into(),
         lease: Duration::from_secs(30),
     };
+    // Its outbox rows are marked as held by an owner lock (the service's
+    // sweep takes them over once that lock is free): hold it while running.
+    let _alive = db.hold_owner_lock(&owner).await?;
+    let retry = Retry::bounded(PAGE_RETRY_BOUND);
     let mut pages = 0;
     loop {
         if args.max_pages.is_some_and(|m| pages >= m) {
@@ -139,43 +148,51 @@ pub async fn reprocess(args: &ReprocessOptions) -> anyhow::Result<Summary> {
         let page = runs::next_page(&db, range, &after, args.page_size).await?;
         let Some(last) = page.last() else { break };
         after = last.0.clone();
-        let mut attempt = 0u32;
-        let outbox = loop {
-            match reprocess_page(
-                &db,
-                &page,
-                &book,
-                &voided_by,
-                &topics,
-                &owner,
-                summary.run_id,
-                &mut summary,
-                args.dry_run,
-            )
-            .await
-            {
-                Ok(o) => break o,
-                // Another instance is publishing these encounters' older
-                // lines: wait for it rather than overtake them.
-                Err(e) if e.downcast_ref::<store::OwnedElsewhere>().is_some() => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                // A deadlock with the service, a lost connection: the page
-                // rolled back; try it again a few times.
-                Err(e) if store::refused_by_content(&e).is_none() && attempt < 5 => {
-                    attempt += 1;
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        attempt,
-                        "reprocess page failed; retrying"
-                    );
-                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-                }
-                Err(e) => return Err(e),
+        // Each try starts from the summary as it was: a page that rolled
+        // back counts nothing.
+        let base = summary.clone();
+        let run_id = summary.run_id;
+        let (db, book, voided_by, topics, owner, page) =
+            (&db, &book, &voided_by, &topics, &owner, &page);
+        let tried = retry
+            .attempt(Step::ReprocessPage, || {
+                let mut s = base.clone();
+                Box::pin(async move {
+                    let page = reprocess_page(
+                        db,
+                        page,
+                        book,
+                        voided_by,
+                        topics,
+                        owner,
+                        run_id,
+                        &mut s,
+                        args.dry_run,
+                    )
+                    .await;
+                    match page {
+                        Ok(o) => Ok(Ok((o, s))),
+                        // The content, not a transient fault: no retry.
+                        Err(e) if store::refused_by_content(&e).is_some() => Ok(Err(e)),
+                        // A deadlock with the service, a lost connection, a
+                        // missed deadline, another instance still
+                        // publishing these encounters' older lines: the
+                        // page rolled back; it is tried again.
+                        Err(e) => Err(e),
+                    }
+                })
+            })
+            .await;
+        let outbox = match tried {
+            Ok(Ok((outbox, s))) => {
+                summary = s;
+                outbox
             }
+            Ok(Err(e)) | Err(GaveUp::Failing(e)) => return Err(e),
+            Err(GaveUp::Stopped) => anyhow::bail!("reprocess stopped"),
         };
         if let Some(producer) = &producer {
-            publish(&db, producer, &owner, &outbox).await?;
+            publish(db, producer, owner, &outbox).await?;
         }
         pages += 1;
     }

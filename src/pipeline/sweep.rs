@@ -1,6 +1,7 @@
-//! The outbox keeper, in the background: renews the lease of this
-//! instance's rows in flight, publishes rows whose lease lapsed (their
-//! instance died or is stuck), and exports the outbox backlog gauges.
+//! The outbox keeper, in the background: keeps this instance's owner lock,
+//! renews the lease of its rows in flight, publishes rows whose owner is
+//! gone (its owner lock free) or whose lease lapsed (died or stuck), and
+//! exports the outbox backlog gauges.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,10 +55,16 @@ pub(super) struct Keeper {
 }
 
 impl Keeper {
-    pub(super) fn spawn(self, mut stop: watch::Receiver<bool>) {
+    pub(super) fn spawn(self, mut lock: store::OwnerLock, mut stop: watch::Receiver<bool>) {
         tokio::spawn(async move {
             let mut tick = 0u64;
             loop {
+                if let Err(e) = lock.keep().await {
+                    tracing::warn!(
+                        error = super::retry::loggable(&e),
+                        "could not hold this instance's owner lock"
+                    );
+                }
                 if let Err(e) =
                     store::renew(&self.db, &self.owner, &self.in_flight.snapshot()).await
                 {
@@ -93,7 +100,7 @@ impl Keeper {
             let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
             tracing::info!(
                 lines = entries.len(),
-                "publishing claim lines whose writer's lease lapsed"
+                "publishing claim lines whose writer is gone or whose lease lapsed"
             );
             // If this fails, the lease lapses again and a later sweep retries.
             self.producer

@@ -1,7 +1,7 @@
 //! Claim lines into Postgres with COPY (text format), the fastest path.
 
 use anyhow::Context;
-use sqlx::{Postgres, Transaction};
+use sqlx::postgres::PgConnection;
 
 use crate::ascii::decimal;
 use crate::dates::date::to_bytes as date_bytes;
@@ -14,7 +14,7 @@ const CLAIM_LINE_COLUMNS: &str = "claim_line_id, encounter_id, encounter_version
 
 /// Bulk-inserts claim lines with COPY (text format), the fastest path.
 pub(super) async fn copy_claim_lines(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PgConnection,
     lines: &[ClaimLine],
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();

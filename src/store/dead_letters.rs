@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 
-use super::{Db, Source};
+use super::{on_conn, Db, Source};
 
 /// A dead letter's original key and value, and where it came from.
 pub(crate) struct KeptValue<'a> {
@@ -28,7 +28,8 @@ pub(crate) async fn keep_values(db: &Db, messages: &[KeptValue<'_>]) -> anyhow::
     if messages.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    on_conn!(db, |c| {
+        sqlx::query(
         "INSERT INTO dead_letter_payloads (source_topic, source_partition, source_offset, key, value)
          SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[], $4::bytea[], $5::bytea[])
          ON CONFLICT DO NOTHING",
@@ -38,38 +39,41 @@ pub(crate) async fn keep_values(db: &Db, messages: &[KeptValue<'_>]) -> anyhow::
     .bind(messages.iter().map(|m| m.source.offset).collect::<Vec<_>>())
     .bind(messages.iter().map(|m| m.key).collect::<Vec<_>>())
     .bind(messages.iter().map(|m| m.value).collect::<Vec<_>>())
-    .execute(&db.pool)
+    .execute(&mut *c)
     .await
-    .context("Failed to keep dead-letter values")?;
+    .context("Failed to keep dead-letter values")
+    });
     Ok(())
 }
 
 /// The value kept for the dead letter of `source`, if there is one.
 pub(crate) async fn kept_value(db: &Db, source: &Source) -> anyhow::Result<Option<Vec<u8>>> {
-    sqlx::query_scalar(
+    Ok(on_conn!(db, |c| sqlx::query_scalar(
         "SELECT value FROM dead_letter_payloads
          WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3",
     )
     .bind(&source.topic)
     .bind(source.partition)
     .bind(source.offset)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *c)
     .await
-    .context("Failed to read a kept dead-letter value")
+    .context("Failed to read a kept dead-letter value")))
 }
 
 /// Whether an earlier run replayed this dead letter.
 pub(crate) async fn replayed_before(db: &Db, at: DlqPosition<'_>) -> anyhow::Result<bool> {
-    sqlx::query_scalar(
+    Ok(on_conn!(db, |c| sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM dead_letter_replays
                         WHERE dlq_topic = $1 AND dlq_partition = $2 AND dlq_offset = $3)",
     )
     .bind(at.topic)
     .bind(at.partition)
     .bind(at.offset)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *c)
     .await
-    .context("Failed to read dead_letter_replays (run claimline migrate?)")
+    .context(
+        "Failed to read dead_letter_replays (run claimline migrate?)"
+    )))
 }
 
 /// Records the replay; false if an earlier (or concurrent) run did.
@@ -78,7 +82,7 @@ pub(crate) async fn claim_replay(
     at: DlqPosition<'_>,
     reason: &str,
 ) -> anyhow::Result<bool> {
-    let done = sqlx::query(
+    let done = on_conn!(db, |c| sqlx::query(
         "INSERT INTO dead_letter_replays (dlq_topic, dlq_partition, dlq_offset, reason)
          VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
     )
@@ -86,22 +90,24 @@ pub(crate) async fn claim_replay(
     .bind(at.partition)
     .bind(at.offset)
     .bind(reason)
-    .execute(&db.pool)
+    .execute(&mut *c)
     .await
-    .context("Failed to record a replay (run claimline migrate?)")?;
+    .context("Failed to record a replay (run claimline migrate?)"));
     Ok(done.rows_affected() == 1)
 }
 
 /// Drops a replay record again (the broker refused the message).
 pub(crate) async fn unclaim_replay(db: &Db, at: DlqPosition<'_>) -> anyhow::Result<()> {
-    sqlx::query(
+    on_conn!(db, |c| {
+        sqlx::query(
         "DELETE FROM dead_letter_replays WHERE dlq_topic = $1 AND dlq_partition = $2 AND dlq_offset = $3",
     )
     .bind(at.topic)
     .bind(at.partition)
     .bind(at.offset)
-    .execute(&db.pool)
+    .execute(&mut *c)
     .await
-    .context("Failed to drop a replay record")?;
+    .context("Failed to drop a replay record")
+    });
     Ok(())
 }

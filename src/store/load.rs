@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::NaiveDate;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::postgres::PgConnection;
+use sqlx::Row;
 
 use super::{Decode, Keys};
 use crate::domain::ledger::Ledger;
@@ -15,7 +16,7 @@ use crate::domain::{ClaimLine, KxGroup};
 /// Loads the (locked) patient-years' Medicare year-to-date therapy
 /// amounts: the expected payments of their non-void lines, by group.
 pub(super) async fn load_year_to_date(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PgConnection,
     patient_years: &[(&str, i32)],
     ledger: &mut Ledger,
 ) -> anyhow::Result<()> {
@@ -34,7 +35,7 @@ pub(super) async fn load_year_to_date(
     )
     .bind(&patients)
     .bind(&years)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await
     .context("Failed to load year-to-date amounts")?;
     for r in rows {
@@ -66,7 +67,7 @@ pub(super) type Day = (String, String, NaiveDate);
 /// covers. Nothing else changes an encounter's date but its own events,
 /// which the encounter lock holds.
 pub(super) async fn lock_patient_years(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PgConnection,
     patient_years: &[(&str, i32)],
 ) -> anyhow::Result<()> {
     if patient_years.is_empty() {
@@ -80,7 +81,7 @@ pub(super) async fn lock_patient_years(
     )
     .bind(&patients)
     .bind(&years)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .context("Failed to lock patient years")?;
     Ok(())
@@ -93,7 +94,7 @@ pub(super) async fn lock_patient_years(
 /// numbers to a version, so lines are found by encounter, not derived from
 /// an event's line count.
 pub(super) async fn load_days(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PgConnection,
     keys: &Keys<'_>,
     days: &[Day],
     ledger: &mut Ledger,
@@ -125,7 +126,7 @@ pub(super) async fn load_days(
     .bind(days.iter().map(|d| d.0.as_str()).collect::<Vec<_>>())
     .bind(days.iter().map(|d| d.1.as_str()).collect::<Vec<_>>())
     .bind(days.iter().map(|d| d.2).collect::<Vec<_>>())
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await
     .context("Failed to load the lines in force")?;
     for row in rows {
@@ -170,7 +171,7 @@ pub(super) async fn load_days(
 /// The payloads of the newest events of these encounters in force (those
 /// their lines came from), decoded into `ledger.encounters`.
 pub(super) async fn load_payloads(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PgConnection,
     encounter_ids: &[&str],
     ledger: &mut Ledger,
     decode: Decode,
@@ -185,7 +186,7 @@ pub(super) async fn load_payloads(
     }
     let payloads = sqlx::query("SELECT payload FROM encounter_payloads WHERE event_id = ANY($1)")
         .bind(&events)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await
         .context("Failed to load event payloads")?;
     // The highest line number each one's version used, voided included.
@@ -203,7 +204,7 @@ pub(super) async fn load_payloads(
     )
     .bind(&ids)
     .bind(&versions)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await
     .context("Failed to read line numbers")?;
     for row in highest {

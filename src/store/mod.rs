@@ -3,11 +3,14 @@
 //! transaction) and calls their methods with plain types.
 //!
 //! - this file: [`Db`], connection, migrations, error classes, the row types;
+//! - [`conn`]: a pooled connection under a client-side deadline, discarded
+//!   when it misses it;
 //! - [`url`]: the Postgres URL, which never prints its password;
 //! - [`batch`]: the batch transaction (lock, load the ledger, write, commit);
 //! - [`load`]: what the batch transaction loads for the ledger;
 //! - [`copy`]: claim lines by COPY;
 //! - [`outbox`]: what was committed and not yet acknowledged;
+//! - [`owner_lock`]: the advisory lock that proves an outbox owner lives;
 //! - [`rules`]: imported CMS tables;
 //! - [`dead_letters`]: dead-letter values kept here and replays done;
 //! - [`export`]: `claimline export`'s lines, in claim-key order, page by page;
@@ -15,20 +18,24 @@
 //! - [`web`]: what `claimline web` reads (the views of migration 0008).
 
 mod batch;
+mod conn;
 mod copy;
 pub(crate) mod dead_letters;
 pub(crate) mod export;
 mod instance;
 mod load;
 mod outbox;
+mod owner_lock;
 pub(crate) mod reprocess;
 pub(crate) mod rules;
 mod url;
 pub(crate) mod web;
 
 pub(crate) use batch::Batch;
+pub(crate) use conn::{on_conn, Conn, DeadlineMissed};
 pub(crate) use instance::{InstanceLock, Kept};
 pub(crate) use outbox::{backlog, claim_lapsed, mark_published, renew, OwnedElsewhere, Owner};
+pub(crate) use owner_lock::OwnerLock;
 
 pub use url::DatabaseUrl;
 
@@ -46,10 +53,69 @@ use crate::domain::{ClaimLine, Status};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+fn options(url: &DatabaseUrl) -> anyhow::Result<PgConnectOptions> {
+    PgConnectOptions::from_str(url.check()?)
+        // Its error could quote the URL: not chained.
+        .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid Postgres URL"))
+}
+
+/// TCP keepalive, asked of the server for the session (sqlx sets none on
+/// its side of the socket): a peer that vanished is noticed within about a
+/// minute even while the session is idle, and data unacknowledged for 30 s
+/// ends it. (Ignored on a Unix socket.)
+fn keepalive(o: PgConnectOptions) -> PgConnectOptions {
+    o.options([
+        ("tcp_keepalives_idle", "30"),
+        ("tcp_keepalives_interval", "10"),
+        ("tcp_keepalives_count", "3"),
+        ("tcp_user_timeout", "30000"),
+    ])
+}
+
+/// The client-side deadline of a tool's step (`claimline migrate`, `rules
+/// import`, `reprocess`, `dlq replay`): their sessions keep the server's
+/// default timeouts, and a whole CMS quarter is one statement.
+const TOOL_DEADLINE: Duration = Duration::from_secs(600);
+
+/// How long a pool waits for a connection, a new connection's handshake
+/// included.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The database: a pool of connections. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Db {
     pool: PgPool,
+    /// Every step (one call of the store) ends within this, or fails with
+    /// [`DeadlineMissed`] and its connection is discarded.
+    deadline: Duration,
+}
+
+/// The server-side bounds of a service session, and the client-side
+/// deadline derived from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    /// `statement_timeout` and `lock_timeout`.
+    pub statement: Duration,
+    /// `idle_in_transaction_session_timeout`: how long the server keeps an
+    /// abandoned transaction (and its advisory locks) of a client that
+    /// went silent.
+    pub idle_in_transaction: Duration,
+    /// The client-side deadline of a step: the statement timeout plus one
+    /// second, so a statement the server cancels reports its own error first.
+    pub deadline: Duration,
+}
+
+impl Timeouts {
+    /// From the statement timeout: idle in a transaction at most that and
+    /// never over 10 s (a batch is idle in its transaction only while it
+    /// plans, milliseconds), the deadline one second past it.
+    pub(crate) fn from_statement(statement: Duration) -> Timeouts {
+        Timeouts {
+            statement,
+            idle_in_transaction: statement.min(Duration::from_secs(10)),
+            deadline: statement + Duration::from_secs(1),
+        }
+    }
 }
 
 impl Db {
@@ -57,11 +123,14 @@ impl Db {
     pub(crate) async fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Db> {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url.check()?)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(keepalive(options(url)?))
             .await
             .context("Failed to connect to Postgres (DATABASE_URL)")?;
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            deadline: TOOL_DEADLINE,
+        })
     }
 
     /// [`Db::connect`], then refuses a schema this build has migrations
@@ -79,53 +148,59 @@ impl Db {
 
     /// A pool that connects on first use, so the service can start while
     /// Postgres is still down and report not-ready instead of exiting. Every
-    /// session gets a statement and a lock timeout of `timeout` and an
-    /// idle-in-transaction timeout of twice that, so a half-open connection or
-    /// a lock held elsewhere fails a step (retried) instead of wedging it.
+    /// session gets the server-side bounds of `timeouts` (see [`Timeouts`]),
+    /// every step its client-side deadline.
     pub(crate) fn connect_lazy(
         url: &DatabaseUrl,
         pool_size: u32,
-        timeout: Duration,
+        timeouts: Timeouts,
     ) -> anyhow::Result<Db> {
         let ms = |d: Duration| d.as_millis().to_string();
-        let options = PgConnectOptions::from_str(url.check()?)
-            // Its error could quote the URL: not chained.
-            .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid Postgres URL"))?
-            .options([
-                ("statement_timeout", ms(timeout)),
-                ("lock_timeout", ms(timeout)),
-                ("idle_in_transaction_session_timeout", ms(2 * timeout)),
-            ]);
+        let options = keepalive(options(url)?).options([
+            ("statement_timeout", ms(timeouts.statement)),
+            ("lock_timeout", ms(timeouts.statement)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(timeouts.idle_in_transaction),
+            ),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
-            .acquire_timeout(Duration::from_secs(3))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            deadline: timeouts.deadline,
+        })
     }
 
     pub(crate) async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR
-            .run(&self.pool)
+        on_conn!(self, |c| MIGRATOR
+            .run_direct(c)
             .await
-            .context("Failed to run database migrations")
+            .context("Failed to run database migrations"));
+        Ok(())
     }
 
     /// The migrations this build knows that the database has not applied
     /// (successfully), by version; empty when the schema is current. Errs only
     /// when the database cannot be asked.
     pub(crate) async fn missing_migrations(&self) -> anyhow::Result<Vec<i64>> {
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await
-            .context("Failed to read the migration history")?;
-        let applied: Vec<i64> = if exists {
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
-                .await
-                .context("Failed to read the migration history")?
-        } else {
-            Vec::new()
-        };
+        let applied: Vec<i64> = on_conn!(self, |c| {
+            let exists: bool =
+                sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(&mut *c)
+                    .await
+                    .context("Failed to read the migration history")?;
+            if exists {
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(&mut *c)
+                    .await
+                    .context("Failed to read the migration history")
+            } else {
+                Ok(Vec::new())
+            }
+        });
         Ok(MIGRATOR
             .iter()
             .map(|m| m.version)
@@ -133,8 +208,16 @@ impl Db {
             .collect())
     }
 
+    /// Whether Postgres answers a trivial query on a pooled connection
+    /// within the deadline.
     pub(crate) async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        let ping = async {
+            Ok::<_, anyhow::Error>(on_conn!(self, |c| sqlx::query("SELECT 1")
+                .execute(c)
+                .await
+                .context("ping")))
+        };
+        ping.await.is_ok()
     }
 
     /// Connections in the pool: (open, idle).

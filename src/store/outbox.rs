@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::postgres::PgConnection;
 
-use super::Db;
+use super::{on_conn, Db};
 use sqlx::Row;
 
+use super::owner_lock::OWNER_LOCK_SPACE;
 use super::OutboxEntry;
 use crate::domain::{ClaimLine, Status};
 
@@ -52,11 +53,16 @@ pub(crate) async fn claim_for_encounters(
     if encounter_ids.is_empty() {
         return Ok(Vec::new());
     }
+    // Live: its lease holds and its owner still holds its owner lock (a
+    // lock this session can take belongs to a session that is gone).
     let rows = sqlx::query(
-        "SELECT id, owner, lease_until > now() FROM claim_line_outbox
+        "SELECT id, owner, lease_until > now()
+                AND NOT (owner_locked AND pg_try_advisory_xact_lock($2, hashtext(split_part(owner, '/', 1))))
+         FROM claim_line_outbox
          WHERE encounter_ids && $1::text[] ORDER BY id FOR UPDATE",
     )
     .bind(encounter_ids)
+    .bind(OWNER_LOCK_SPACE)
     .fetch_all(&mut *conn)
     .await
     .context("Failed to read the outbox")?;
@@ -74,36 +80,40 @@ pub(crate) async fn claim_for_encounters(
     take(conn, &claim, owner).await
 }
 
-/// Claims up to `limit` rows whose lease lapsed and that no older row of
-/// the same encounters precedes, and returns their messages in order.
+/// Claims up to `limit` rows whose lease lapsed or whose owner is gone (its
+/// owner lock free), and that no older row of the same encounters
+/// precedes, and returns their messages in order.
 pub(crate) async fn claim_lapsed(
     db: &Db,
     owner: &Owner,
     limit: i64,
 ) -> anyhow::Result<Vec<OutboxEntry>> {
-    let mut tx = db
-        .pool
-        .begin()
+    Ok(on_conn!(db, |c| {
+        let mut tx = sqlx::Connection::begin(&mut *c)
+            .await
+            .context("Failed to begin a transaction")?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM claim_line_outbox o
+             WHERE (lease_until < now()
+                    OR (owner_locked
+                        AND pg_try_advisory_xact_lock($2, hashtext(split_part(owner, '/', 1)))))
+               AND NOT EXISTS (SELECT 1 FROM claim_line_outbox p
+                               WHERE p.id < o.id AND p.encounter_ids && o.encounter_ids)
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(limit)
+        .bind(OWNER_LOCK_SPACE)
+        .fetch_all(&mut *tx)
         .await
-        .context("Failed to begin a transaction")?;
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM claim_line_outbox o
-         WHERE lease_until < now()
-           AND NOT EXISTS (SELECT 1 FROM claim_line_outbox p
-                           WHERE p.id < o.id AND p.encounter_ids && o.encounter_ids)
-         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await
-    .context("Failed to read the outbox")?;
-    if ids.is_empty() {
-        tx.rollback().await.context("Failed to end a transaction")?;
-        return Ok(Vec::new());
-    }
-    let entries = take(&mut tx, &ids, owner).await?;
-    tx.commit().await.context("Failed to claim outbox rows")?;
-    Ok(entries)
+        .context("Failed to read the outbox")?;
+        if ids.is_empty() {
+            tx.rollback().await.context("Failed to end a transaction")?;
+            return Ok(Vec::new());
+        }
+        let entries = take(&mut tx, &ids, owner).await?;
+        tx.commit().await.context("Failed to claim outbox rows")?;
+        Ok::<_, anyhow::Error>(entries)
+    }))
 }
 
 /// Extends the lease of this instance's rows in flight.
@@ -111,28 +121,28 @@ pub(crate) async fn renew(db: &Db, owner: &Owner, ids: &[i64]) -> anyhow::Result
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    on_conn!(db, |c| sqlx::query(
         "UPDATE claim_line_outbox SET lease_until = now() + make_interval(secs => $3)
          WHERE id = ANY($1) AND owner = $2",
     )
     .bind(ids)
     .bind(&*owner.id)
     .bind(owner.lease_secs())
-    .execute(&db.pool)
+    .execute(&mut *c)
     .await
-    .context("Failed to renew outbox leases")?;
+    .context("Failed to renew outbox leases"));
     Ok(())
 }
 
 /// Unpublished rows and the age of the oldest, in seconds.
 pub(crate) async fn backlog(db: &Db) -> anyhow::Result<(i64, f64)> {
-    let row = sqlx::query(
+    let row = on_conn!(db, |c| sqlx::query(
         "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0)
          FROM claim_line_outbox",
     )
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *c)
     .await
-    .context("Failed to read the outbox")?;
+    .context("Failed to read the outbox"));
     Ok((row.get(0), row.get(1)))
 }
 
@@ -147,7 +157,8 @@ async fn take(
         return Ok(Vec::new());
     }
     sqlx::query(
-        "UPDATE claim_line_outbox SET owner = $2, lease_until = now() + make_interval(secs => $3)
+        "UPDATE claim_line_outbox SET owner = $2, lease_until = now() + make_interval(secs => $3),
+                owner_locked = true
          WHERE id = ANY($1)",
     )
     .bind(ids)
@@ -209,10 +220,12 @@ pub(crate) async fn mark_published(db: &Db, ids: &[i64]) -> anyhow::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("DELETE FROM claim_line_outbox WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(&db.pool)
-        .await
-        .context("Failed to mark outbox entries published")?;
+    on_conn!(db, |c| sqlx::query(
+        "DELETE FROM claim_line_outbox WHERE id = ANY($1)"
+    )
+    .bind(&ids)
+    .execute(&mut *c)
+    .await
+    .context("Failed to mark outbox entries published"));
     Ok(())
 }

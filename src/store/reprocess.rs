@@ -5,7 +5,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use sqlx::Row;
 
-use super::{Batch, Db};
+use super::{on_conn, Batch, Db};
 
 /// What a run covers: a date-of-service range, optionally one code, under
 /// the rule tables of one fingerprint.
@@ -21,7 +21,7 @@ pub(crate) struct RunRange<'a> {
 /// new one: after another import, a run starts over, so no encounter keeps
 /// the rules of before. Returns (id, last encounter done, resumed).
 pub(crate) async fn open_run(db: &Db, r: RunRange<'_>) -> anyhow::Result<(i64, String, bool)> {
-    let open = sqlx::query(
+    let open = on_conn!(db, |c| sqlx::query(
         "SELECT id, coalesce(last_encounter, '') FROM reprocess_runs
          WHERE finished_at IS NULL AND since = $1 AND until = $2 AND code IS NOT DISTINCT FROM $3
            AND rules_fingerprint = $4
@@ -31,31 +31,35 @@ pub(crate) async fn open_run(db: &Db, r: RunRange<'_>) -> anyhow::Result<(i64, S
     .bind(r.until)
     .bind(r.code)
     .bind(r.rules)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *c)
     .await
-    .context("Failed to read reprocess_runs")?;
+    .context("Failed to read reprocess_runs"));
     if let Some(row) = open {
         return Ok((row.get(0), row.get(1), true));
     }
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = on_conn!(db, |c| {
+        sqlx::query_scalar(
         "INSERT INTO reprocess_runs (since, until, code, rules_fingerprint) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(r.since)
     .bind(r.until)
     .bind(r.code)
     .bind(r.rules)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *c)
     .await
-    .context("Failed to start a reprocess run")?;
+    .context("Failed to start a reprocess run")
+    });
     Ok((id, String::new(), false))
 }
 
 pub(crate) async fn finish_run(db: &Db, id: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE reprocess_runs SET finished_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(&db.pool)
-        .await
-        .context("Failed to close the run")?;
+    on_conn!(db, |c| sqlx::query(
+        "UPDATE reprocess_runs SET finished_at = now() WHERE id = $1"
+    )
+    .bind(id)
+    .execute(&mut *c)
+    .await
+    .context("Failed to close the run"));
     Ok(())
 }
 
@@ -69,7 +73,8 @@ pub(crate) async fn next_page(
     after: &str,
     size: u32,
 ) -> anyhow::Result<Vec<PageRow>> {
-    let rows = sqlx::query(
+    let rows = on_conn!(db, |c| {
+        sqlx::query(
         // claim_lines_date_in_force serves the date range; the page is the
         // range's next encounters in id order.
         "SELECT DISTINCT ON (c.encounter_id) c.encounter_id, c.patient_id, c.provider_npi, c.payer_id,
@@ -86,9 +91,10 @@ pub(crate) async fn next_page(
     .bind(after)
     .bind(r.code)
     .bind(i64::from(size))
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *c)
     .await
-    .context("Failed to list encounters to reprocess")?;
+    .context("Failed to list encounters to reprocess")
+    });
     Ok(rows
         .into_iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
@@ -103,16 +109,20 @@ pub(crate) async fn record_progress(
     encounters: usize,
     changed: u64,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE reprocess_runs SET last_encounter = $2, encounters = encounters + $3,
+    batch
+        .run(async |tx| {
+            sqlx::query(
+                "UPDATE reprocess_runs SET last_encounter = $2, encounters = encounters + $3,
                 changed = changed + $4 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(last_encounter)
-    .bind(i32::try_from(encounters).unwrap_or(i32::MAX))
-    .bind(i32::try_from(changed).unwrap_or(i32::MAX))
-    .execute(&mut **batch.tx())
-    .await
-    .context("Failed to record the run's progress")?;
-    Ok(())
+            )
+            .bind(id)
+            .bind(last_encounter)
+            .bind(i32::try_from(encounters).unwrap_or(i32::MAX))
+            .bind(i32::try_from(changed).unwrap_or(i32::MAX))
+            .execute(tx)
+            .await
+            .context("Failed to record the run's progress")?;
+            Ok(())
+        })
+        .await
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
-use super::Db;
+use super::{on_conn, Db};
 
 use crate::domain::rulebook::{Origin, Table, TableRows};
 
@@ -36,16 +36,15 @@ pub(crate) enum Loaded {
 /// file already loaded changes nothing. Running instances see them at their
 /// next poll or batch.
 pub(crate) async fn import(db: &Db, files: &[TableFile<'_>]) -> anyhow::Result<Vec<Loaded>> {
-    let mut tx = db
-        .pool
-        .begin()
-        .await
-        .context("Failed to begin a transaction")?;
-    let mut loaded = Vec::with_capacity(files.len());
-    for file in files {
-        let content = serde_json::to_value(&file.table.rows).context("encode the table")?;
-        let kind = file.table.rows.kind().as_str();
-        let added: Option<i64> = sqlx::query_scalar(
+    Ok(on_conn!(db, |c| {
+        let mut tx = sqlx::Connection::begin(&mut *c)
+            .await
+            .context("Failed to begin a transaction")?;
+        let mut loaded = Vec::with_capacity(files.len());
+        for file in files {
+            let content = serde_json::to_value(&file.table.rows).context("encode the table")?;
+            let kind = file.table.rows.kind().as_str();
+            let added: Option<i64> = sqlx::query_scalar(
             "INSERT INTO rule_tables (kind, label, valid_from, file_name, file_sha256, rows_read, rows_kept, content, part)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (kind, file_sha256) DO NOTHING RETURNING id",
@@ -62,39 +61,44 @@ pub(crate) async fn import(db: &Db, files: &[TableFile<'_>]) -> anyhow::Result<V
         .fetch_optional(&mut *tx)
         .await
         .context("Failed to store the rule table")?;
-        loaded.push(match added {
-            Some(id) => Loaded::Added { id },
-            None => Loaded::AlreadyLoaded {
-                id: sqlx::query_scalar(
-                    "SELECT id FROM rule_tables WHERE kind = $1 AND file_sha256 = $2",
-                )
-                .bind(kind)
-                .bind(file.sha256)
-                .fetch_one(&mut *tx)
-                .await
-                .context("Failed to look up the rule table")?,
-            },
-        });
-    }
-    tx.commit().await.context("Failed to commit the import")?;
-    Ok(loaded)
+            loaded.push(match added {
+                Some(id) => Loaded::Added { id },
+                None => Loaded::AlreadyLoaded {
+                    id: sqlx::query_scalar(
+                        "SELECT id FROM rule_tables WHERE kind = $1 AND file_sha256 = $2",
+                    )
+                    .bind(kind)
+                    .bind(file.sha256)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context("Failed to look up the rule table")?,
+                },
+            });
+        }
+        tx.commit().await.context("Failed to commit the import")?;
+        Ok::<_, anyhow::Error>(loaded)
+    }))
 }
 
 /// Changes when a table is added or removed: (count, newest id).
 pub(crate) async fn fingerprint(db: &Db) -> anyhow::Result<(i64, i64)> {
-    let row = sqlx::query("SELECT count(*), coalesce(max(id), 0) FROM rule_tables")
-        .fetch_one(&db.pool)
-        .await
-        .context("Failed to read the rule tables")?;
+    let row = on_conn!(db, |c| sqlx::query(
+        "SELECT count(*), coalesce(max(id), 0) FROM rule_tables"
+    )
+    .fetch_one(&mut *c)
+    .await
+    .context("Failed to read the rule tables"));
     Ok((row.get(0), row.get(1)))
 }
 
 /// Every imported table, oldest first.
 pub(crate) async fn load(db: &Db) -> anyhow::Result<Vec<Table>> {
-    let rows = sqlx::query("SELECT label, valid_from, content, part FROM rule_tables ORDER BY id")
-        .fetch_all(&db.pool)
-        .await
-        .context("Failed to load the rule tables")?;
+    let rows = on_conn!(db, |c| sqlx::query(
+        "SELECT label, valid_from, content, part FROM rule_tables ORDER BY id"
+    )
+    .fetch_all(&mut *c)
+    .await
+    .context("Failed to load the rule tables"));
     rows.into_iter()
         .map(|r| {
             let rows: TableRows =
@@ -130,13 +134,13 @@ pub(crate) struct Listed {
 }
 
 pub(crate) async fn list(db: &Db) -> anyhow::Result<Vec<Listed>> {
-    let rows = sqlx::query(
+    let rows = on_conn!(db, |c| sqlx::query(
         "SELECT id, kind, label, valid_from, file_name, rows_read, rows_kept, loaded_at, part
          FROM rule_tables ORDER BY valid_from, kind, id",
     )
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *c)
     .await
-    .context("Failed to list the rule tables")?;
+    .context("Failed to list the rule tables"));
     Ok(rows
         .into_iter()
         .map(|r| Listed {

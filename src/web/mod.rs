@@ -72,7 +72,11 @@ pub async fn run(
     config: WebConfig,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let db = Db::connect_lazy(url, pool_size, config.query_timeout)?;
+    let db = Db::connect_lazy(
+        url,
+        pool_size,
+        crate::store::Timeouts::from_statement(config.query_timeout),
+    )?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
