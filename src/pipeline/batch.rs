@@ -15,7 +15,6 @@ use super::plan::{self, Item, Message, Plan, Rejection};
 use super::retry::Retry;
 use super::retry::{Step, Stopped};
 use super::rules_watch::CurrentRules;
-use super::settle::Sent;
 use super::sweep::InFlight;
 use crate::config::RunConfig;
 use crate::domain::ledger::Outcome;
@@ -71,6 +70,14 @@ pub(super) enum Ended {
     /// A batch was left unsettled (redelivered to whoever takes the
     /// partitions).
     Abandoned,
+}
+
+/// A written batch whose messages were handed to the producer.
+pub(super) struct Sent {
+    /// One record per message, in order, with its dead letter if it is one.
+    pub messages: Vec<Settling>,
+    pub outbox: Vec<OutboxEntry>,
+    pub outbox_acks: Vec<crate::kafka::Ack>,
 }
 
 impl Pipeline {

@@ -3,21 +3,12 @@
 //! dead letters settled ([`super::dead_letter`]), then the batch's offsets
 //! stored.
 
-use super::batch::Pipeline;
-use super::dead_letter::Settling;
+use super::batch::{Pipeline, Sent};
 use super::outbox_message;
 use super::retry::{Step, Stopped};
 
-use crate::kafka::{Ack, EventConsumer, Producer};
+use crate::kafka::{EventConsumer, Producer};
 use crate::store::{self, OutboxEntry};
-
-/// A written batch whose messages were handed to the producer.
-pub(super) struct Sent {
-    /// One record per message, in order, with its dead letter if it is one.
-    pub messages: Vec<Settling>,
-    pub outbox: Vec<OutboxEntry>,
-    pub outbox_acks: Vec<Ack>,
-}
 
 impl Sent {
     /// Settles the batch, then stores its offsets.
