@@ -74,7 +74,7 @@ impl Ctx {
     /// offsets cannot be read, every partition starts at the log start with
     /// no floor: all is redelivered, which is harmless (idempotent by
     /// event_id), never skipped.
-    fn from_log_start(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+    fn start_at_log_start(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
         let committed = consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT);
         let mut floors = self.floors.lock().unwrap_or_else(PoisonError::into_inner);
         let mut rewound = 0;
@@ -134,7 +134,7 @@ impl Ctx {
 
 impl ConsumerContext for Ctx {
     /// rdkafka's own rebalance, with the assigned partitions' start offsets
-    /// chosen by `from_log_start` first.
+    /// chosen by `start_at_log_start` first.
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -143,7 +143,7 @@ impl ConsumerContext for Ctx {
     ) {
         let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
         if assign {
-            self.from_log_start(consumer, tpl);
+            self.start_at_log_start(consumer, tpl);
         }
         let rebalance = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
