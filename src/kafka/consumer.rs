@@ -10,7 +10,9 @@
 //! committed offset inside a batch would skip the rest of that batch (loss)
 //! or stall the partition until more is produced. The log start is always a
 //! batch's first offset. The cost: a (re)assigned partition's retained log
-//! is read again, and dropped here, before its unprocessed part.
+//! is read again, and dropped here, before its unprocessed part. Tansu
+//! fixed the fetch upstream after 0.6.0 (commit 87db6ea, v0.7.0-pre.1);
+//! this can go once the broker is a release with that fix.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
