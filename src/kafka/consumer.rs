@@ -1,45 +1,174 @@
 //! The group consumer: at-least-once, offsets stored by hand after the work
 //! is durable and committed by librdkafka on a timer, and synchronously on
 //! partition revoke and shutdown.
+//!
+//! A partition with a committed offset is fetched from the log start, and
+//! the messages below the committed offset are skipped here (`Floors`).
+//! Tansu 0.6.0 answers a fetch at an offset inside a stored record batch
+//! (a producer's batch: hundreds of messages) with the first batch that
+//! starts at or after it, or with nothing when none does: resuming at a
+//! committed offset inside a batch would skip the rest of that batch (loss)
+//! or stall the partition until more is produced. The log start is always a
+//! batch's first offset. The cost: a (re)assigned partition's retained log
+//! is read again, and dropped here, before its unprocessed part. Tansu
+//! fixed the fetch upstream after 0.6.0 (commit 87db6ea, v0.7.0-pre.1);
+//! this can go once the broker is a release with that fix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+    StreamConsumer,
 };
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::config::config_error;
 use super::{Incoming, KafkaArgs};
 use crate::metrics::Metrics;
 
-/// Consumer callbacks: commit stored offsets before partitions are taken
-/// away, track group membership for /readyz, and export lag from statistics.
+/// What the consumer reports to the rest of the service: group membership
+/// for /readyz, lag from statistics.
 pub struct ConsumerCtx {
     pub in_group: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
 }
 
-impl ClientContext for ConsumerCtx {
+/// Per assigned partition fetched from the log start: the committed offset,
+/// below which messages are skipped. An entry goes once a message at or
+/// past it arrives.
+type Floors = Mutex<HashMap<(String, i32), i64>>;
+
+/// How long the rebalance callback waits for the committed offsets.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Consumer callbacks: commit stored offsets before partitions are taken
+/// away, resume assigned partitions from the log start (module doc).
+struct Ctx {
+    outer: ConsumerCtx,
+    floors: Floors,
+}
+
+impl ClientContext for Ctx {
     fn stats(&self, stats: Statistics) {
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics.consumer_lag(topic, *partition, p.consumer_lag);
+                    self.outer
+                        .metrics
+                        .consumer_lag(topic, *partition, p.consumer_lag);
                 }
             }
         }
     }
 }
 
-impl ConsumerContext for ConsumerCtx {
+impl Ctx {
+    /// Points the partitions of `tpl` that have a committed offset at the
+    /// log start and records that offset as their floor. When the committed
+    /// offsets cannot be read, every partition starts at the log start with
+    /// no floor: all is redelivered, which is harmless (idempotent by
+    /// event_id), never skipped.
+    fn start_at_log_start(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let committed = consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT);
+        let mut floors = self.floors.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rewound = 0;
+        let parts: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        for (topic, partition) in parts {
+            let floor = match &committed {
+                Ok(c) => match c.find_partition(&topic, partition).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) if o > 0 => Some(o),
+                    // Nothing committed: auto.offset.reset (earliest) applies.
+                    _ => continue,
+                },
+                Err(_) => None,
+            };
+            if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Beginning) {
+                tracing::warn!(error = %e, "could not set the start offset");
+                continue;
+            }
+            rewound += 1;
+            match floor {
+                Some(o) => floors.insert((topic, partition), o),
+                None => floors.remove(&(topic, partition)),
+            };
+        }
+        match committed {
+            Ok(_) => tracing::info!(
+                partitions = rewound,
+                "partitions with a committed offset fetched from the log start"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "committed offsets unreadable: partitions fetched from the log start, all redelivered"
+            ),
+        }
+    }
+
+    /// Whether a message lies below its partition's floor (to be skipped).
+    fn below_floor(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        let mut floors = self.floors.lock().unwrap_or_else(PoisonError::into_inner);
+        if floors.is_empty() {
+            return false;
+        }
+        let key = (topic.to_owned(), partition);
+        match floors.get(&key) {
+            Some(&floor) if offset < floor => true,
+            Some(_) => {
+                floors.remove(&key);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    /// rdkafka's own rebalance, with the assigned partitions' start offsets
+    /// chosen by `start_at_log_start` first.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        if assign {
+            self.start_at_log_start(consumer, tpl);
+        }
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            _ => Rebalance::Error(KafkaError::Rebalance(err.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let done = match (assign, cooperative) {
+            (true, true) => consumer.incremental_assign(tpl),
+            (true, false) => consumer.assign(tpl),
+            (false, true) => consumer.incremental_unassign(tpl),
+            (false, false) => consumer.unassign(),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "applying the rebalance failed");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(_) = rebalance {
             // Batches run inside the poll loop, so all stored offsets are final here.
@@ -55,15 +184,19 @@ impl ConsumerContext for ConsumerCtx {
             Rebalance::Assign(tpl) => {
                 // In the group, with or without partitions: an idle replica
                 // beyond the partition count is ready (contract section 5).
-                self.in_group.store(true, Ordering::Relaxed);
+                self.outer.in_group.store(true, Ordering::Relaxed);
                 tracing::info!(partitions = tpl.count(), "partitions assigned")
             }
             Rebalance::Revoke(tpl) => {
                 tracing::info!(partitions = tpl.count(), "partitions revoked");
-                self.metrics.forget_consumer_lag();
+                let mut floors = self.floors.lock().unwrap_or_else(PoisonError::into_inner);
+                for e in tpl.elements() {
+                    floors.remove(&(e.topic().to_owned(), e.partition()));
+                }
+                self.outer.metrics.forget_consumer_lag();
             }
             Rebalance::Error(e) => {
-                self.in_group.store(false, Ordering::Relaxed);
+                self.outer.in_group.store(false, Ordering::Relaxed);
                 tracing::warn!(error = %e, "rebalance error")
             }
         }
@@ -72,7 +205,7 @@ impl ConsumerContext for ConsumerCtx {
 
 /// The service's consumer of encounter events.
 pub struct EventConsumer {
-    inner: StreamConsumer<ConsumerCtx>,
+    inner: StreamConsumer<Ctx>,
     /// The static membership id in effect, if any.
     group_instance_id: Option<String>,
 }
@@ -114,6 +247,10 @@ impl EventConsumer {
                 c.set(k, v);
             }
         }
+        let ctx = Ctx {
+            outer: ctx,
+            floors: Floors::default(),
+        };
         let inner = c.create_with_context(ctx).map_err(config_error)?;
         Ok(EventConsumer {
             inner,
@@ -132,9 +269,18 @@ impl EventConsumer {
             .context("Failed to subscribe to the input topic")
     }
 
-    /// The next message, owned.
+    /// The next message, owned (none below its partition's floor).
     pub async fn recv(&self) -> Result<Incoming, KafkaError> {
-        let m = self.inner.recv().await?;
+        let m = loop {
+            let m = self.inner.recv().await?;
+            if !self
+                .inner
+                .context()
+                .below_floor(m.topic(), m.partition(), m.offset())
+            {
+                break m;
+            }
+        };
         Ok(Incoming {
             topic: m.topic().to_owned(),
             partition: m.partition(),

@@ -13,6 +13,7 @@ mod operability;
 mod poison;
 mod policy_cli;
 mod replay;
+mod resume;
 mod rules;
 mod schemas;
 mod service;
