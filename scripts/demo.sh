@@ -103,7 +103,7 @@ fi
 rm -f .run/claimline.pid
 listening "$metrics_port" && taken "$metrics_port" "the demo's metrics" DEMO_METRICS_PORT
 DATABASE_URL="$db_url" KAFKA_BOOTSTRAP_SERVERS="$bootstrap" CLAIMLINE_GROUP_ID="$group" \
-CLAIMLINE_METRICS_ADDR="127.0.0.1:$metrics_port" CLAIMLINE_CREATE_TOPICS=true CLAIMLINE_LOG_FORMAT=json \
+CLAIMLINE_METRICS_ADDR="127.0.0.1:$metrics_port" CLAIMLINE_CREATE_TOPICS=true CLAIMLINE_RESUME_FROM_LOG_START=true CLAIMLINE_LOG_FORMAT=json \
   nohup "$bin" run >.run/claimline.log 2>&1 &
 echo $! >.run/claimline.pid
 for _ in $(seq 1 150); do

@@ -115,6 +115,13 @@ pub struct RunConfig {
     /// refuses to start). In Kubernetes, the StatefulSet's pod name.
     #[arg(long, env = "CLAIMLINE_INSTANCE_ID", value_parser = instance_id)]
     pub instance_id: Option<String>,
+    /// Resume each assigned partition from the log start, skipping what is
+    /// below its committed offset: a workaround for Tansu 0.6.0's memory
+    /// storage, which answers a fetch inside a stored batch with the next
+    /// batch or nothing (loss or a stall after a restart). Off for Kafka;
+    /// it re-reads the retained log at every assignment.
+    #[arg(long, env = "CLAIMLINE_RESUME_FROM_LOG_START", default_value_t = false, action = clap::ArgAction::Set)]
+    pub resume_from_log_start: bool,
     #[command(flatten)]
     pub topics: TopicArgs,
     #[command(flatten)]

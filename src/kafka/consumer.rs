@@ -54,6 +54,8 @@ const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 struct Ctx {
     outer: ConsumerCtx,
     floors: Floors,
+    /// `CLAIMLINE_RESUME_FROM_LOG_START`: the workaround is on.
+    from_log_start: bool,
 }
 
 impl ClientContext for Ctx {
@@ -144,7 +146,7 @@ impl ConsumerContext for Ctx {
         tpl: &mut TopicPartitionList,
     ) {
         let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-        if assign {
+        if assign && self.from_log_start {
             self.start_at_log_start(consumer, tpl);
         }
         let rebalance = match err {
@@ -214,10 +216,15 @@ impl EventConsumer {
     /// `instance_id`: `CLAIMLINE_INSTANCE_ID`, the consumer's
     /// `group.instance.id`; `KAFKA_GROUP_INSTANCE_ID` may set it instead,
     /// not as well.
+    ///
+    /// `from_log_start`: resume each assigned partition from the log start
+    /// and skip below its committed offset (the Tansu 0.6.0 workaround in
+    /// the module doc), instead of fetching at the committed offset.
     pub fn create(
         args: &KafkaArgs,
         group_id: &str,
         instance_id: Option<&str>,
+        from_log_start: bool,
         ctx: ConsumerCtx,
     ) -> anyhow::Result<Self> {
         let mut c = args.client_config()?;
@@ -250,6 +257,7 @@ impl EventConsumer {
         let ctx = Ctx {
             outer: ctx,
             floors: Floors::default(),
+            from_log_start,
         };
         let inner = c.create_with_context(ctx).map_err(config_error)?;
         Ok(EventConsumer {

@@ -104,6 +104,7 @@ pub async fn run(
         &cfg.kafka,
         &cfg.group_id,
         cfg.instance_id.as_deref(),
+        cfg.resume_from_log_start,
         ConsumerCtx {
             in_group: health.in_group.clone(),
             metrics: metrics.clone(),

@@ -161,6 +161,9 @@ impl TestEnv {
             .env("CLAIMLINE_DLQ_TOPIC", &self.dlq)
             .env("CLAIMLINE_METRICS_ADDR", format!("127.0.0.1:{port}"))
             .env("CLAIMLINE_LOG", "debug")
+            // The test broker is Tansu 0.6.0 with memory storage: a fetch
+            // inside a stored batch skips it (README, the broker note).
+            .env("CLAIMLINE_RESUME_FROM_LOG_START", "true")
             .env("KAFKA_SESSION_TIMEOUT_MS", "6000")
             .env("KAFKA_MAX_POLL_INTERVAL_MS", "10000")
             .env("KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS", "1000")
