@@ -51,9 +51,8 @@ pub(super) struct Pipeline {
 struct Written {
     outbox: Vec<OutboxEntry>,
     outcomes: Vec<(Outcome, u64)>,
-    /// Messages of the part written that are dead letters now (index in
-    /// the part, why).
-    conflicts: Vec<(usize, Rejection)>,
+    /// One verdict per message of the part written, in order.
+    verdicts: Vec<plan::Verdict>,
 }
 
 /// A committed batch whose messages are not yet handed to the producer.
@@ -263,8 +262,10 @@ impl Pipeline {
                     for (outcome, n) in done.outcomes {
                         outcomes.entry(outcome.as_str()).or_insert((outcome, 0)).1 += n;
                     }
-                    for (i, why) in done.conflicts {
-                        messages[range.start + i].item = Item::Bad(why);
+                    for (m, verdict) in messages[range.clone()].iter_mut().zip(done.verdicts) {
+                        if let plan::Verdict::Conflict(why) = verdict {
+                            m.item = Item::Bad(why);
+                        }
                     }
                 }
                 Err(sqlstate) => {
@@ -328,7 +329,7 @@ impl Pipeline {
         let Plan {
             write: mut w,
             outcomes,
-            conflicts,
+            verdicts,
         } = tokio::task::block_in_place(|| plan::plan(messages, &mut ledger, &rules, &self.topics));
         tx.commit(&mut w, &self.owner).await?;
         outbox.append(&mut w.outbox);
@@ -338,7 +339,7 @@ impl Pipeline {
         Ok(Written {
             outbox,
             outcomes,
-            conflicts,
+            verdicts,
         })
     }
 

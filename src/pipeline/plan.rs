@@ -149,14 +149,25 @@ impl Topics {
     }
 }
 
-/// What one batch writes, how many events had each outcome, and the
-/// messages that turned out to conflict (index in the messages planned,
-/// why): they are dead letters once the write holds (the batch loop marks
-/// their [`Message`] so; a write that failed leaves them as they were).
+/// What one batch writes, how many events had each outcome, and one
+/// verdict per message planned, in order. A message that turned out to
+/// conflict is a dead letter once the write holds (the batch loop marks its
+/// [`Message`] so; a write that failed leaves it as it was).
 pub struct Plan {
     pub write: BatchWrite,
     pub outcomes: Vec<(Outcome, u64)>,
-    pub conflicts: Vec<(usize, Rejection)>,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// What the plan made of one message.
+#[derive(Debug)]
+pub enum Verdict {
+    /// An event, with what it did.
+    Event(Outcome),
+    /// Bad before planning: its dead letter is in the write.
+    Bad,
+    /// It conflicts with what was processed: a dead letter, for this reason.
+    Conflict(Rejection),
 }
 
 /// Applies the batch's events in order to `ledger` (which then holds their
@@ -175,9 +186,8 @@ pub(crate) fn source(m: &Incoming) -> Source {
 
 pub fn plan(messages: &[Message], ledger: &mut Ledger, rules: &RuleBook, topics: &Topics) -> Plan {
     let mut w = BatchWrite::default();
-    let mut outcomes: BTreeMap<&'static str, (Outcome, u64)> = BTreeMap::new();
-    let mut conflicts = Vec::new();
-    for (i, Message { incoming: m, item }) in messages.iter().enumerate() {
+    let mut verdicts = Vec::with_capacity(messages.len());
+    for Message { incoming: m, item } in messages {
         let source = source(m);
         let enc = match item {
             Item::Good(e) => e,
@@ -187,6 +197,7 @@ pub fn plan(messages: &[Message], ledger: &mut Ledger, rules: &RuleBook, topics:
                     reason: e.reason_code(),
                     message: e.to_string(),
                 });
+                verdicts.push(Verdict::Bad);
                 continue;
             }
         };
@@ -198,13 +209,10 @@ pub fn plan(messages: &[Message], ledger: &mut Ledger, rules: &RuleBook, topics:
                 reason: why.reason_code(),
                 message: why.to_string(),
             });
-            conflicts.push((i, why));
+            verdicts.push(Verdict::Conflict(why));
             continue;
         }
-        outcomes
-            .entry(d.outcome.as_str())
-            .or_insert((d.outcome, 0))
-            .1 += 1;
+        verdicts.push(Verdict::Event(d.outcome));
         if d.outcome == Outcome::Duplicate {
             continue;
         }
@@ -237,10 +245,17 @@ pub fn plan(messages: &[Message], ledger: &mut Ledger, rules: &RuleBook, topics:
         }
         w.new_lines.extend(d.lines);
     }
+    // How many events had each outcome, from the verdicts.
+    let mut outcomes: BTreeMap<&'static str, (Outcome, u64)> = BTreeMap::new();
+    for v in &verdicts {
+        if let Verdict::Event(o) = v {
+            outcomes.entry(o.as_str()).or_insert((*o, 0)).1 += 1;
+        }
+    }
     Plan {
         write: w,
         outcomes: outcomes.into_values().collect(),
-        conflicts,
+        verdicts,
     }
 }
 

@@ -205,14 +205,19 @@ fn conflicts_become_dead_letters_with_their_reason() {
         reasons,
         vec![(100, "version_conflict"), (101, "event_id_conflict")]
     );
-    let conflicts: Vec<_> = p
-        .conflicts
+    // One verdict per message, in order.
+    let verdicts: Vec<_> = p
+        .verdicts
         .iter()
-        .map(|(i, r)| (*i, r.reason_code()))
+        .map(|v| match v {
+            Verdict::Conflict(r) => Some(r.reason_code()),
+            Verdict::Event(Outcome::Processed) => None,
+            other => panic!("{other:?}"),
+        })
         .collect();
     assert_eq!(
-        conflicts,
-        vec![(0, "version_conflict"), (1, "event_id_conflict")]
+        verdicts,
+        vec![Some("version_conflict"), Some("event_id_conflict"), None]
     );
     assert!(p
         .write
