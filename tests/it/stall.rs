@@ -86,14 +86,21 @@ async fn a_half_open_postgres_past_the_deadline_then_healed_resumes_with_nothing
     let healed = Instant::now();
 
     // Resumes (promised: within the deadline + 5 s) on new connections.
-    let resume_bound = 3 * (DEADLINE + Duration::from_secs(5));
-    env.wait_until_count(
-        "SELECT count(*) FROM encounter_events",
-        during + 1,
-        resume_bound,
-    )
-    .await;
-    assert!(healed.elapsed() < resume_bound);
+    // A liveness bound: over 7x the promise (the deadline + 5 s), since a
+    // full parallel test run on 2 cores once took longer than 3x.
+    let resume_bound = Duration::from_secs(60);
+    loop {
+        let n = env.count("SELECT count(*) FROM encounter_events").await;
+        if n > during {
+            break;
+        }
+        assert!(
+            healed.elapsed() < resume_bound,
+            "no progress {resume_bound:?} after healing ({n} events):\n{}",
+            svc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     env.wait_count("SELECT count(*) FROM encounter_events", 600, T)
         .await;
     svc.wait_ready(T).await;
