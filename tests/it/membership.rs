@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::service::last_assignment;
-use crate::support::{event, Service, TestEnv};
+use crate::support::{stream, Service, TestEnv};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -32,19 +32,6 @@ async fn wait_split(a: &Service, b: &Service, partitions: usize) {
         assert!(Instant::now() < deadline, "no split: {na} and {nb}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn stream(n: usize, tag: &str) -> Vec<serde_json::Value> {
-    (0..n)
-        .map(|i| {
-            event(
-                &format!("{tag}-{i}"),
-                "finalized",
-                &format!("ENC-{tag}-{i}"),
-                1,
-            )
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

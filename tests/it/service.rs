@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{event, TestEnv};
+use crate::support::{event, stream, TestEnv};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -212,19 +212,6 @@ async fn bad_messages_go_to_the_dead_letter_topic_and_good_ones_still_flow() {
     for phi in ["PAT-77812", "1948-06-14", "1234567893"] {
         assert!(!log.contains(phi), "{phi} in the log:\n{log}");
     }
-}
-
-fn stream(n: usize, tag: &str) -> Vec<serde_json::Value> {
-    (0..n)
-        .map(|i| {
-            event(
-                &format!("{tag}-{i}"),
-                "finalized",
-                &format!("ENC-{tag}-{i}"),
-                1,
-            )
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::fault::FaultProxy;
-use crate::support::{event, host_port, TestEnv};
+use crate::support::{event, host_port, stream, TestEnv};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -15,19 +15,6 @@ const T: Duration = Duration::from_secs(60);
 /// deadline is one second more.
 const STATEMENT_SECS: u64 = 2;
 const DEADLINE: Duration = Duration::from_secs(STATEMENT_SECS + 1);
-
-fn stream(n: usize, tag: &str) -> Vec<serde_json::Value> {
-    (0..n)
-        .map(|i| {
-            event(
-                &format!("{tag}-{i}"),
-                "finalized",
-                &format!("ENC-{tag}-{i}"),
-                1,
-            )
-        })
-        .collect()
-}
 
 fn settings(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
     let mut s = vec![

@@ -599,3 +599,17 @@ pub fn metric(scrape: &str, name: &str) -> Option<f64> {
             .and_then(|v| v.trim().parse().ok())
     })
 }
+
+/// `n` first versions of `n` encounters, ids `{tag}-{i}`.
+pub fn stream(n: usize, tag: &str) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            event(
+                &format!("{tag}-{i}"),
+                "finalized",
+                &format!("ENC-{tag}-{i}"),
+                1,
+            )
+        })
+        .collect()
+}
