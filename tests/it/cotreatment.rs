@@ -11,7 +11,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
-use crate::service::last_assignment;
+use crate::service::wait_split;
 use crate::support::{bootstrap, event, metric, TestEnv};
 
 const T: Duration = Duration::from_secs(60);
@@ -46,14 +46,7 @@ async fn co_treatment_across_instances_voids_and_reissues_the_first_providers_li
     a.wait_ready(T).await;
     b.wait_ready(T).await;
     // One partition each, so the two encounters go to two instances.
-    let deadline = std::time::Instant::now() + T;
-    while !(last_assignment(&a.log()) == 1 && last_assignment(&b.log()) == 1) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the group did not split the partitions"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_split(&a, &b, 2).await;
 
     // PT, 97530 14:00-14:24 and 97110 14:24-14:47 (the example): validated.
     let mut pt = event("e-pt", "finalized", "ENC-PT", 1);

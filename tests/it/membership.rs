@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::service::last_assignment;
+use crate::service::{last_assignment, wait_split};
 use crate::support::{stream, Service, TestEnv};
 
 const T: Duration = Duration::from_secs(60);
@@ -20,18 +20,6 @@ fn member(env: &TestEnv, id: &str) -> Service {
             ("CLAIMLINE_SHUTDOWN_TIMEOUT_SECS", "2"),
         ],
     )
-}
-
-async fn wait_split(a: &Service, b: &Service, partitions: usize) {
-    let deadline = Instant::now() + T;
-    loop {
-        let (na, nb) = (last_assignment(&a.log()), last_assignment(&b.log()));
-        if na > 0 && nb > 0 && na + nb == partitions {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no split: {na} and {nb}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{event, stream, TestEnv};
+use crate::support::{event, stream, Service, TestEnv};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -366,24 +366,7 @@ async fn two_instances_split_the_partitions_and_process_nothing_twice() {
     // Ready means in the group, not yet holding partitions: wait until the
     // group's rebalance has given each instance some of the four (else the
     // first could take the whole stream before the second is assigned any).
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        let (na, nb) = (last_assignment(&a.log()), last_assignment(&b.log()));
-        if na > 0 && nb > 0 && na + nb == 4 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the group did not split the partitions: {na} and {nb}\n{}",
-            a.log()
-                .lines()
-                .chain(b.log().lines())
-                .filter(|l| l.contains("partition"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_split(&a, &b, 4).await;
     env.send_events(&stream(1000, "g")).await;
     env.wait_count("SELECT count(*) FROM encounter_events", 1000, T)
         .await;
@@ -401,6 +384,29 @@ async fn two_instances_split_the_partitions_and_process_nothing_twice() {
     );
     assert!(pa > 0.0 && pb > 0.0, "both instances worked: {pa} and {pb}");
     assert_eq!(pa + pb, 1000.0, "nothing processed twice");
+}
+
+/// Waits until two instances hold some of `partitions` each, together
+/// all of them (by their latest "partitions assigned" log lines).
+pub(crate) async fn wait_split(a: &Service, b: &Service, partitions: usize) {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let (na, nb) = (last_assignment(&a.log()), last_assignment(&b.log()));
+        if na > 0 && nb > 0 && na + nb == partitions {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group did not split the partitions: {na} and {nb}\n{}",
+            a.log()
+                .lines()
+                .chain(b.log().lines())
+                .filter(|l| l.contains("partition"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The partition count of an instance's latest "partitions assigned" log
