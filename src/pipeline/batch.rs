@@ -308,23 +308,14 @@ impl Pipeline {
         // Unpublished lines of these encounters (and of the others on their
         // days, whose lines a later visit may reissue) go out before this
         // batch's voids and replacements (contract section 2).
-        // Only an encounter with an event processed before can have lines
-        // in the outbox: a new one is not looked up.
-        let mut encounter_ids: Vec<&str> = keys
-            .encounters
-            .iter()
-            .copied()
-            .filter(|e| ledger.versions.contains_key(*e))
-            .collect();
-        encounter_ids.extend(ledger.active.keys().map(|k| &**k));
-        encounter_ids.sort_unstable();
-        encounter_ids.dedup();
         let mut outbox = tx
-            .claim_outbox(&encounter_ids, &self.owner, &self.in_flight.snapshot())
+            .claim_outbox(&self.owner, &self.in_flight.snapshot())
             .await?;
         // Tables imported since the last batch apply from this one on, so
         // no instance reissues a day under older rules than another used.
-        self.rules.refresh(&self.db, &self.metrics).await?;
+        self.rules
+            .refresh_to(tx.rules_fingerprint(), &self.db, &self.metrics)
+            .await?;
         let rules = self.rules.get();
         let Plan {
             write: mut w,

@@ -234,12 +234,10 @@ async fn reprocess_page(
     };
     let (mut tx, mut ledger) = db.begin_batch(&keys, decode_stored).await?;
     tx.load_payloads(&encounters, &mut ledger).await?;
-    let mut all: Vec<&str> = ledger.active.keys().map(|k| &**k).collect();
-    all.sort_unstable();
     let mut outbox = if dry_run {
         Vec::new()
     } else {
-        tx.claim_outbox(&all, owner, &[]).await?
+        tx.claim_outbox(owner, &[]).await?
     };
     let mut w = BatchWrite::default();
     let mut json = JsonWriter::default();

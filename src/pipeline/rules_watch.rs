@@ -49,6 +49,17 @@ impl CurrentRules {
     /// when a new rule book is in force.
     pub async fn refresh(&self, db: &store::Db, metrics: &Metrics) -> anyhow::Result<bool> {
         let now = store::rules::fingerprint(db).await?;
+        self.refresh_to(now, db, metrics).await
+    }
+
+    /// [`CurrentRules::refresh`] with the tables' fingerprint already read
+    /// (a batch reads it in its transaction).
+    pub async fn refresh_to(
+        &self,
+        now: (i64, i64),
+        db: &store::Db,
+        metrics: &Metrics,
+    ) -> anyhow::Result<bool> {
         if *self.loaded.read().unwrap_or_else(|e| e.into_inner()) == Some(now) {
             return Ok(false);
         }

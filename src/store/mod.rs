@@ -8,7 +8,7 @@
 //! - [`url`]: the Postgres URL, which never prints its password;
 //! - [`batch`]: the batch transaction (lock, load the ledger, write, commit);
 //! - [`load`]: what the batch transaction loads for the ledger;
-//! - [`copy`]: claim lines by COPY;
+//! - [`write`]: the batch's rows in one statement;
 //! - [`outbox`]: what was committed and not yet acknowledged;
 //! - [`owner_lock`]: the advisory lock that proves an outbox owner lives;
 //! - [`rules`]: imported CMS tables;
@@ -19,7 +19,6 @@
 
 mod batch;
 mod conn;
-mod copy;
 pub(crate) mod dead_letters;
 pub(crate) mod export;
 mod instance;
@@ -30,6 +29,7 @@ pub(crate) mod reprocess;
 pub(crate) mod rules;
 mod url;
 pub(crate) mod web;
+mod write;
 
 pub(crate) use batch::Batch;
 pub(crate) use conn::{on_conn, Conn, DeadlineMissed};

@@ -13,6 +13,7 @@ use sqlx::postgres::PgConnection;
 use super::{on_conn, Db};
 use sqlx::Row;
 
+use super::load::OutboxRow;
 use super::owner_lock::OWNER_LOCK_SPACE;
 use super::OutboxEntry;
 use crate::domain::{ClaimLine, Status};
@@ -37,45 +38,28 @@ impl Owner {
 #[error("another instance is still publishing lines of these encounters")]
 pub struct OwnedElsewhere;
 
-/// In the batch transaction (its encounters locked): the unpublished rows
-/// of `encounter_ids` that this batch must publish first. Rows this
-/// instance has in flight are left alone (already in the producer, ahead);
-/// rows whose lease lapsed, or that are this instance's but not in flight
-/// (an ambiguous COMMIT: committed, though the client saw an error), are
-/// claimed and returned in order; a live row of another instance is
-/// [`OwnedElsewhere`].
-pub(crate) async fn claim_for_encounters(
+/// In the batch transaction (its encounters locked): which of the
+/// unpublished rows of its encounters, as the load read and locked them,
+/// this batch must publish first. Rows this instance has in flight are left
+/// alone (already in the producer, ahead); rows whose lease lapsed, or that
+/// are this instance's but not in flight (an ambiguous COMMIT: committed,
+/// though the client saw an error), are claimed and returned in order; a
+/// live row of another instance is [`OwnedElsewhere`].
+pub(super) async fn claim_rows(
     conn: &mut PgConnection,
-    encounter_ids: &[&str],
+    rows: &[OutboxRow],
     owner: &Owner,
     in_flight: &[i64],
 ) -> anyhow::Result<Vec<OutboxEntry>> {
-    if encounter_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Live: its lease holds and its owner still holds its owner lock (a
-    // lock this session can take belongs to a session that is gone).
-    let rows = sqlx::query(
-        "SELECT id, owner, lease_until > now()
-                AND NOT (owner_locked AND pg_try_advisory_xact_lock($2, hashtext(split_part(owner, '/', 1))))
-         FROM claim_line_outbox
-         WHERE encounter_ids && $1::text[] ORDER BY id FOR UPDATE",
-    )
-    .bind(encounter_ids)
-    .bind(OWNER_LOCK_SPACE)
-    .fetch_all(&mut *conn)
-    .await
-    .context("Failed to read the outbox")?;
     let mut claim = Vec::new();
     for r in rows {
-        let (id, row_owner, live): (i64, String, bool) = (r.get(0), r.get(1), r.get(2));
-        if in_flight.contains(&id) {
+        if in_flight.contains(&r.id) {
             continue;
         }
-        if live && row_owner != *owner.id {
+        if r.live && r.owner != *owner.id {
             return Err(OwnedElsewhere.into());
         }
-        claim.push(id);
+        claim.push(r.id);
     }
     take(conn, &claim, owner).await
 }

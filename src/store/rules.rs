@@ -82,12 +82,16 @@ pub(crate) async fn import(db: &Db, files: &[TableFile<'_>]) -> anyhow::Result<V
 
 /// Changes when a table is added or removed: (count, newest id).
 pub(crate) async fn fingerprint(db: &Db) -> anyhow::Result<(i64, i64)> {
-    let row = on_conn!(db, |c| sqlx::query(
-        "SELECT count(*), coalesce(max(id), 0) FROM rule_tables"
-    )
-    .fetch_one(&mut *c)
-    .await
-    .context("Failed to read the rule tables"));
+    Ok(on_conn!(db, |c| fingerprint_on(c).await))
+}
+
+/// [`fingerprint`] on a connection of the caller's (a batch without
+/// encounters reads it in its transaction).
+pub(super) async fn fingerprint_on(c: &mut sqlx::PgConnection) -> anyhow::Result<(i64, i64)> {
+    let row = sqlx::query("SELECT count(*), coalesce(max(id), 0) FROM rule_tables")
+        .fetch_one(&mut *c)
+        .await
+        .context("Failed to read the rule tables")?;
     Ok((row.get(0), row.get(1)))
 }
 
