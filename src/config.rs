@@ -148,6 +148,12 @@ pub struct RunConfig {
     /// How long a batch waits to fill once its first message arrived.
     #[arg(long, env = "CLAIMLINE_BATCH_LINGER_MS", default_value_t = 20)]
     pub batch_linger_ms: u64,
+    /// Batches written at once, each on a connection of its own, committed
+    /// in order (1: one at a time). Two let Postgres work on the next batch
+    /// while one commits and is published; the pool needs a connection per
+    /// batch besides the outbox keeper's and the probe's.
+    #[arg(long, env = "CLAIMLINE_BATCHES_IN_FLIGHT", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub batches_in_flight: u32,
     /// Postgres connections in the pool.
     #[arg(long, env = "CLAIMLINE_DB_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub db_pool_size: u32,

@@ -1,31 +1,32 @@
-//! The batch loop and the [`Pipeline`] it runs on: gather a batch, plan
-//! and write it in one transaction, hand its messages to the producer, and
-//! settle the batch before it (settle.rs) while this one is
-//! written.
+//! The batch loop and the [`Pipeline`] it runs on: gather a batch, decode
+//! it, have it written (write.rs; the next batch's write may overlap it,
+//! order.rs), hand its messages to the producer, and settle the batch
+//! before it (settle.rs).
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
 
+use rdkafka::error::KafkaError;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::dead_letter::DeadLetters;
 use super::dead_letter::Settling;
+use super::order::{Order, Phase};
 use super::plan::Topics;
-use super::plan::{self, Item, Message, Plan, Rejection};
+use super::plan::{self, Item, Message};
 use super::retry::Retry;
-use super::retry::{Step, Stopped};
+use super::retry::Stopped;
 use super::rules_watch::CurrentRules;
 use super::sweep::InFlight;
+use super::write::WrittenBatch;
 use crate::config::RunConfig;
-use crate::domain::ledger::Outcome;
-use crate::domain::ClaimLine;
 use crate::http::Health;
 use crate::kafka::Producer;
 use crate::kafka::{EventConsumer, Incoming};
 use crate::metrics::Metrics;
 use crate::store::{self, OutboxEntry};
-use std::sync::Arc;
-use tokio::sync::watch;
 
 /// What every part of the running pipeline shares.
 pub(super) struct Pipeline {
@@ -47,18 +48,22 @@ pub(super) struct Pipeline {
     pub(super) dead_letters: DeadLetters,
 }
 
-/// What one committed transaction produced.
-struct Written {
-    outbox: Vec<OutboxEntry>,
-    outcomes: Vec<(Outcome, u64)>,
-    /// One verdict per message of the part written, in order.
-    verdicts: Vec<plan::Verdict>,
+/// A batch being written, on a task of its own.
+struct Writing {
+    task: tokio::task::JoinHandle<Result<WrittenBatch, Stopped>>,
+    span: tracing::Span,
 }
 
-/// A committed batch whose messages are not yet handed to the producer.
-struct WrittenBatch {
-    messages: Vec<Message>,
-    outbox: Vec<OutboxEntry>,
+/// What the batch loop does next.
+enum Next {
+    Message(Result<Incoming, KafkaError>),
+    /// The oldest batch being written ended.
+    Written(
+        tracing::Span,
+        Result<Result<WrittenBatch, Stopped>, tokio::task::JoinError>,
+    ),
+    /// Nothing arrived within the linger: settle the batch in flight.
+    Idle,
 }
 
 /// How the batch loop ended once the service was stopping.
@@ -84,66 +89,112 @@ impl Pipeline {
         *self.stop.borrow()
     }
 
-    /// The batch loop, until the service stops.
-    pub(super) async fn consume(&self, consumer: &EventConsumer) -> Ended {
+    /// The batch loop, until the service stops. Up to
+    /// CLAIMLINE_BATCHES_IN_FLIGHT batches are written at once (each on a
+    /// connection of its own, in order: [`super::order`]); each is sent
+    /// once written and the one before it settled.
+    pub(super) async fn consume(self: &Arc<Self>, consumer: &EventConsumer) -> Ended {
         let mut stop = self.stop.clone();
         let linger = Duration::from_millis(self.cfg.batch_linger_ms);
-        // The previous batch: committed, its messages sent, acks pending.
-        // Its acknowledgements are awaited while the next batch is written.
+        let depth = self.cfg.batches_in_flight.max(1) as usize;
+        // Batches being written, oldest first, with the phase of the newest.
+        let mut writes: VecDeque<Writing> = VecDeque::new();
+        let mut newest: Option<(watch::Receiver<Phase>, HashSet<Arc<str>>)> = None;
+        // The batch written before: committed, its messages sent, acks
+        // pending. Its acknowledgements are awaited while the next batches
+        // are written.
         let mut in_flight: Option<Sent> = None;
         let progress = &self.health.progress;
         loop {
-            if in_flight.is_none() {
+            if in_flight.is_none() && writes.is_empty() {
                 progress.idle();
             }
-            let first = tokio::select! {
-                _ = stop.wait_for(|s| *s) => break,
-                m = consumer.recv() => Some(m),
-                // Nothing new: settle the batch in flight rather than wait.
-                _ = tokio::time::sleep(linger), if in_flight.is_some() => None,
-            };
-            let first = match first {
-                Some(Ok(m)) => {
-                    progress.work_arrived();
-                    m
+            let next = if writes.len() >= depth {
+                let w = writes.pop_front().expect("depth is at least 1");
+                Next::Written(w.span, w.task.await)
+            } else {
+                let busy = !writes.is_empty();
+                let oldest = async {
+                    match writes.front_mut() {
+                        Some(w) => (&mut w.task).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    m = consumer.recv() => Next::Message(m),
+                    r = oldest, if busy => {
+                        let w = writes.pop_front().expect("it was just awaited");
+                        Next::Written(w.span, r)
+                    }
+                    // Nothing new: settle the batch in flight rather than wait.
+                    _ = tokio::time::sleep(linger), if in_flight.is_some() && !busy => Next::Idle,
                 }
-                Some(Err(e)) => {
+            };
+            match next {
+                Next::Message(Ok(first)) => {
+                    progress.work_arrived();
+                    let batch = self.fill_batch(consumer, first, linger).await;
+                    let span = batch_span(&batch);
+                    // Decoding is CPU work: done in place of a blocking
+                    // thread, so the runtime's other tasks (HTTP probes,
+                    // acks, the outbox keeper) keep their worker threads.
+                    let max = usize::try_from(self.cfg.max_message_bytes).unwrap_or(usize::MAX);
+                    let messages = tokio::task::block_in_place(|| plan::decode_all(batch, max));
+                    let events: HashSet<Arc<str>> = messages
+                        .iter()
+                        .filter_map(|m| match &m.item {
+                            Item::Good(e) => Some(e.event_id.clone()),
+                            Item::Bad(_) => None,
+                        })
+                        .collect();
+                    let (before, serial) = match newest.take() {
+                        Some((phase, before_events)) => {
+                            let serial = !events.is_disjoint(&before_events);
+                            (Some(phase), serial)
+                        }
+                        None => (None, false),
+                    };
+                    let (order, phase) = Order::after(before, serial);
+                    newest = Some((phase, events));
+                    let task =
+                        tokio::spawn(self.clone().write(messages, order).instrument(span.clone()));
+                    writes.push_back(Writing { task, span });
+                }
+                Next::Message(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
                 }
-                None => {
+                Next::Idle => {
                     let prev = in_flight.take().expect("guarded by the select");
                     if prev.settle(self, consumer).await.is_err() {
-                        return Ended::Abandoned;
+                        return self.abandon(writes).await;
                     }
-                    continue;
                 }
-            };
-            let batch = self.fill_batch(consumer, first, linger).await;
-            let span = batch_span(&batch);
-            // This batch is written while the one before waits for its
-            // acknowledgements; that one is settled (anything not
-            // acknowledged sent again) before this one's messages are
-            // enqueued, so a void never overtakes the line it cancels.
-            let written = self.write(batch).instrument(span.clone()).await;
-            if let Some(prev) = in_flight.take() {
-                if prev
-                    .settle(self, consumer)
-                    .instrument(span.clone())
-                    .await
-                    .is_err()
-                {
-                    return Ended::Abandoned;
+                Next::Written(span, written) => {
+                    match self
+                        .sent_after(span, written, &mut in_flight, consumer)
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(Stopped) => return self.abandon(writes).await,
+                    }
+                    if self.stopping() {
+                        break;
+                    }
                 }
             }
-            match written {
-                Ok(w) => in_flight = Some(self.send(w).instrument(span).await),
-                // Stopping with the batch unwritten: redelivered later.
-                Err(Stopped) => return Ended::Abandoned,
-            }
-            if self.stopping() {
-                break;
+        }
+        // Stopping: the batches being written end (committed, or not
+        // written when their retries see the stop) and are sent in order.
+        while let Some(w) = writes.pop_front() {
+            let written = w.task.await;
+            if self
+                .sent_after(w.span, written, &mut in_flight, consumer)
+                .await
+                .is_err()
+            {
+                return self.abandon(writes).await;
             }
         }
         match in_flight.take() {
@@ -153,6 +204,43 @@ impl Pipeline {
             },
             None => Ended::Drained,
         }
+    }
+
+    /// The oldest batch being written, once written: the batch before it
+    /// is settled (anything not acknowledged sent again) before its
+    /// messages are enqueued, so a void never overtakes the line it
+    /// cancels.
+    async fn sent_after(
+        &self,
+        span: tracing::Span,
+        written: Result<Result<WrittenBatch, Stopped>, tokio::task::JoinError>,
+        in_flight: &mut Option<Sent>,
+        consumer: &EventConsumer,
+    ) -> Result<(), Stopped> {
+        let written = match written {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::error!(error = %e, "a batch's write ended without a result");
+                Err(Stopped)
+            }
+        };
+        if let Some(prev) = in_flight.take() {
+            prev.settle(self, consumer).instrument(span.clone()).await?;
+        }
+        // Stopping with the batch unwritten: redelivered later.
+        let w = written?;
+        *in_flight = Some(self.send(w).instrument(span).await);
+        Ok(())
+    }
+
+    /// Work was abandoned: the batches still being written end first (none
+    /// outlives the loop); what they committed and did not send is the
+    /// outbox sweep's.
+    async fn abandon(&self, writes: VecDeque<Writing>) -> Ended {
+        for w in writes {
+            let _ = w.task.await;
+        }
+        Ended::Abandoned
     }
 
     async fn fill_batch(
@@ -184,23 +272,6 @@ impl Pipeline {
         batch
     }
 
-    /// The batch decoded, planned and written (retried until it holds).
-    async fn write(&self, batch: Vec<Incoming>) -> Result<WrittenBatch, Stopped> {
-        // Decoding and planning are CPU work: done in place of a blocking
-        // thread, so the runtime's other tasks (HTTP probes, acks, the
-        // outbox keeper) keep their worker threads.
-        let max = usize::try_from(self.cfg.max_message_bytes).unwrap_or(usize::MAX);
-        let mut messages = tokio::task::block_in_place(|| plan::decode_all(batch, max));
-        let write_started = Instant::now();
-        let (outbox, outcomes) = self.write_isolating(&mut messages).await?;
-        self.metrics
-            .batch_written(write_started.elapsed().as_secs_f64());
-        for (outcome, n) in outcomes {
-            self.metrics.events(outcome.as_str(), n);
-        }
-        Ok(WrittenBatch { messages, outbox })
-    }
-
     /// Hands a written batch's messages to the producer: its claim lines
     /// (in outbox order), then its dead letters.
     async fn send(&self, w: WrittenBatch) -> Sent {
@@ -224,139 +295,6 @@ impl Pipeline {
             messages: settling,
             outbox,
             outbox_acks,
-        }
-    }
-
-    /// Writes the batch; transient errors are retried, and when Postgres
-    /// refuses the batch's content the batch is split in halves, in order,
-    /// until the message that causes it is alone: it becomes a dead letter
-    /// and the rest is written.
-    async fn write_isolating(
-        &self,
-        messages: &mut [Message],
-    ) -> Result<(Vec<OutboxEntry>, Vec<(Outcome, u64)>), Stopped> {
-        let mut outbox = Vec::new();
-        let mut outcomes: BTreeMap<&'static str, (Outcome, u64)> = BTreeMap::new();
-        let mut pending = std::collections::VecDeque::new();
-        pending.push_back(0..messages.len());
-        while let Some(range) = pending.pop_front() {
-            let written = {
-                let part = &messages[range.clone()];
-                self.retry
-                    .run(Step::WriteBatch, || {
-                        Box::pin(async move {
-                            match self.write_batch(part).await {
-                                Ok(done) => Ok(Ok(done)),
-                                Err(e) => match store::refused_by_content(&e) {
-                                    Some(sqlstate) => Ok(Err(sqlstate)),
-                                    None => Err(e),
-                                },
-                            }
-                        })
-                    })
-                    .await?
-            };
-            match written {
-                Ok(done) => {
-                    outbox.extend(done.outbox);
-                    for (outcome, n) in done.outcomes {
-                        outcomes.entry(outcome.as_str()).or_insert((outcome, 0)).1 += n;
-                    }
-                    for (m, verdict) in messages[range.clone()].iter_mut().zip(done.verdicts) {
-                        if let plan::Verdict::Conflict(why) = verdict {
-                            m.item = Item::Bad(why);
-                        }
-                    }
-                }
-                Err(sqlstate) => {
-                    let good: Vec<usize> = range
-                        .clone()
-                        .filter(|&i| matches!(messages[i].item, Item::Good(_)))
-                        .collect();
-                    tracing::warn!(
-                        sqlstate = %sqlstate,
-                        messages = range.len(),
-                        "Postgres refused part of a batch; isolating the message"
-                    );
-                    match good.as_slice() {
-                        [] => {
-                            // Only dead letters, and Postgres refuses even
-                            // those: they still go to the dead-letter topic.
-                            tracing::error!(sqlstate = %sqlstate, "dead-letter rows refused; not recorded in Postgres");
-                        }
-                        [one] => {
-                            messages[*one].item = Item::Bad(Rejection::Storage { sqlstate });
-                            pending.push_front(range);
-                        }
-                        _ => {
-                            let mid = good[good.len() / 2];
-                            pending.push_front(mid..range.end);
-                            pending.push_front(range.start..mid);
-                        }
-                    }
-                }
-            }
-        }
-        Ok((outbox, outcomes.into_values().collect()))
-    }
-
-    /// One transaction for the whole batch: lock and load its encounters,
-    /// plan, write, commit.
-    async fn write_batch(&self, messages: &[Message]) -> anyhow::Result<Written> {
-        let keys = plan::keys(messages);
-        let (mut tx, mut ledger) = self.db.begin_batch(&keys, decode_stored).await?;
-        // Unpublished lines of these encounters (and of the others on their
-        // days, whose lines a later visit may reissue) go out before this
-        // batch's voids and replacements (contract section 2).
-        let mut outbox = tx
-            .claim_outbox(&self.owner, &self.in_flight.snapshot())
-            .await?;
-        // Tables imported since the last batch apply from this one on, so
-        // no instance reissues a day under older rules than another used.
-        self.rules
-            .refresh_to(tx.rules_fingerprint(), &self.db, &self.metrics)
-            .await?;
-        let rules = self.rules.get();
-        let Plan {
-            write: mut w,
-            outcomes,
-            verdicts,
-        } = tokio::task::block_in_place(|| plan::plan(messages, &mut ledger, &rules, &self.topics));
-        tx.commit(&mut w, &self.owner).await?;
-        outbox.append(&mut w.outbox);
-        self.in_flight.add(&outbox);
-        // Count billing metrics only once the transaction holds.
-        self.count_billing(&w.new_lines);
-        Ok(Written {
-            outbox,
-            outcomes,
-            verdicts,
-        })
-    }
-
-    /// One metric update per label set and batch.
-    fn count_billing(&self, lines: &[ClaimLine]) {
-        let mut units: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut flags: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        for l in lines {
-            // A code outside the catalogue is `other`: a sender must not be
-            // able to grow a series per invented code.
-            let code = match crate::domain::Rules::builtin().catalogue.get_code(&l.code) {
-                Some(_) => l.code.as_str(),
-                None => "other",
-            };
-            *units.entry(code).or_default() += u64::from(l.units);
-            for f in &l.flags {
-                *flags
-                    .entry((f.code.as_str(), f.severity.as_str()))
-                    .or_default() += 1;
-            }
-        }
-        for (code, n) in units {
-            self.metrics.units_billed(code, n);
-        }
-        for ((code, severity), n) in flags {
-            self.metrics.flags_raised(code, severity, n);
         }
     }
 }

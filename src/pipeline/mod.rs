@@ -1,9 +1,12 @@
 //! The service: consume, decode, evaluate, persist, publish, then store the
-//! offset. One task, batches in arrival order, so order per partition holds.
+//! offset. Batches in arrival order, so order per partition holds: up to
+//! two are written at once, each in its place in the order (see [`order`]).
 //!
 //! - this file: start-up (HTTP, clients, migrations, topics)
 //!   and the drain at shutdown;
 //! - [`batch`]: the batch loop: gather, write, send;
+//! - [`write`]: a batch's transaction, retried, split around a refused message;
+//! - [`order`]: two batches written at once, committed in order;
 //! - [`plan`]: the pure step: messages + ledger + rules -> rows, outbox,
 //!   dead letters;
 //! - [`settle`]: acknowledgements, outbox mark, dead letters, offsets;
@@ -31,6 +34,7 @@
 mod batch;
 mod dead_letter;
 pub(crate) mod offline;
+mod order;
 pub(crate) mod plan;
 mod probe;
 pub(crate) mod replay;
@@ -40,6 +44,7 @@ pub(crate) mod rules_admin;
 mod rules_watch;
 mod settle;
 mod sweep;
+mod write;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -157,7 +162,7 @@ pub async fn run(
         db: db.clone(),
         metrics: metrics.clone(),
     };
-    let p = Pipeline {
+    let p = Arc::new(Pipeline {
         owner,
         in_flight: keeper.in_flight.clone(),
         topics: Topics {
@@ -177,7 +182,7 @@ pub async fn run(
         ),
         dead_letters,
         stop: stop_rx,
-    };
+    });
     let limit = Duration::from_secs(p.cfg.shutdown_timeout_secs);
     let work = async {
         match start(&p, &consumer).await {

@@ -133,16 +133,18 @@ impl Retry {
             log_retry(step, &e, wait, since);
             attempt += 1;
             let mut stop = self.stop.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                Ok(_) = stop.wait_for(|s| *s) => {
-                    // Stopping while a step fails: leave the batch to
-                    // redelivery, after one grace period for a last try.
-                    return match tokio::time::timeout(self.grace, run()).await {
-                        Ok(Ok(v)) => Ok(v),
-                        _ => Err(GaveUp::Stopped),
-                    };
-                }
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(wait) => false,
+                // (The watch's guard ends here, before the last try.)
+                true = async { stop.wait_for(|s| *s).await.is_ok() } => true,
+            };
+            if stopping {
+                // Stopping while a step fails: leave the batch to
+                // redelivery, after one grace period for a last try.
+                return match tokio::time::timeout(self.grace, run()).await {
+                    Ok(Ok(v)) => Ok(v),
+                    _ => Err(GaveUp::Stopped),
+                };
             }
         }
     }

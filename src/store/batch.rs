@@ -10,7 +10,7 @@ use sqlx::Executor;
 
 use super::load::{self, load_payloads, Day, Loaded};
 use super::outbox::{claim_rows, Owner};
-use super::write::write_all;
+use super::write;
 use super::{BatchWrite, Conn, Db, DeadlineMissed, Decode, Keys, OutboxEntry};
 use crate::domain::ledger::Ledger;
 
@@ -189,15 +189,30 @@ impl Batch {
         Batch::timed(self.deadline, step(&mut self.tx)).await
     }
 
-    /// Writes the batch with one bulk statement per table and commits. The
+    /// Writes the batch's rows (one statement), not yet committed. The
     /// batch's outbox entries get the id of their outbox row.
+    pub(crate) async fn write(
+        &mut self,
+        batch: &mut BatchWrite,
+        owner: &Owner,
+    ) -> anyhow::Result<()> {
+        Batch::timed(self.deadline, write::write_rows(&mut self.tx, batch, owner)).await
+    }
+
+    /// Commits what [`Batch::write`] wrote.
+    pub(crate) async fn commit_written(mut self) -> anyhow::Result<()> {
+        Batch::timed(self.deadline, write::commit(&mut self.tx)).await?;
+        self.tx.release();
+        Ok(())
+    }
+
+    /// [`Batch::write`], then [`Batch::commit_written`].
     pub(crate) async fn commit(
         mut self,
         batch: &mut BatchWrite,
         owner: &Owner,
     ) -> anyhow::Result<()> {
-        Batch::timed(self.deadline, write_all(&mut self.tx, batch, owner)).await?;
-        self.tx.release();
-        Ok(())
+        self.write(batch, owner).await?;
+        self.commit_written().await
     }
 }

@@ -1,5 +1,5 @@
 //! The batch's rows in one statement (a data-modifying CTE per table), so
-//! a batch's writes cost one round trip whatever its size, then COMMIT.
+//! a batch's writes cost one round trip whatever its size; then COMMIT.
 
 use std::collections::HashMap;
 
@@ -11,13 +11,13 @@ use super::outbox::Owner;
 use super::BatchWrite;
 use crate::domain::{ClaimLine, Flag};
 
-/// Every table's rows of the batch, one statement, then COMMIT. The
-/// batch's outbox entries get the id of their outbox row.
+/// Every table's rows of the batch, one statement. The batch's outbox
+/// entries get the id of their outbox row.
 ///
 /// The statement's parts see one snapshot: a void of a line this same
 /// batch inserts (two versions of an encounter in one batch) would not find
 /// it, so such a line is inserted void.
-pub(super) async fn write_all(
+pub(super) async fn write_rows(
     tx: &mut PgConnection,
     batch: &mut BatchWrite,
     owner: &Owner,
@@ -137,6 +137,10 @@ pub(super) async fn write_all(
             entry.id = id;
         }
     }
+    Ok(())
+}
+
+pub(super) async fn commit(tx: &mut PgConnection) -> anyhow::Result<()> {
     tx.execute("COMMIT")
         .await
         .context("Failed to commit the batch")?;
