@@ -14,6 +14,7 @@ mod poison;
 mod policy_cli;
 mod replay;
 mod resume;
+mod round_trips;
 mod rules;
 mod schemas;
 mod service;
