@@ -16,6 +16,11 @@
 //! that delays every packet by half that each way (a distant database:
 //! every round trip costs 200 ms); `BENCH_EVENTS=10000` with it measures
 //! how fast a backlog drains.
+//!
+//! `BENCH_SERVICE_LD_PRELOAD=/usr/lib/heaptrack/libheaptrack_preload.so
+//! DUMP_HEAPTRACK_OUTPUT=/tmp/ht.raw` records the service's allocations
+//! (then `/usr/lib/heaptrack/libexec/heaptrack_interpret < /tmp/ht.raw >
+//! /tmp/ht && heaptrack_print -f /tmp/ht`).
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -452,7 +457,12 @@ async fn main() {
         db_url.clone()
     };
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_claimline"))
+    let mut service = Command::new(env!("CARGO_BIN_EXE_claimline"));
+    // A heap profiler's preload library (heaptrack's), for the service only.
+    if let Ok(lib) = std::env::var("BENCH_SERVICE_LD_PRELOAD") {
+        service.env("LD_PRELOAD", lib);
+    }
+    let mut child = service
         .arg("run")
         .env("DATABASE_URL", &service_db_url)
         .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)

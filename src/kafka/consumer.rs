@@ -294,7 +294,7 @@ impl EventConsumer {
             partition: m.partition(),
             offset: m.offset(),
             key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            payload: m.payload().unwrap_or_default().into(),
             timestamp_ms: m.timestamp().to_millis(),
         })
     }
@@ -406,7 +406,7 @@ impl TopicReader {
                             .collect()
                     })
                     .unwrap_or_default(),
-                payload: m.payload().unwrap_or_default().to_vec(),
+                payload: m.payload().unwrap_or_default().into(),
             }),
             Err(e) => {
                 tracing::debug!(error = %e, "read");

@@ -74,7 +74,7 @@ mod tests {
             partition: 3,
             offset: 42,
             key: None,
-            payload: Vec::new(),
+            payload: Vec::new().into(),
             timestamp_ms: None,
         };
         for stored in [false, true] {

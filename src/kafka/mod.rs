@@ -25,7 +25,8 @@ pub struct Incoming {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
+    /// Shared: the batch keeps it for `encounter_payloads` without a copy.
+    pub payload: std::sync::Arc<[u8]>,
     /// Broker or producer timestamp, milliseconds since the epoch.
     pub timestamp_ms: Option<i64>,
 }

@@ -56,7 +56,7 @@ pub fn replay_lines(
             partition: 0,
             offset: i as i64,
             key: None,
-            payload,
+            payload: payload.into(),
             timestamp_ms: None,
         }];
         let messages = decode_all(batch.into(), MAX_EVENT_BYTES);

@@ -34,7 +34,7 @@ fn messages(values: &[Vec<u8>]) -> Vec<Incoming> {
             partition: 3,
             offset: 100 + i as i64,
             key: None,
-            payload: v.clone(),
+            payload: v.clone().into(),
             timestamp_ms: None,
         })
         .collect()

@@ -199,9 +199,12 @@ impl Batch {
         Batch::timed(self.deadline, write::write_rows(&mut self.tx, batch, owner)).await
     }
 
-    /// Commits what [`Batch::write`] wrote.
+    /// Commits what [`Batch::write`] wrote. The connection's buffers go
+    /// back to their default size: a batch's write is one message of
+    /// megabytes, which each pooled connection would otherwise keep.
     pub(crate) async fn commit_written(mut self) -> anyhow::Result<()> {
         Batch::timed(self.deadline, write::commit(&mut self.tx)).await?;
+        sqlx::Connection::shrink_buffers(&mut *self.tx);
         self.tx.release();
         Ok(())
     }

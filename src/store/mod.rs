@@ -167,6 +167,11 @@ impl Db {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before each use: a round trip per step (a batch's
+            // transaction would cost five, not four). A connection that
+            // died fails its first statement, is discarded (see
+            // [`conn`]) and the step retried on a new one.
+            .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(Db {
             pool,
@@ -312,7 +317,7 @@ pub(crate) struct PayloadRow {
     pub encounter_id: Arc<str>,
     pub version: u32,
     pub date_of_service: chrono::NaiveDate,
-    pub payload: Vec<u8>,
+    pub payload: Arc<[u8]>,
 }
 
 impl std::fmt::Debug for PayloadRow {

@@ -117,7 +117,7 @@ pub(super) async fn write_rows(
     .bind(p.iter().map(|r| &*r.encounter_id).collect::<Vec<_>>())
     .bind(p.iter().map(|r| r.version as i32).collect::<Vec<_>>())
     .bind(p.iter().map(|r| r.date_of_service).collect::<Vec<_>>())
-    .bind(p.iter().map(|r| r.payload.as_slice()).collect::<Vec<_>>())
+    .bind(p.iter().map(|r| &*r.payload).collect::<Vec<_>>())
     .bind(d.iter().map(|r| r.source.topic.as_str()).collect::<Vec<_>>())
     .bind(d.iter().map(|r| r.source.partition).collect::<Vec<_>>())
     .bind(d.iter().map(|r| r.source.offset).collect::<Vec<_>>())
