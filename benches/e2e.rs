@@ -8,7 +8,9 @@
 //! `claim-lines`, and prints events/s, p50/p99 latency from the event's
 //! broker timestamp to its claim line's, the service's peak memory, and the
 //! ratio to an rdkafka consumer that copies the same messages to another
-//! topic without parsing them. Targets: ratio >= 0.5, peak RSS < 200 MiB.
+//! topic without parsing them, and the CPU the service, Postgres and the
+//! broker used while the backlog drained. Targets: ratio >= 0.5, peak RSS
+//! < 150 MiB, p99 < 250 ms.
 //! It then writes the same rows the service wrote with one COPY per table
 //! per batch (the database ceiling; see `database_ceiling`).
 //!
@@ -239,6 +241,107 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU time used so far (clock ticks, utime + stime from /proc/<pid>/stat)
+/// by the service, by every Postgres process (with the reaped children the
+/// postmaster counts: backends that ended), and by the broker (`tansu`
+/// processes listening on the bench's bootstrap address); and the whole
+/// machine's busy ticks (/proc/stat), which shows what other sessions use.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    service: u64,
+    postgres: u64,
+    broker: u64,
+    machine: u64,
+}
+
+fn cpu_now(service: u32, broker: &str) -> Cpu {
+    let mut cpu = Cpu::default();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        // Fields 14-17 (utime, stime, cutime, cstime) counted from 1;
+        // the rest after comm starts at field 3.
+        let f: Vec<u64> = stat[close + 1..]
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        if f.len() < 4 {
+            continue;
+        }
+        if pid == service {
+            cpu.service += f[0] + f[1];
+        } else if comm.starts_with("postgres") {
+            cpu.postgres += f.iter().sum::<u64>();
+        } else if comm.starts_with("tansu")
+            && std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(broker))
+        {
+            cpu.broker += f[0] + f[1];
+        }
+    }
+    // cpu  user nice system idle iowait irq softirq steal ...: busy is all
+    // but idle and iowait.
+    if let Ok(s) = std::fs::read_to_string("/proc/stat") {
+        if let Some(line) = s.lines().next() {
+            let v: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .take(8)
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            cpu.machine = v
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 3 && *i != 4)
+                .map(|(_, x)| x)
+                .sum();
+        }
+    }
+    cpu
+}
+
+/// Clock ticks a second (`getconf CLK_TCK`; 100, Linux's USER_HZ, if that
+/// fails).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// "service 3.4 s (35% of a core), Postgres ..." for the ticks between two
+/// samples over `wall`.
+fn cpu_line(from: Cpu, to: Cpu, wall: Duration) -> String {
+    let tck = clock_ticks();
+    let wall = wall.as_secs_f64().max(1e-3);
+    let part = |name: &str, a: u64, b: u64| {
+        let s = b.saturating_sub(a) as f64 / tck;
+        format!("{name} {s:.1} s ({:.0}% of a core)", 100.0 * s / wall)
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!(
+        "{}, {}, {}; machine {} ({cores} cores, over {wall:.1} s wall)",
+        part("service", from.service, to.service),
+        part("Postgres", from.postgres, to.postgres),
+        part("broker", from.broker, to.broker),
+        part("all busy", from.machine, to.machine),
+    )
+}
+
 /// How many lines of the benchmark's event go to the claim-lines topic
 /// (validated ones; held ones go to the review topic), by the same rules.
 fn validated_lines_per_event() -> usize {
@@ -326,8 +429,9 @@ fn via_port(url: &str, port: u16) -> String {
 /// (`batch_events` events each, in processing order), each written as one
 /// COPY per table (events, payloads, claim lines) in one transaction, into
 /// empty copies of those tables (same columns, indexes and checks). No
-/// rules, locks, look-ups or outbox. Events per second of write time.
-async fn database_ceiling(pool: &sqlx::PgPool, batch_events: usize) -> f64 {
+/// rules, locks, look-ups or outbox. Events per second of write time, and
+/// the CPU those writes took (`cpu_line`).
+async fn database_ceiling(pool: &sqlx::PgPool, batch_events: usize, broker: &str) -> (f64, String) {
     use futures_util::TryStreamExt;
     const TABLES: [(&str, &str); 3] = [
         ("encounter_events", "event_id"),
@@ -376,6 +480,7 @@ async fn database_ceiling(pool: &sqlx::PgPool, batch_events: usize) -> f64 {
         }
         batches.push(tables);
     }
+    let cpu_started = cpu_now(0, broker);
     let started = Instant::now();
     for tables in &batches {
         let mut tx = pool.begin().await.unwrap();
@@ -389,7 +494,11 @@ async fn database_ceiling(pool: &sqlx::PgPool, batch_events: usize) -> f64 {
         }
         tx.commit().await.unwrap();
     }
-    ids.len() as f64 / started.elapsed().as_secs_f64()
+    let wall = started.elapsed();
+    (
+        ids.len() as f64 / wall.as_secs_f64(),
+        cpu_line(cpu_started, cpu_now(0, broker), wall),
+    )
 }
 
 #[tokio::main]
@@ -456,6 +565,9 @@ async fn main() {
     } else {
         db_url.clone()
     };
+    // The broker's process: the one listening on the bootstrap address.
+    let broker_addr = bootstrap.split(',').next().unwrap_or_default().to_owned();
+    let cpu_started = cpu_now(0, &broker_addr);
     let started = Instant::now();
     let mut service = Command::new(env!("CARGO_BIN_EXE_claimline"));
     // A heap profiler's preload library (heaptrack's), for the service only.
@@ -487,6 +599,7 @@ async fn main() {
     })
     .await;
     let service = started.elapsed();
+    let cpu_backlog = cpu_line(cpu_started, cpu_now(child.id(), &broker_addr), service);
     // Latency under load: with the backlog done, events at a steady rate.
     let (paced, rate) = (3_000usize, 1_000u32);
     load_with(&bootstrap, &input, paced, "P", Some(rate)).await;
@@ -560,17 +673,19 @@ async fn main() {
             latencies.len()
         );
     }
-    println!("  peak memory (VmHWM): {rss:.1} MiB; target < 200 MiB");
+    println!("  peak memory (VmHWM): {rss:.1} MiB; target < 150 MiB");
+    println!("  CPU during the backlog (service start to its last row): {cpu_backlog}");
     println!(
         "ratio service / passthrough: {:.2} steady (first to last message each writes), {:.2} from start; target >= 0.5",
         steady / base_steady,
         eps / base_eps
     );
-    let ceiling = database_ceiling(&pool, batch_events).await;
+    let (ceiling, cpu_ceiling) = database_ceiling(&pool, batch_events, &broker_addr).await;
     println!(
         "database ceiling (the same rows, {batch_events} events a batch, one COPY per table, one transaction a batch; no rules, locks, look-ups or outbox): {ceiling:.0} events/s; service steady / ceiling {:.2}",
         steady / ceiling
     );
+    println!("  CPU during the ceiling's writes: {cpu_ceiling}");
     // Its database goes, so runs do not pile data onto the shared server.
     pool.close().await;
     let _ = sqlx::query(&format!("DROP DATABASE \"{tag}\" WITH (FORCE)"))
