@@ -3,7 +3,8 @@
 //! order.rs), hand its messages to the producer, and settle the batch
 //! before it (settle.rs).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use tracing::Instrument;
 
 use super::dead_letter::DeadLetters;
 use super::dead_letter::Settling;
-use super::order::{Order, Phase};
+use super::order::{Ahead, Order, Touches};
 use super::plan::Topics;
 use super::plan::{self, Item, Message};
 use super::retry::Retry;
@@ -52,6 +53,7 @@ pub(super) struct Pipeline {
 struct Writing {
     task: tokio::task::JoinHandle<Result<WrittenBatch, Stopped>>,
     span: tracing::Span,
+    ahead: Ahead,
 }
 
 /// What the batch loop does next.
@@ -97,9 +99,8 @@ impl Pipeline {
         let mut stop = self.stop.clone();
         let linger = Duration::from_millis(self.cfg.batch_linger_ms);
         let depth = self.cfg.batches_in_flight.max(1) as usize;
-        // Batches being written, oldest first, with the phase of the newest.
+        // Batches being written, oldest first.
         let mut writes: VecDeque<Writing> = VecDeque::new();
-        let mut newest: Option<(watch::Receiver<Phase>, HashSet<Arc<str>>)> = None;
         // The batch written before: committed, its messages sent, acks
         // pending. Its acknowledgements are awaited while the next batches
         // are written.
@@ -141,25 +142,11 @@ impl Pipeline {
                     // acks, the outbox keeper) keep their worker threads.
                     let max = usize::try_from(self.cfg.max_message_bytes).unwrap_or(usize::MAX);
                     let messages = tokio::task::block_in_place(|| plan::decode_all(batch, max));
-                    let events: HashSet<Arc<str>> = messages
-                        .iter()
-                        .filter_map(|m| match &m.item {
-                            Item::Good(e) => Some(e.event_id.clone()),
-                            Item::Bad(_) => None,
-                        })
-                        .collect();
-                    let (before, serial) = match newest.take() {
-                        Some((phase, before_events)) => {
-                            let serial = !events.is_disjoint(&before_events);
-                            (Some(phase), serial)
-                        }
-                        None => (None, false),
-                    };
-                    let (order, phase) = Order::after(before, serial);
-                    newest = Some((phase, events));
+                    let (order, ahead) =
+                        Order::after(writes.iter().map(|w| &w.ahead), touches(&messages));
                     let task =
                         tokio::spawn(self.clone().write(messages, order).instrument(span.clone()));
-                    writes.push_back(Writing { task, span });
+                    writes.push_back(Writing { task, span, ahead });
                 }
                 Next::Message(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
@@ -297,6 +284,26 @@ impl Pipeline {
             outbox_acks,
         }
     }
+}
+
+/// What a batch's events touch, for the order of batches written at once:
+/// their encounters and patient-years (the locks they take) and event ids.
+fn touches(messages: &[Message]) -> Touches {
+    use chrono::Datelike;
+    fn hash(v: impl Hash) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        v.hash(&mut h);
+        h.finish()
+    }
+    let mut t = Touches::default();
+    for m in messages {
+        let Item::Good(e) = &m.item else { continue };
+        t.keys.insert(hash(('e', &*e.encounter_id)));
+        t.keys
+            .insert(hash(('p', e.patient_id.as_str(), e.date_of_service.year())));
+        t.events.insert(hash(&*e.event_id));
+    }
+    t
 }
 
 fn batch_span(batch: &[Incoming]) -> tracing::Span {

@@ -134,10 +134,9 @@ impl Pipeline {
     /// One transaction for the whole batch: lock and load its encounters,
     /// plan, write; commit once the batch before has committed.
     async fn write_batch(&self, messages: &[Message], order: &Order) -> anyhow::Result<Written> {
-        let seen = order.may_start().await;
-        if seen == Phase::Stopped {
+        let Some(seen) = order.may_start().await else {
             return Err(AfterTroubled.into());
-        }
+        };
         let keys = plan::keys(messages);
         let (mut tx, mut ledger) = self.db.begin_batch(&keys, decode_stored).await?;
         order.loaded();
@@ -164,7 +163,7 @@ impl Pipeline {
         // one's outbox row (once committed) leaves it to this one.
         self.in_flight.add(&outbox);
         let committed = async {
-            order.may_commit(seen).await?;
+            order.may_commit(&seen).await?;
             tx.commit_written().await
         };
         if let Err(e) = committed.await {
