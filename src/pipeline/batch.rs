@@ -3,12 +3,11 @@
 //! order.rs), hand its messages to the producer, and settle the batch
 //! before it (settle.rs).
 
-use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::error::KafkaError;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -49,23 +48,12 @@ pub(super) struct Pipeline {
     pub(super) dead_letters: DeadLetters,
 }
 
-/// A batch being written, on a task of its own.
+/// A batch being written, on a task of its own, holding one of the
+/// CLAIMLINE_BATCHES_IN_FLIGHT places until the publisher takes it.
 struct Writing {
     task: tokio::task::JoinHandle<Result<WrittenBatch, Stopped>>,
     span: tracing::Span,
-    ahead: Ahead,
-}
-
-/// What the batch loop does next.
-enum Next {
-    Message(Result<Incoming, KafkaError>),
-    /// The oldest batch being written ended.
-    Written(
-        tracing::Span,
-        Result<Result<WrittenBatch, Stopped>, tokio::task::JoinError>,
-    ),
-    /// Nothing arrived within the linger: settle the batch in flight.
-    Idle,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// How the batch loop ended once the service was stopping.
@@ -87,106 +75,144 @@ pub(super) struct Sent {
 }
 
 impl Pipeline {
-    fn stopping(&self) -> bool {
-        *self.stop.borrow()
+    /// The batch loop, until the service stops: a reader that gathers
+    /// batches and has each written on a task of its own (up to
+    /// CLAIMLINE_BATCHES_IN_FLIGHT at once, in order where they meet:
+    /// [`super::order`]), and a publisher that takes them in arrival order,
+    /// settles the batch before each and sends it. Neither waits for the
+    /// other's round trips.
+    pub(super) async fn consume(self: &Arc<Self>, consumer: &EventConsumer) -> Ended {
+        let depth = self.cfg.batches_in_flight.max(1) as usize;
+        let (tx, rx) = tokio::sync::mpsc::channel(depth);
+        let pending = AtomicUsize::new(0);
+        let (_, ended) = tokio::join!(
+            self.read(consumer, tx, depth, &pending),
+            self.publish(consumer, rx, &pending)
+        );
+        ended
     }
 
-    /// The batch loop, until the service stops. Up to
-    /// CLAIMLINE_BATCHES_IN_FLIGHT batches are written at once (each on a
-    /// connection of its own, in order: [`super::order`]); each is sent
-    /// once written and the one before it settled.
-    pub(super) async fn consume(self: &Arc<Self>, consumer: &EventConsumer) -> Ended {
+    /// Gathers batches and starts their writes, until the service stops
+    /// (or the publisher gave up). `pending` counts the batches started and
+    /// not yet settled.
+    async fn read(
+        self: &Arc<Self>,
+        consumer: &EventConsumer,
+        tx: tokio::sync::mpsc::Sender<Writing>,
+        depth: usize,
+        pending: &AtomicUsize,
+    ) {
         let mut stop = self.stop.clone();
         let linger = Duration::from_millis(self.cfg.batch_linger_ms);
-        let depth = self.cfg.batches_in_flight.max(1) as usize;
-        // Batches being written, oldest first.
-        let mut writes: VecDeque<Writing> = VecDeque::new();
-        // The batch written before: committed, its messages sent, acks
-        // pending. Its acknowledgements are awaited while the next batches
-        // are written.
-        let mut in_flight: Option<Sent> = None;
+        let permits = Arc::new(tokio::sync::Semaphore::new(depth));
+        // The batches that may still be writing, for the order of the next.
+        let mut ahead: Vec<Ahead> = Vec::new();
         let progress = &self.health.progress;
         loop {
-            if in_flight.is_none() && writes.is_empty() {
+            let permit = tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                _ = tx.closed() => break,
+                p = permits.clone().acquire_owned() => p.expect("never closed"),
+            };
+            if pending.load(Ordering::SeqCst) == 0 {
                 progress.idle();
             }
-            let next = if writes.len() >= depth {
-                let w = writes.pop_front().expect("depth is at least 1");
-                Next::Written(w.span, w.task.await)
-            } else {
-                let busy = !writes.is_empty();
-                let oldest = async {
-                    match writes.front_mut() {
-                        Some(w) => (&mut w.task).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => break,
-                    m = consumer.recv() => Next::Message(m),
-                    r = oldest, if busy => {
-                        let w = writes.pop_front().expect("it was just awaited");
-                        Next::Written(w.span, r)
-                    }
-                    // Nothing new: settle the batch in flight rather than wait.
-                    _ = tokio::time::sleep(linger), if in_flight.is_some() && !busy => Next::Idle,
-                }
+            let first = tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                _ = tx.closed() => break,
+                m = consumer.recv() => m,
             };
-            match next {
-                Next::Message(Ok(first)) => {
-                    progress.work_arrived();
-                    let batch = self.fill_batch(consumer, first, linger).await;
-                    let span = batch_span(&batch);
-                    // Decoding is CPU work: done in place of a blocking
-                    // thread, so the runtime's other tasks (HTTP probes,
-                    // acks, the outbox keeper) keep their worker threads.
-                    let max = usize::try_from(self.cfg.max_message_bytes).unwrap_or(usize::MAX);
-                    let messages = tokio::task::block_in_place(|| plan::decode_all(batch, max));
-                    let (order, ahead) =
-                        Order::after(writes.iter().map(|w| &w.ahead), touches(&messages));
-                    let task =
-                        tokio::spawn(self.clone().write(messages, order).instrument(span.clone()));
-                    writes.push_back(Writing { task, span, ahead });
-                }
-                Next::Message(Err(e)) => {
+            let first = match first {
+                Ok(m) => m,
+                Err(e) => {
                     tracing::warn!(error = %e, "consumer error");
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
-                Next::Idle => {
-                    let prev = in_flight.take().expect("guarded by the select");
-                    if prev.settle(self, consumer).await.is_err() {
-                        return self.abandon(writes).await;
-                    }
-                }
-                Next::Written(span, written) => {
-                    match self
-                        .sent_after(span, written, &mut in_flight, consumer)
-                        .await
-                    {
-                        Ok(()) => {}
-                        Err(Stopped) => return self.abandon(writes).await,
-                    }
-                    if self.stopping() {
-                        break;
-                    }
-                }
+            };
+            progress.work_arrived();
+            let batch = self.fill_batch(consumer, first, linger).await;
+            let span = batch_span(&batch);
+            // Decoding is CPU work: done in place of a blocking thread, so
+            // the runtime's other tasks (HTTP probes, acks, the outbox
+            // keeper) keep their worker threads.
+            let max = usize::try_from(self.cfg.max_message_bytes).unwrap_or(usize::MAX);
+            let messages = tokio::task::block_in_place(|| plan::decode_all(batch, max));
+            ahead.retain(|a| !a.finished());
+            let (order, next) = Order::after(&ahead, touches(&messages));
+            ahead.push(next);
+            pending.fetch_add(1, Ordering::SeqCst);
+            let task = tokio::spawn(self.clone().write(messages, order).instrument(span.clone()));
+            let w = Writing {
+                task,
+                span,
+                _permit: permit,
+            };
+            if tx.send(w).await.is_err() {
+                break;
             }
         }
-        // Stopping: the batches being written end (committed, or not
-        // written when their retries see the stop) and are sent in order.
-        while let Some(w) = writes.pop_front() {
-            let written = w.task.await;
+    }
+
+    /// Takes the written batches in arrival order: the batch before each
+    /// is settled (anything not acknowledged sent again) before its
+    /// messages are enqueued, so a void never overtakes the line it
+    /// cancels. When nothing new is written within the linger, the batch in
+    /// flight is settled rather than wait.
+    async fn publish(
+        &self,
+        consumer: &EventConsumer,
+        mut rx: tokio::sync::mpsc::Receiver<Writing>,
+        pending: &AtomicUsize,
+    ) -> Ended {
+        let linger = Duration::from_millis(self.cfg.batch_linger_ms);
+        // The batch written before: committed, its messages sent, acks
+        // pending, awaited while the next batches are written.
+        let mut in_flight: Option<Sent> = None;
+        loop {
+            let next = tokio::select! {
+                w = rx.recv() => w,
+                _ = tokio::time::sleep(linger), if in_flight.is_some() => {
+                    let prev = in_flight.take().expect("guarded by the select");
+                    if prev.settle(self, consumer).await.is_err() {
+                        return abandon(rx).await;
+                    }
+                    pending.fetch_sub(1, Ordering::SeqCst);
+                    continue;
+                }
+            };
+            // The reader stopped (the service is stopping): what it started
+            // was published.
+            let Some(Writing {
+                task,
+                span,
+                _permit,
+            }) = next
+            else {
+                break;
+            };
+            let written = task.await;
+            // Written: the reader may start another while this one is
+            // settled and sent.
+            drop(_permit);
+            let settled = in_flight.is_some();
             if self
-                .sent_after(w.span, written, &mut in_flight, consumer)
+                .sent_after(span, written, &mut in_flight, consumer)
                 .await
                 .is_err()
             {
-                return self.abandon(writes).await;
+                return abandon(rx).await;
+            }
+            if settled {
+                pending.fetch_sub(1, Ordering::SeqCst);
             }
         }
         match in_flight.take() {
             Some(prev) => match prev.settle(self, consumer).await {
-                Ok(()) => Ended::Drained,
+                Ok(()) => {
+                    pending.fetch_sub(1, Ordering::SeqCst);
+                    Ended::Drained
+                }
                 Err(Stopped) => Ended::Abandoned,
             },
             None => Ended::Drained,
@@ -218,16 +244,6 @@ impl Pipeline {
         let w = written?;
         *in_flight = Some(self.send(w).instrument(span).await);
         Ok(())
-    }
-
-    /// Work was abandoned: the batches still being written end first (none
-    /// outlives the loop); what they committed and did not send is the
-    /// outbox sweep's.
-    async fn abandon(&self, writes: VecDeque<Writing>) -> Ended {
-        for w in writes {
-            let _ = w.task.await;
-        }
-        Ended::Abandoned
     }
 
     async fn fill_batch(
@@ -284,6 +300,17 @@ impl Pipeline {
             outbox_acks,
         }
     }
+}
+
+/// Work was abandoned: the batches still being written end first (none
+/// outlives the loop); what they committed and did not send is the outbox
+/// sweep's.
+async fn abandon(mut rx: tokio::sync::mpsc::Receiver<Writing>) -> Ended {
+    rx.close();
+    while let Some(w) = rx.recv().await {
+        let _ = w.task.await;
+    }
+    Ended::Abandoned
 }
 
 /// What a batch's events touch, for the order of batches written at once:

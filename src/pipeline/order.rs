@@ -58,6 +58,14 @@ pub(super) struct Ahead {
     pub touches: Touches,
 }
 
+impl Ahead {
+    /// Written (or given up): no later batch waits for it.
+    pub(super) fn finished(&self) -> bool {
+        matches!(*self.phase.borrow(), Phase::Done | Phase::Stopped)
+            || self.phase.has_changed().is_err()
+    }
+}
+
 /// One batch's place in the order: the batches before it that it must
 /// follow (each with whether it must not overlap it at all), and its own
 /// phase.
