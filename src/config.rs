@@ -148,14 +148,15 @@ pub struct RunConfig {
     /// How long a batch waits to fill once its first message arrived.
     #[arg(long, env = "CLAIMLINE_BATCH_LINGER_MS", default_value_t = 20)]
     pub batch_linger_ms: u64,
-    /// Batches written at once, each on a connection of its own, committed
-    /// in order (1: one at a time). Two let Postgres work on the next batch
-    /// while one commits and is published; the pool needs a connection per
-    /// batch besides the outbox keeper's and the probe's.
-    #[arg(long, env = "CLAIMLINE_BATCHES_IN_FLIGHT", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
+    /// Batches written at once, each on a connection of its own (1: one at
+    /// a time); batches that share an encounter, a patient-year or an event
+    /// id are committed in order. Several keep both Postgres' cores busy and
+    /// hide a distant database's round trips; the pool needs a connection
+    /// per batch besides the publisher's, the outbox keeper's and the probe's.
+    #[arg(long, env = "CLAIMLINE_BATCHES_IN_FLIGHT", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=4))]
     pub batches_in_flight: u32,
     /// Postgres connections in the pool.
-    #[arg(long, env = "CLAIMLINE_DB_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, env = "CLAIMLINE_DB_POOL_SIZE", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub db_pool_size: u32,
     /// Postgres statement and lock timeout (idle in a transaction: twice
     /// this), so a half-open connection or a held lock cannot wedge a step.
