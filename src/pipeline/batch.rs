@@ -20,7 +20,6 @@ use super::retry::Retry;
 use super::retry::Stopped;
 use super::rules_watch::CurrentRules;
 use super::sweep::InFlight;
-use super::write::WrittenBatch;
 use crate::config::RunConfig;
 use crate::http::Health;
 use crate::kafka::Producer;
@@ -46,6 +45,12 @@ pub(super) struct Pipeline {
     /// How every step of the pipeline is retried.
     pub(super) retry: Retry,
     pub(super) dead_letters: DeadLetters,
+}
+
+/// A committed batch whose messages are not yet handed to the producer.
+pub(super) struct WrittenBatch {
+    pub messages: Vec<Message>,
+    pub outbox: Vec<OutboxEntry>,
 }
 
 /// A batch being written, on a task of its own, holding one of the

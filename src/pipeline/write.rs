@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::batch::{decode_stored, Pipeline};
+use super::batch::{decode_stored, Pipeline, WrittenBatch};
 use super::order::{AfterTroubled, Order, Phase};
 use super::plan::{self, Item, Message, Plan, Rejection};
 use super::retry::{Step, Stopped};
@@ -20,12 +20,6 @@ struct Written {
     outcomes: Vec<(Outcome, u64)>,
     /// One verdict per message of the part written, in order.
     verdicts: Vec<plan::Verdict>,
-}
-
-/// A committed batch whose messages are not yet handed to the producer.
-pub(super) struct WrittenBatch {
-    pub messages: Vec<Message>,
-    pub outbox: Vec<OutboxEntry>,
 }
 
 impl Pipeline {
