@@ -74,13 +74,7 @@ impl FaultProxy {
 
     /// `db_url` with its host and port replaced by the proxy's.
     pub fn url(&self, db_url: &str) -> String {
-        let (scheme, rest) = db_url.split_once("://").unwrap();
-        let (authority, path) = rest.split_once('/').unwrap();
-        let user = authority
-            .rsplit_once('@')
-            .map(|(u, _)| format!("{u}@"))
-            .unwrap_or_default();
-        format!("{scheme}://{user}127.0.0.1:{}/{path}", self.port)
+        crate::support::via_port(db_url, self.port)
     }
 }
 

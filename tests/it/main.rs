@@ -8,6 +8,7 @@ mod dashboard;
 mod evaluate_cli;
 mod export;
 mod fault;
+mod in_flight;
 mod membership;
 mod operability;
 mod poison;

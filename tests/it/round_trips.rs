@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{event, free_port, host_port, stream, TestEnv};
+use crate::support::{event, free_port, host_port, stream, via_port, TestEnv};
 
 const T: Duration = Duration::from_secs(120);
 
@@ -120,16 +120,7 @@ impl WireProxy {
 
     /// `db_url` through the proxy, in plain text so it can be read.
     fn url(&self, db_url: &str) -> String {
-        let (scheme, rest) = db_url.split_once("://").unwrap();
-        let (authority, path) = rest.split_once('/').unwrap();
-        let user = authority
-            .rsplit_once('@')
-            .map(|(u, _)| format!("{u}@"))
-            .unwrap_or_default();
-        format!(
-            "{scheme}://{user}127.0.0.1:{}/{path}?sslmode=disable",
-            self.port
-        )
+        format!("{}?sslmode=disable", via_port(db_url, self.port))
     }
 
     fn committed(&self) -> Vec<Txn> {

@@ -513,13 +513,7 @@ impl Proxy {
 
     /// `db_url` with its host and port replaced by the proxy's.
     pub fn url(&self, db_url: &str) -> String {
-        let (scheme, rest) = db_url.split_once("://").unwrap();
-        let (authority, path) = rest.split_once('/').unwrap();
-        let user = authority
-            .rsplit_once('@')
-            .map(|(u, _)| format!("{u}@"))
-            .unwrap_or_default();
-        format!("{scheme}://{user}127.0.0.1:{}/{path}", self.port)
+        via_port(db_url, self.port)
     }
 }
 
@@ -612,4 +606,15 @@ pub fn stream(n: usize, tag: &str) -> Vec<serde_json::Value> {
             )
         })
         .collect()
+}
+
+/// `db_url` with its host and port replaced by 127.0.0.1:`port` (a proxy's).
+pub fn via_port(db_url: &str, port: u16) -> String {
+    let (scheme, rest) = db_url.split_once("://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap();
+    let user = authority
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
+    format!("{scheme}://{user}127.0.0.1:{port}/{path}")
 }
