@@ -76,6 +76,9 @@ pub async fn run(
     let health = Arc::new(Health::new(Duration::from_secs(cfg.stall_timeout_secs)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
+    // Set when another process took this instance's id: the service stops
+    // on its own, and exits non-zero.
+    let lost_id = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let on_signal = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -123,7 +126,7 @@ pub async fn run(
             store::InstanceLock::acquire(&cfg.database.database_url, &cfg.group_id, id, wait)
                 .await?;
         tracing::info!("static group member: instance lock held");
-        spawn_instance_watch(lock, stop_tx.clone(), stop_rx.clone());
+        spawn_instance_watch(lock, lost_id.clone(), stop_tx.clone(), stop_rx.clone());
     }
     probe::spawn(
         db.clone(),
@@ -222,6 +225,11 @@ pub async fn run(
         // producer; what was not acknowledged is redelivered.
         anyhow::bail!("the producer hit a fatal error; stopping");
     }
+    if lost_id.load(std::sync::atomic::Ordering::SeqCst) {
+        // Not asked to stop: the orchestrator must see it (a restart waits
+        // for the id, or refuses to start while the other process lives).
+        anyhow::bail!("another live process took this CLAIMLINE_INSTANCE_ID; stopped ({ended:?})");
+    }
     match ended {
         Ended::Drained => {
             tracing::info!("stopped: drained, offsets committed");
@@ -318,13 +326,11 @@ async fn start(p: &Pipeline, consumer: &EventConsumer) -> Result<Start, retry::S
     Ok(Start::Ready(lock))
 }
 
-/// Names this process among the group's instances: the pod name where
-/// Kubernetes sets HOSTNAME, the process id, and a random part (a pod
-/// restarted with the same name is another owner).
-/// Checks the instance lock every few seconds; stops the service if
-/// another process with the same id took it.
+/// Checks the instance lock every few seconds; stops the service (marking
+/// `lost`) if another process with the same id took it.
 fn spawn_instance_watch(
     mut lock: store::InstanceLock,
+    lost: Arc<std::sync::atomic::AtomicBool>,
     stop: Arc<watch::Sender<bool>>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -338,6 +344,7 @@ fn spawn_instance_watch(
                 tracing::error!(
                     "another live instance took this CLAIMLINE_INSTANCE_ID while the database was unreachable: stopping"
                 );
+                lost.store(true, std::sync::atomic::Ordering::SeqCst);
                 stop.send_replace(true);
                 return;
             }
@@ -345,6 +352,9 @@ fn spawn_instance_watch(
     });
 }
 
+/// Names this process among the group's instances: the pod name where
+/// Kubernetes sets HOSTNAME, the process id, and a random part (a pod
+/// restarted with the same name is another owner).
 fn instance_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "claimline".to_owned());
     let host: String = host

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use sqlx::Connection;
+
 use crate::service::{last_assignment, wait_split};
 use crate::support::{stream, Service, TestEnv};
 
@@ -119,4 +121,39 @@ fn the_instance_id_is_set_once_and_checked() {
     let (ok, err) = run(&[("CLAIMLINE_INSTANCE_ID", "pod 0")]);
     assert!(!ok);
     assert!(err.contains("must be 1-249 characters"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_whose_id_another_process_took_stops_and_exits_non_zero() {
+    let env = TestEnv::new("lostid", 1).await;
+    let mut a = member(&env, "member-lost");
+    a.wait_ready(T).await;
+    // Its lock's session ends (a database failover, a network cut) and,
+    // before it reconnects, another process takes the id's lock.
+    let key = format!("claimline-instance\u{1f}{}\u{1f}member-lost", env.group);
+    let mut other = sqlx::PgConnection::connect(&env.db_url).await.unwrap();
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+         WHERE locktype = 'advisory' AND granted AND objsubid = 1
+           AND objid = (hashtextextended($1, 0) & 4294967295)::oid",
+    )
+    .bind(&key)
+    .fetch_one(&mut other)
+    .await
+    .unwrap();
+    assert_eq!(ended, 1, "the instance lock's session");
+    let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(&key)
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert!(taken);
+    // The watcher looks every 5 s; the shutdown bound is 2 s.
+    let code = a.wait_exit(Duration::from_secs(40));
+    let log = a.log();
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?}:\n{log}");
+    assert!(
+        log.contains("another live instance took this CLAIMLINE_INSTANCE_ID"),
+        "{log}"
+    );
 }

@@ -398,8 +398,15 @@ impl Service {
 
     /// SIGTERM, then the exit code.
     pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
-        let mut c = self.child.take()?;
+        let c = self.child.as_ref()?;
         unsafe_sigterm(c.id());
+        self.wait_exit(timeout)
+    }
+
+    /// The exit code once the process ends on its own; killed after
+    /// `timeout` (`None`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let mut c = self.child.take()?;
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = c.try_wait() {
