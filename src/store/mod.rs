@@ -77,9 +77,14 @@ fn keepalive(o: PgConnectOptions) -> PgConnectOptions {
 /// default timeouts, and a whole CMS quarter is one statement.
 const TOOL_DEADLINE: Duration = Duration::from_secs(600);
 
-/// How long a pool waits for a connection, a new connection's handshake
-/// included.
+/// How long the service's pool waits for a connection, a new connection's
+/// handshake included.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a tool (`migrate`, `rules import`, `reprocess`, `export`, ...)
+/// waits for its connections: a one-off run on a busy server had better
+/// wait than fail (its steps keep their own deadline).
+const TOOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The database: a pool of connections. Cheap to clone.
 #[derive(Clone)]
@@ -123,7 +128,7 @@ impl Db {
     pub(crate) async fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Db> {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(TOOL_ACQUIRE_TIMEOUT)
             .connect_with(keepalive(options(url)?))
             .await
             .context("Failed to connect to Postgres (DATABASE_URL)")?;
