@@ -4,8 +4,8 @@
 //! before it (settle.rs).
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -89,7 +89,7 @@ impl Pipeline {
     pub(super) async fn consume(self: &Arc<Self>, consumer: &EventConsumer) -> Ended {
         let depth = self.cfg.batches_in_flight.max(1) as usize;
         let (tx, rx) = tokio::sync::mpsc::channel(depth);
-        let pending = AtomicUsize::new(0);
+        let pending = Pending::default();
         let (_, ended) = tokio::join!(
             self.read(consumer, tx, depth, &pending),
             self.publish(consumer, rx, &pending)
@@ -98,14 +98,13 @@ impl Pipeline {
     }
 
     /// Gathers batches and starts their writes, until the service stops
-    /// (or the publisher gave up). `pending` counts the batches started and
-    /// not yet settled.
+    /// (or the publisher gave up).
     async fn read(
         self: &Arc<Self>,
         consumer: &EventConsumer,
         tx: tokio::sync::mpsc::Sender<Writing>,
         depth: usize,
-        pending: &AtomicUsize,
+        pending: &Pending,
     ) {
         let mut stop = self.stop.clone();
         let linger = Duration::from_millis(self.cfg.batch_linger_ms);
@@ -119,9 +118,6 @@ impl Pipeline {
                 _ = tx.closed() => break,
                 p = permits.clone().acquire_owned() => p.expect("never closed"),
             };
-            if pending.load(Ordering::SeqCst) == 0 {
-                progress.idle();
-            }
             let first = tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
                 _ = tx.closed() => break,
@@ -135,7 +131,7 @@ impl Pipeline {
                     continue;
                 }
             };
-            progress.work_arrived();
+            pending.arrived(progress);
             let batch = self.fill_batch(consumer, first, linger).await;
             let span = batch_span(&batch);
             // Decoding is CPU work: done in place of a blocking thread, so
@@ -146,7 +142,6 @@ impl Pipeline {
             ahead.retain(|a| !a.finished());
             let (order, next) = Order::after(&ahead, touches(&messages));
             ahead.push(next);
-            pending.fetch_add(1, Ordering::SeqCst);
             let task = tokio::spawn(self.clone().write(messages, order).instrument(span.clone()));
             let w = Writing {
                 task,
@@ -168,7 +163,7 @@ impl Pipeline {
         &self,
         consumer: &EventConsumer,
         mut rx: tokio::sync::mpsc::Receiver<Writing>,
-        pending: &AtomicUsize,
+        pending: &Pending,
     ) -> Ended {
         let linger = Duration::from_millis(self.cfg.batch_linger_ms);
         // The batch written before: committed, its messages sent, acks
@@ -182,7 +177,7 @@ impl Pipeline {
                     if prev.settle(self, consumer).await.is_err() {
                         return abandon(rx).await;
                     }
-                    pending.fetch_sub(1, Ordering::SeqCst);
+                    pending.settled(&self.health.progress);
                     continue;
                 }
             };
@@ -209,13 +204,13 @@ impl Pipeline {
                 return abandon(rx).await;
             }
             if settled {
-                pending.fetch_sub(1, Ordering::SeqCst);
+                pending.settled(&self.health.progress);
             }
         }
         match in_flight.take() {
             Some(prev) => match prev.settle(self, consumer).await {
                 Ok(()) => {
-                    pending.fetch_sub(1, Ordering::SeqCst);
+                    pending.settled(&self.health.progress);
                     Ended::Drained
                 }
                 Err(Stopped) => Ended::Abandoned,
@@ -303,6 +298,28 @@ impl Pipeline {
             messages: settling,
             outbox,
             outbox_acks,
+        }
+    }
+}
+
+/// The batches gathered and not yet settled, for the health's progress:
+/// work waits from the first one's arrival; with none left, the service is
+/// idle. One lock, so an arrival and the last settle cannot cross.
+#[derive(Default)]
+struct Pending(Mutex<usize>);
+
+impl Pending {
+    fn arrived(&self, progress: &crate::http::Progress) {
+        let mut n = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        progress.work_arrived();
+    }
+
+    fn settled(&self, progress: &crate::http::Progress) {
+        let mut n = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            progress.idle();
         }
     }
 }

@@ -75,3 +75,21 @@ async fn batches_in_flight_that_share_encounters_apply_every_version_in_order() 
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_service_stays_ready_after_a_backlog() {
+    let env = TestEnv::new("idleready", 1).await;
+    let svc = env.service_with(&env.db_url, &[("CLAIMLINE_STALL_TIMEOUT_SECS", "2")]);
+    svc.wait_ready(T).await;
+    env.send_events(&crate::support::stream(50, "idle")).await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 50, T)
+        .await;
+    env.wait_count("SELECT count(*) FROM claim_line_outbox", 0, T)
+        .await;
+    // Nothing arrives for twice the stall bound: idle, not stalled.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for path in ["/readyz", "/healthz"] {
+        let got = svc.get(path).await;
+        assert_eq!(got.as_ref().map(|r| r.0), Some(200), "{path}: {got:?}");
+    }
+}
