@@ -141,7 +141,7 @@ impl Metrics {
                 &r,
                 histogram(
                     "claimline_db_batch_duration_seconds",
-                    "One batch transaction, begin to commit",
+                    "One batch's write, begin to commit: retries, and waits for an earlier batch it shares an encounter or patient-year with, included",
                     &[
                         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                     ],
