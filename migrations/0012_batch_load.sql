@@ -13,8 +13,8 @@
 --   'l' a line in force (of the batch's encounters and of every encounter on
 --       their days): j the claim_lines row as jsonb
 --   'o' an unpublished outbox row of those encounters, locked (FOR UPDATE):
---       t1 owner, i1 id, i2 1 when live elsewhere-capable (lease holds and
---       its owner's lock is held), else 0
+--       t1 owner, i1 id, i2 1 when live (its lease holds and its owner's
+--       lock is held), else 0
 --   'r' the imported rule tables: i1 count, i2 newest id
 CREATE FUNCTION claimline_lock_and_load(
     p_encounters text[],
