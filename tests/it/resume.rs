@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::support::{bootstrap, event, TestEnv};
+use crate::support::{bootstrap, stream_of, TestEnv};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -52,26 +52,13 @@ async fn send_to(env: &TestEnv, partition: i32, events: &[serde_json::Value]) {
     }
 }
 
-fn events(tag: &str, range: std::ops::Range<usize>) -> Vec<serde_json::Value> {
-    range
-        .map(|i| {
-            event(
-                &format!("{tag}-{i}"),
-                "finalized",
-                &format!("ENC-{tag}-{i}"),
-                1,
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_committed_offset_inside_a_record_batch_resumes_there_without_loss_or_stall() {
     let env = TestEnv::new("resume", 2).await;
     // Per partition: offsets 0-499 sent together, then 500-999.
     for p in 0..2 {
-        send_to(&env, p, &events(&format!("p{p}a"), 0..500)).await;
-        send_to(&env, p, &events(&format!("p{p}b"), 500..1000)).await;
+        send_to(&env, p, &stream_of(&format!("p{p}a"), 0..500)).await;
+        send_to(&env, p, &stream_of(&format!("p{p}b"), 500..1000)).await;
     }
     // The group has processed partition 0 up to 300 (inside the first
     // sends' batches) and partition 1 up to 700 (inside the last ones).

@@ -603,7 +603,12 @@ pub fn metric(scrape: &str, name: &str) -> Option<f64> {
 
 /// `n` first versions of `n` encounters, ids `{tag}-{i}`.
 pub fn stream(n: usize, tag: &str) -> Vec<serde_json::Value> {
-    (0..n)
+    stream_of(tag, 0..n)
+}
+
+/// First versions of the encounters `{tag}-{i}`, `i` in `range`.
+pub fn stream_of(tag: &str, range: std::ops::Range<usize>) -> Vec<serde_json::Value> {
+    range
         .map(|i| {
             event(
                 &format!("{tag}-{i}"),
