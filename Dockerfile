@@ -16,6 +16,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
  && useradd --system --uid 10001 claimline
 COPY --from=build /src/target/release/claimline /usr/local/bin/claimline
 USER 10001
+# No transparent huge pages for this process, whatever the host's setting
+# (see src/main.rs).
+ENV MIMALLOC_ALLOW_THP=0
 EXPOSE 9464 8080
 ENTRYPOINT ["claimline"]
 CMD ["run"]

@@ -597,6 +597,9 @@ async fn main() {
     let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
     let mut rss = 0.0f64;
     wait_done(&pool, n, started, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the service exited ({status}) before the backlog drained");
+        }
         rss = rss.max(peak_rss_mib(child.id()))
     })
     .await;
@@ -605,7 +608,12 @@ async fn main() {
     // Latency under load: with the backlog done, events at a steady rate.
     let (paced, rate) = (3_000usize, 1_000u32);
     load_with(&bootstrap, &input, paced, "P", Some(rate)).await;
-    wait_done(&pool, n + paced, started, || {}).await;
+    wait_done(&pool, n + paced, started, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the service exited ({status}) before the paced events were done");
+        }
+    })
+    .await;
     rss = rss.max(peak_rss_mib(child.id()));
     let mut batch_events = 1_000usize;
     if let Ok(scrape) = scrape(port).await {

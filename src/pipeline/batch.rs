@@ -1,8 +1,9 @@
 //! The batch loop and the [`Pipeline`] it runs on: gather a batch, decode
 //! it, have it written (write.rs; the next batch's write may overlap it,
-//! order.rs), hand its messages to the producer, and settle the batch
-//! before it (settle.rs).
+//! order.rs), hand its messages to the producer, and settle the batches
+//! sent, in order (settle.rs).
 
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -18,6 +19,7 @@ use super::plan::Topics;
 use super::plan::{self, Item, Message};
 use super::retry::Retry;
 use super::retry::Stopped;
+use super::settle::Unsettled;
 use super::rules_watch::CurrentRules;
 use super::sweep::InFlight;
 use crate::config::RunConfig;
@@ -71,6 +73,14 @@ pub(super) enum Ended {
     Abandoned,
 }
 
+/// How far the settler got: the number of batches settled, in the order
+/// they were sent, or that it gave up.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Settled {
+    pub batches: u64,
+    pub failed: bool,
+}
+
 /// A written batch whose messages were handed to the producer.
 pub(super) struct Sent {
     /// One record per message, in order, with its dead letter if it is one.
@@ -83,9 +93,9 @@ impl Pipeline {
     /// The batch loop, until the service stops: a reader that gathers
     /// batches and has each written on a task of its own (up to
     /// CLAIMLINE_BATCHES_IN_FLIGHT at once, in order where they meet:
-    /// [`super::order`]), and a publisher that takes them in arrival order,
-    /// settles the batch before each and sends it. Neither waits for the
-    /// other's round trips.
+    /// [`super::order`]), and a publisher that sends them in arrival order
+    /// while the batches sent are settled in that order. None waits for
+    /// another's round trips.
     pub(super) async fn consume(self: &Arc<Self>, consumer: &EventConsumer) -> Ended {
         let depth = self.cfg.batches_in_flight.max(1) as usize;
         let (tx, rx) = tokio::sync::mpsc::channel(depth);
@@ -154,32 +164,45 @@ impl Pipeline {
         }
     }
 
-    /// Takes the written batches in arrival order: the batch before each
-    /// is settled (anything not acknowledged sent again) before its
-    /// messages are enqueued, so a void never overtakes the line it
-    /// cancels. When nothing new is written within the linger, the batch in
-    /// flight is settled rather than wait.
+    /// Takes the written batches in arrival order and hands their messages
+    /// to the producer, while the settler ([`Pipeline::settle_in_order`])
+    /// settles the batches sent, in the same order. A batch that shares an
+    /// encounter (a message key) with a batch not yet settled waits for
+    /// that settle first: anything not acknowledged there is sent again
+    /// before this batch's messages, so a void never overtakes the line it
+    /// cancels. Other batches go out at once, without waiting on the
+    /// acknowledgements of the batches before.
     async fn publish(
         &self,
         consumer: &EventConsumer,
-        mut rx: tokio::sync::mpsc::Receiver<Writing>,
+        rx: tokio::sync::mpsc::Receiver<Writing>,
         pending: &Pending,
     ) -> Ended {
-        let linger = Duration::from_millis(self.cfg.batch_linger_ms);
-        // The batch written before: committed, its messages sent, acks
-        // pending, awaited while the next batches are written.
-        let mut in_flight: Option<Sent> = None;
+        let depth = self.cfg.batches_in_flight.max(1) as usize;
+        let (sent_tx, sent_rx) = tokio::sync::mpsc::channel(depth);
+        let settled = watch::Sender::new(Settled::default());
+        let (sent, all_settled) = tokio::join!(
+            self.send_in_order(rx, sent_tx, settled.subscribe()),
+            self.settle_in_order(consumer, sent_rx, &settled, pending)
+        );
+        match (sent, all_settled) {
+            (Ok(()), Ok(())) => Ended::Drained,
+            _ => Ended::Abandoned,
+        }
+    }
+
+    async fn send_in_order(
+        &self,
+        mut rx: tokio::sync::mpsc::Receiver<Writing>,
+        sent_tx: tokio::sync::mpsc::Sender<Sent>,
+        mut settled: watch::Receiver<Settled>,
+    ) -> Result<(), Stopped> {
+        let mut unsettled = Unsettled::default();
         loop {
             let next = tokio::select! {
                 w = rx.recv() => w,
-                _ = tokio::time::sleep(linger), if in_flight.is_some() => {
-                    let prev = in_flight.take().expect("guarded by the select");
-                    if prev.settle(self, consumer).await.is_err() {
-                        return abandon(rx).await;
-                    }
-                    pending.settled(&self.health.progress);
-                    continue;
-                }
+                // A settle gave up: nothing more goes out.
+                _ = settled.wait_for(|s| s.failed) => return Err(abandon(rx).await),
             };
             // The reader stopped (the service is stopping): what it started
             // was published.
@@ -192,57 +215,32 @@ impl Pipeline {
                 break;
             };
             let written = task.await;
-            // Written: the reader may start another while this one is
-            // settled and sent.
+            // Written: the reader may start another while this one is sent.
             drop(_permit);
-            let settled = in_flight.is_some();
-            if self
-                .sent_after(span, written, &mut in_flight, consumer)
-                .await
-                .is_err()
-            {
-                return abandon(rx).await;
-            }
-            if settled {
-                pending.settled(&self.health.progress);
-            }
-        }
-        match in_flight.take() {
-            Some(prev) => match prev.settle(self, consumer).await {
-                Ok(()) => {
-                    pending.settled(&self.health.progress);
-                    Ended::Drained
+            let w = match written {
+                Ok(Ok(w)) => w,
+                // Stopping with the batch unwritten: redelivered later.
+                Ok(Err(Stopped)) => return Err(abandon(rx).await),
+                Err(e) => {
+                    tracing::error!(error = %e, "a batch's write ended without a result");
+                    return Err(abandon(rx).await);
                 }
-                Err(Stopped) => Ended::Abandoned,
-            },
-            None => Ended::Drained,
-        }
-    }
-
-    /// The oldest batch being written, once written: the batch before it
-    /// is settled (anything not acknowledged sent again) before its
-    /// messages are enqueued, so a void never overtakes the line it
-    /// cancels.
-    async fn sent_after(
-        &self,
-        span: tracing::Span,
-        written: Result<Result<WrittenBatch, Stopped>, tokio::task::JoinError>,
-        in_flight: &mut Option<Sent>,
-        consumer: &EventConsumer,
-    ) -> Result<(), Stopped> {
-        let written = match written {
-            Ok(written) => written,
-            Err(e) => {
-                tracing::error!(error = %e, "a batch's write ended without a result");
-                Err(Stopped)
+            };
+            let keys: HashSet<Arc<str>> = w.outbox.iter().map(|e| e.key.clone()).collect();
+            let after = unsettled.follows(settled.borrow().batches, &keys);
+            let state = settled
+                .wait_for(|s| s.failed || s.batches >= after)
+                .await
+                .map(|s| *s);
+            if !matches!(state, Ok(s) if !s.failed) {
+                return Err(abandon(rx).await);
             }
-        };
-        if let Some(prev) = in_flight.take() {
-            prev.settle(self, consumer).instrument(span.clone()).await?;
+            let sent = self.send(w).instrument(span).await;
+            unsettled.sent(keys);
+            if sent_tx.send(sent).await.is_err() {
+                return Err(abandon(rx).await);
+            }
         }
-        // Stopping with the batch unwritten: redelivered later.
-        let w = written?;
-        *in_flight = Some(self.send(w).instrument(span).await);
         Ok(())
     }
 
@@ -306,7 +304,7 @@ impl Pipeline {
 /// work waits from the first one's arrival; with none left, the service is
 /// idle. One lock, so an arrival and the last settle cannot cross.
 #[derive(Default)]
-struct Pending(Mutex<usize>);
+pub(super) struct Pending(Mutex<usize>);
 
 impl Pending {
     fn arrived(&self, progress: &crate::http::Progress) {
@@ -315,7 +313,7 @@ impl Pending {
         progress.work_arrived();
     }
 
-    fn settled(&self, progress: &crate::http::Progress) {
+    pub(super) fn settled(&self, progress: &crate::http::Progress) {
         let mut n = self.0.lock().unwrap_or_else(|e| e.into_inner());
         *n = n.saturating_sub(1);
         if *n == 0 {
@@ -327,12 +325,12 @@ impl Pending {
 /// Work was abandoned: the batches still being written end first (none
 /// outlives the loop); what they committed and did not send is the outbox
 /// sweep's.
-async fn abandon(mut rx: tokio::sync::mpsc::Receiver<Writing>) -> Ended {
+async fn abandon(mut rx: tokio::sync::mpsc::Receiver<Writing>) -> Stopped {
     rx.close();
     while let Some(w) = rx.recv().await {
         let _ = w.task.await;
     }
-    Ended::Abandoned
+    Stopped
 }
 
 /// What a batch's events touch, for the order of batches written at once:

@@ -1,14 +1,71 @@
-//! Settling a written batch: every claim line acknowledged (those that
-//! were not are sent again, with backoff), the outbox row removed, the
-//! dead letters settled ([`super::dead_letter`]), then the batch's offsets
-//! stored.
+//! Settling the batches sent, one after another in the order sent: every
+//! claim line acknowledged (those that were not are sent again, with
+//! backoff), the outbox row removed, the dead letters settled
+//! ([`super::dead_letter`]), then the batch's offsets stored. A batch that
+//! shares an encounter with one not yet settled is sent after that settle
+//! ([`Unsettled`]).
 
-use super::batch::{Pipeline, Sent};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use super::batch::{Pending, Pipeline, Sent, Settled};
 use super::outbox_message;
 use super::retry::{Step, Stopped};
 
 use crate::kafka::{EventConsumer, Producer};
 use crate::store::{self, OutboxEntry};
+
+/// The message keys (encounters) of the batches sent and not yet settled,
+/// by their number in the order sent (the first is 1).
+#[derive(Default)]
+pub(super) struct Unsettled {
+    batches: VecDeque<(u64, HashSet<Arc<str>>)>,
+    sent: u64,
+}
+
+impl Unsettled {
+    /// The batch a batch with these keys must wait to see settled (0 for
+    /// none): the last one sent that shares a key with it. `settled`: how
+    /// many batches are settled.
+    pub(super) fn follows(&mut self, settled: u64, keys: &HashSet<Arc<str>>) -> u64 {
+        self.batches.retain(|(n, _)| *n > settled);
+        self.batches
+            .iter()
+            .rev()
+            .find(|(_, k)| !k.is_disjoint(keys))
+            .map_or(0, |(n, _)| *n)
+    }
+
+    /// A batch with these keys was sent.
+    pub(super) fn sent(&mut self, keys: HashSet<Arc<str>>) {
+        self.sent += 1;
+        self.batches.push_back((self.sent, keys));
+    }
+}
+
+impl Pipeline {
+    /// Settles the batches sent, one after another in the order sent,
+    /// until the publisher is done or a settle gives up (the service is
+    /// stopping): then what is left is redelivered.
+    pub(super) async fn settle_in_order(
+        &self,
+        consumer: &EventConsumer,
+        mut sent: tokio::sync::mpsc::Receiver<Sent>,
+        settled: &tokio::sync::watch::Sender<Settled>,
+        pending: &Pending,
+    ) -> Result<(), Stopped> {
+        while let Some(batch) = sent.recv().await {
+            if batch.settle(self, consumer).await.is_err() {
+                settled.send_modify(|s| s.failed = true);
+                sent.close();
+                return Err(Stopped);
+            }
+            settled.send_modify(|s| s.batches += 1);
+            pending.settled(&self.health.progress);
+        }
+        Ok(())
+    }
+}
 
 impl Sent {
     /// Settles the batch, then stores its offsets.
@@ -68,4 +125,34 @@ async fn send_outbox(producer: &Producer, entries: &[OutboxEntry]) -> anyhow::Re
     producer
         .publish_all(entries.iter().map(outbox_message).collect())
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(ks: &[&str]) -> HashSet<Arc<str>> {
+        ks.iter().map(|k| Arc::from(*k)).collect()
+    }
+
+    #[test]
+    fn a_batch_waits_only_for_the_last_unsettled_batch_that_shares_a_key() {
+        let mut u = Unsettled::default();
+        assert_eq!(u.follows(0, &keys(&["A"])), 0);
+        u.sent(keys(&["A", "B"])); // 1
+        u.sent(keys(&["C"])); // 2
+        u.sent(keys(&["B", "D"])); // 3
+        // Disjoint from every unsettled batch: goes out at once.
+        assert_eq!(u.follows(0, &keys(&["E"])), 0);
+        // Shares A with 1 and B with 1 and 3: waits for 3 (settled in
+        // order, so 1 is settled by then).
+        assert_eq!(u.follows(0, &keys(&["A", "B"])), 3);
+        assert_eq!(u.follows(0, &keys(&["C"])), 2);
+        // Settled batches are forgotten.
+        assert_eq!(u.follows(2, &keys(&["A", "C"])), 0);
+        assert_eq!(u.follows(2, &keys(&["D"])), 3);
+        assert_eq!(u.follows(3, &keys(&["D"])), 0);
+        u.sent(keys(&["D"])); // 4
+        assert_eq!(u.follows(3, &keys(&["D"])), 4);
+    }
 }
