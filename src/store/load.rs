@@ -183,7 +183,9 @@ pub(super) async fn load_payloads(
          UNION ALL
          SELECT u.id, m.n, NULL::bytea FROM unnest($1::text[], $3::int4[]) AS u(id, v)
          CROSS JOIN LATERAL (SELECT max(line_no) AS n FROM claim_lines
-                             WHERE encounter_id = u.id AND encounter_version = u.v OFFSET 0) AS m",
+                             WHERE claim_line_id > (u.id || ':' || u.v || ':') COLLATE \"C\"
+                               AND claim_line_id < (u.id || ':' || u.v || ';') COLLATE \"C\"
+                               AND encounter_id = u.id AND encounter_version = u.v OFFSET 0) AS m",
     )
     .bind(wanted.iter().map(|w| w.0).collect::<Vec<_>>())
     .bind(wanted.iter().map(|w| w.1).collect::<Vec<_>>())

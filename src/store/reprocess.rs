@@ -83,7 +83,9 @@ pub(crate) async fn next_page(
          WHERE c.status <> 'void' AND c.date_of_service BETWEEN $1 AND $2 AND c.encounter_id > $3
            AND ($4::text IS NULL OR EXISTS (
                 SELECT 1 FROM claim_lines x
-                WHERE x.encounter_id = c.encounter_id AND x.status <> 'void' AND x.code = $4))
+                WHERE x.claim_line_id > (c.encounter_id || ':') COLLATE \"C\"
+                  AND x.claim_line_id < (c.encounter_id || ';') COLLATE \"C\"
+                  AND x.encounter_id = c.encounter_id AND x.status <> 'void' AND x.code = $4))
          ORDER BY c.encounter_id LIMIT $5",
     )
     .bind(r.since)

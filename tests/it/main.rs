@@ -9,6 +9,7 @@ mod evaluate_cli;
 mod export;
 mod fault;
 mod in_flight;
+mod indexes;
 mod membership;
 mod operability;
 mod poison;

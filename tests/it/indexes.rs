@@ -1,0 +1,130 @@
+//! Migration 0013: an encounter's claim lines are read by a range of the
+//! primary key ("{encounter_id}:{version}:{line_no}", byte order) instead
+//! of an index of their own. The range is served by the primary key and
+//! yields exactly the encounter's lines, not those of an encounter whose id
+//! is the same text followed by a colon.
+
+use std::process::Command;
+
+use crate::support::{bootstrap, TestEnv};
+
+/// `n` lines of `encounter` version `version`, in force.
+fn lines(encounter: &str, version: i32, n: i32) -> String {
+    format!(
+        "INSERT INTO claim_lines (claim_line_id, encounter_id, encounter_version, event_id,
+             date_of_service, patient_id, provider_npi, payer_id, line_no, code, units, minutes,
+             modifiers, unit_method, status, flags, diagnoses, rules_version)
+         SELECT '{encounter}:{version}:' || l, '{encounter}', {version}, 'ev-{encounter}-{version}',
+             date '2026-11-02', 'PAT-' || '{encounter}', '1234567893', 'MEDICARE', l, '97530', 1,
+             15, '{{GP}}', 'cms_total_time', 'validated', '[]', '{{M54.50}}', 'test'
+         FROM generate_series(1, {n}) AS l"
+    )
+}
+
+async fn exec(env: &TestEnv, sql: &str) {
+    sqlx::query(sql).execute(&env.pool).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_encounters_lines_are_read_by_a_primary_key_range() {
+    let env = TestEnv::new("pkrange", 1).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .arg("migrate")
+        .env("DATABASE_URL", &env.db_url)
+        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'claim_lines_encounter'")
+            .await,
+        0
+    );
+    // Many other encounters, so that a scan of the table is not the cheap
+    // plan; then E (versions 1 and 10) and E:1, whose line ids start with
+    // "E:1:" like E's version 1.
+    exec(
+        &env,
+        "INSERT INTO claim_lines (claim_line_id, encounter_id, encounter_version, event_id,
+             date_of_service, patient_id, provider_npi, payer_id, line_no, code, units, minutes,
+             modifiers, unit_method, status, flags, diagnoses, rules_version)
+         SELECT 'ENC-' || e || ':1:' || l, 'ENC-' || e, 1, 'ev-' || e, date '2026-11-02',
+             'PAT-' || e, '1234567893', 'MEDICARE', l, '97530', 1, 15, '{GP}', 'cms_total_time',
+             'validated', '[]', '{M54.50}', 'test'
+         FROM generate_series(1, 5000) AS e, generate_series(1, 4) AS l",
+    )
+    .await;
+    exec(&env, &lines("E", 1, 3)).await;
+    exec(&env, &lines("E", 10, 2)).await;
+    exec(&env, &lines("E:1", 1, 4)).await;
+    for (event, encounter, version) in [("ev-E", "E", 10), ("ev-E1", "E:1", 1)] {
+        sqlx::query(
+            "INSERT INTO encounter_events (event_id, encounter_id, encounter_version, event_type,
+                 outcome, occurred_at, source_topic, source_partition, source_offset)
+             VALUES ($1, $2, $3, 'finalized', 'processed', now(), 't', 0, 0)",
+        )
+        .bind(event)
+        .bind(encounter)
+        .bind(version)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    }
+    exec(&env, "ANALYZE claim_lines").await;
+
+    // The batch load's lines of E: its 5, none of E:1's 4.
+    let pool = &env.pool;
+    let load = |encounter: &'static str| async move {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT j ->> 'claim_line_id' FROM claimline_lock_and_load(
+                 ARRAY[$1], '{}', '{}', '{}', '{}', '{}', '{}', 1)
+             WHERE kind = 'l' ORDER BY (j ->> 'claim_line_id') COLLATE \"C\"",
+        )
+        .bind(encounter)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        ids
+    };
+    assert_eq!(
+        load("E").await,
+        ["E:10:1", "E:10:2", "E:1:1", "E:1:2", "E:1:3"]
+    );
+    assert_eq!(
+        load("E:1").await,
+        ["E:1:1:1", "E:1:1:2", "E:1:1:3", "E:1:1:4"]
+    );
+
+    // The same range, as the load and the reissue's line count write it,
+    // is an index scan of the primary key.
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT max(line_no) FROM claim_lines
+         WHERE claim_line_id > ($1 || ':' || $2 || ':') COLLATE \"C\"
+           AND claim_line_id < ($1 || ':' || $2 || ';') COLLATE \"C\"
+           AND encounter_id = $1 AND encounter_version = $2",
+    )
+    .bind("E")
+    .bind(1i32)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("claim_lines_pkey"), "{plan}");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    let max: Option<i32> = sqlx::query_scalar(
+        "SELECT max(line_no) FROM claim_lines
+         WHERE claim_line_id > ($1 || ':' || $2 || ':') COLLATE \"C\"
+           AND claim_line_id < ($1 || ':' || $2 || ';') COLLATE \"C\"
+           AND encounter_id = $1 AND encounter_version = $2",
+    )
+    .bind("E")
+    .bind(1i32)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(max, Some(3));
+}
