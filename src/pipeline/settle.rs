@@ -139,9 +139,10 @@ mod tests {
     fn a_batch_waits_only_for_the_last_unsettled_batch_that_shares_a_key() {
         let mut u = Unsettled::default();
         assert_eq!(u.follows(0, &keys(&["A"])), 0);
-        u.sent(keys(&["A", "B"])); // 1
-        u.sent(keys(&["C"])); // 2
-        u.sent(keys(&["B", "D"])); // 3
+        // Batches 1, 2 and 3.
+        u.sent(keys(&["A", "B"]));
+        u.sent(keys(&["C"]));
+        u.sent(keys(&["B", "D"]));
         // Disjoint from every unsettled batch: goes out at once.
         assert_eq!(u.follows(0, &keys(&["E"])), 0);
         // Shares A with 1 and B with 1 and 3: waits for 3 (settled in
@@ -152,7 +153,8 @@ mod tests {
         assert_eq!(u.follows(2, &keys(&["A", "C"])), 0);
         assert_eq!(u.follows(2, &keys(&["D"])), 3);
         assert_eq!(u.follows(3, &keys(&["D"])), 0);
-        u.sent(keys(&["D"])); // 4
+        // Batch 4.
+        u.sent(keys(&["D"]));
         assert_eq!(u.follows(3, &keys(&["D"])), 4);
     }
 }
