@@ -1,6 +1,6 @@
 //! What the batch transaction loads for the ledger, under its locks, in
 //! one round trip (the function `claimline_lock_and_load` of migration
-//! 0012): the year-to-date amounts, the encounters' versions, the events
+//! 0012, as 0013 replaced it): the year-to-date amounts, the encounters' versions, the events
 //! seen, the days' lines in force, the outbox rows to publish first and the
 //! rule tables' fingerprint. Event payloads, needed only for days with
 //! more than one encounter, take one more.
