@@ -42,7 +42,19 @@ pub(super) async fn write_rows(
     let mut encounters: Vec<&str> = outbox.iter().map(|o| &*o.key).collect();
     encounters.sort_unstable();
     encounters.dedup();
-    let id: Option<i64> = sqlx::query_scalar(
+    // The Bind message's size, roughly: reserved at once rather than grown
+    // by doubling (each growth copies what is there).
+    let mut args = sqlx::postgres::PgArguments::default();
+    sqlx::Arguments::reserve(
+        &mut args,
+        50,
+        p.iter().map(|r| r.payload.len() + 64).sum::<usize>()
+            + 320 * batch.new_lines.len()
+            + 160 * e.len()
+            + 64 * outbox.len()
+            + 4096,
+    );
+    let id: Option<i64> = sqlx::query_scalar_with(
         "WITH lines AS (
            INSERT INTO claim_lines (claim_line_id, encounter_id, encounter_version, event_id, date_of_service,
                patient_id, provider_npi, payer_id, line_no, code, units, minutes, modifiers, unit_method, status,
@@ -78,6 +90,7 @@ pub(super) async fn write_rows(
            RETURNING id
          )
          SELECT id FROM outbox",
+        args,
     )
     .bind(&lines.id)
     .bind(&lines.encounter)
