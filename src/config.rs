@@ -135,7 +135,7 @@ pub struct RunConfig {
     #[arg(long, env = "CLAIMLINE_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
     /// Most messages in one batch (one transaction).
-    #[arg(long, env = "CLAIMLINE_BATCH_SIZE", default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, env = "CLAIMLINE_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch_size: u32,
     /// An input value over this many bytes is dead-lettered as too_large
     /// (contract section 2).

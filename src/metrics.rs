@@ -152,7 +152,7 @@ impl Metrics {
                 histogram(
                     "claimline_batch_size_events",
                     "Messages per processed batch",
-                    // Up to the largest CLAIMLINE_BATCH_SIZE (default 400).
+                    // Up to the largest CLAIMLINE_BATCH_SIZE (default 500).
                     &[
                         1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0,
                         5000.0, 10000.0,
