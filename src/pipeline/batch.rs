@@ -20,7 +20,7 @@ use super::plan::{self, Item, Message};
 use super::retry::Retry;
 use super::retry::Stopped;
 use super::rules_watch::CurrentRules;
-use super::settle::Unsettled;
+use super::send_order::Unsettled;
 use super::sweep::InFlight;
 use crate::config::RunConfig;
 use crate::http::Health;

@@ -9,7 +9,10 @@
 //! - [`order`]: two batches written at once, committed in order;
 //! - [`plan`]: the pure step: messages + ledger + rules -> rows, outbox,
 //!   dead letters;
-//! - [`settle`]: acknowledgements, outbox mark, dead letters, offsets;
+//! - [`send_order`]: a batch sent at once, or after the settle of one it
+//!   shares an encounter with;
+//! - [`settle`]: the batches sent settled in order: acknowledgements, outbox
+//!   mark, dead letters, offsets;
 //! - [`dead_letter`]: a bad message's dead letter, from send to acknowledgement;
 //! - [`retry`]: typed steps retried with jittered backoff;
 //! - [`probe`]: the background health probe behind /readyz;
@@ -42,6 +45,7 @@ pub(crate) mod reprocess;
 pub(crate) mod retry;
 pub(crate) mod rules_admin;
 mod rules_watch;
+mod send_order;
 mod settle;
 mod sweep;
 mod write;
