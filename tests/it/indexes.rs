@@ -21,6 +21,13 @@ fn lines(encounter: &str, version: i32, n: i32) -> String {
     )
 }
 
+/// An encounter version's highest line number, by the range of
+/// `src/store/load.rs`.
+const VERSION_LINES: &str = "SELECT max(line_no) FROM claim_lines
+     WHERE claim_line_id > ($1 || ':' || $2 || ':') COLLATE \"C\"
+       AND claim_line_id < ($1 || ':' || $2 || ';') COLLATE \"C\"
+       AND encounter_id = $1 AND encounter_version = $2";
+
 async fn exec(env: &TestEnv, sql: &str) {
     sqlx::query(sql).execute(&env.pool).await.unwrap();
 }
@@ -99,32 +106,22 @@ async fn an_encounters_lines_are_read_by_a_primary_key_range() {
         ["E:1:1:1", "E:1:1:2", "E:1:1:3", "E:1:1:4"]
     );
 
-    // The same range, as the load and the reissue's line count write it,
-    // is an index scan of the primary key.
-    let plan: Vec<String> = sqlx::query_scalar(
-        "EXPLAIN SELECT max(line_no) FROM claim_lines
-         WHERE claim_line_id > ($1 || ':' || $2 || ':') COLLATE \"C\"
-           AND claim_line_id < ($1 || ':' || $2 || ';') COLLATE \"C\"
-           AND encounter_id = $1 AND encounter_version = $2",
-    )
-    .bind("E")
-    .bind(1i32)
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+    // The same range, as the reissue's line count writes it, is an index
+    // scan of the primary key, and finds version 1's highest line.
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {VERSION_LINES}"))
+        .bind("E")
+        .bind(1i32)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
     let plan = plan.join("\n");
     assert!(plan.contains("claim_lines_pkey"), "{plan}");
     assert!(!plan.contains("Seq Scan"), "{plan}");
-    let max: Option<i32> = sqlx::query_scalar(
-        "SELECT max(line_no) FROM claim_lines
-         WHERE claim_line_id > ($1 || ':' || $2 || ':') COLLATE \"C\"
-           AND claim_line_id < ($1 || ':' || $2 || ';') COLLATE \"C\"
-           AND encounter_id = $1 AND encounter_version = $2",
-    )
-    .bind("E")
-    .bind(1i32)
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    let max: Option<i32> = sqlx::query_scalar(VERSION_LINES)
+        .bind("E")
+        .bind(1i32)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
     assert_eq!(max, Some(3));
 }
