@@ -4,9 +4,7 @@
 //! yields exactly the encounter's lines, not those of an encounter whose id
 //! is the same text followed by a colon.
 
-use std::process::Command;
-
-use crate::support::{bootstrap, TestEnv};
+use crate::support::TestEnv;
 
 /// `n` lines of `encounter` version `version`, in force.
 fn lines(encounter: &str, version: i32, n: i32) -> String {
@@ -35,17 +33,7 @@ async fn exec(env: &TestEnv, sql: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_encounters_lines_are_read_by_a_primary_key_range() {
     let env = TestEnv::new("pkrange", 1).await;
-    let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
-        .arg("migrate")
-        .env("DATABASE_URL", &env.db_url)
-        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.migrate();
     assert_eq!(
         env.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'claim_lines_encounter'")
             .await,

@@ -248,16 +248,7 @@ async fn without_migrations_the_service_refuses_a_schema_behind_it() {
         0,
         "no DDL ran"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
-        .arg("migrate")
-        .env("DATABASE_URL", &env.db_url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.migrate();
     let svc = env.service_with(&env.db_url, &[("CLAIMLINE_MIGRATE", "false")]);
     svc.wait_ready(Duration::from_secs(60)).await;
 }

@@ -254,6 +254,21 @@ impl TestEnv {
         out
     }
 
+    /// `claimline migrate` on this test's database; the test fails if it
+    /// does.
+    pub fn migrate(&self) {
+        let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
+            .arg("migrate")
+            .env("DATABASE_URL", &self.db_url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }
