@@ -21,6 +21,9 @@
 //! every round trip costs 200 ms); `BENCH_EVENTS=10000` with it measures
 //! how fast a backlog drains.
 //!
+//! `BENCH_KEEP_DB=1` keeps the bench's database (its name is printed) for
+//! experiments on the rows the service wrote, instead of dropping it.
+//!
 //! `BENCH_SERVICE_LD_PRELOAD=/usr/lib/heaptrack/libheaptrack_preload.so
 //! DUMP_HEAPTRACK_OUTPUT=/tmp/ht.raw` records the service's allocations
 //! (then `/usr/lib/heaptrack/libexec/heaptrack_interpret < /tmp/ht.raw >
@@ -699,6 +702,10 @@ async fn main() {
     println!("  CPU during the ceiling's writes: {cpu_ceiling}");
     // Its database goes, so runs do not pile data onto the shared server.
     pool.close().await;
+    if std::env::var("BENCH_KEEP_DB").is_ok() {
+        println!("database {tag} kept (BENCH_KEEP_DB): drop it when done");
+        return;
+    }
     let _ = sqlx::query(&format!("DROP DATABASE \"{tag}\" WITH (FORCE)"))
         .execute(&admin)
         .await;

@@ -64,7 +64,7 @@ pub(crate) async fn finish_run(db: &Db, id: i64) -> anyhow::Result<()> {
 }
 
 /// (encounter, patient, NPI, payer, date of service) of the next encounters
-/// with lines in force in the range, after `after`, in id order.
+/// with lines in force in the range, after `after`, in id order (bytes).
 pub(crate) type PageRow = (String, String, String, String, NaiveDate);
 
 pub(crate) async fn next_page(
@@ -75,18 +75,26 @@ pub(crate) async fn next_page(
 ) -> anyhow::Result<Vec<PageRow>> {
     let rows = on_conn!(db, |c| {
         sqlx::query(
-        // claim_lines_date_in_force serves the date range; the page is the
-        // range's next encounters in id order.
-        "SELECT DISTINCT ON (c.encounter_id) c.encounter_id, c.patient_id, c.provider_npi, c.payer_id,
+        // encounter_payloads_date serves the date range (migration 0014);
+        // each encounter's lines in force are a range of claim_lines'
+        // primary key. The page is the range's next encounters in byte
+        // order (encounter_payloads.encounter_id is COLLATE "C").
+        "SELECT DISTINCT ON (p.encounter_id) p.encounter_id, c.patient_id, c.provider_npi, c.payer_id,
                 c.date_of_service
-         FROM claim_lines c
-         WHERE c.status <> 'void' AND c.date_of_service BETWEEN $1 AND $2 AND c.encounter_id > $3
+         FROM encounter_payloads p
+         CROSS JOIN LATERAL (
+             SELECT * FROM claim_lines c
+             WHERE c.claim_line_id > (p.encounter_id || ':') COLLATE \"C\"
+               AND c.claim_line_id < (p.encounter_id || ';') COLLATE \"C\"
+               AND c.encounter_id = p.encounter_id AND c.status <> 'void'
+               AND c.date_of_service BETWEEN $1 AND $2 OFFSET 0) AS c
+         WHERE p.date_of_service BETWEEN $1 AND $2 AND p.encounter_id > $3
            AND ($4::text IS NULL OR EXISTS (
                 SELECT 1 FROM claim_lines x
                 WHERE x.claim_line_id > (c.encounter_id || ':') COLLATE \"C\"
                   AND x.claim_line_id < (c.encounter_id || ';') COLLATE \"C\"
                   AND x.encounter_id = c.encounter_id AND x.status <> 'void' AND x.code = $4))
-         ORDER BY c.encounter_id LIMIT $5",
+         ORDER BY p.encounter_id LIMIT $5",
     )
     .bind(r.since)
     .bind(r.until)

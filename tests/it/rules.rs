@@ -418,6 +418,54 @@ async fn a_second_visit_the_same_day_reallocates_and_an_amendment_of_the_first_a
     assert_eq!(seq.len(), 8, "{seq:?}");
 }
 
+/// `reprocess` lists an encounter by the date of its lines in force. Its
+/// list starts from the stored payloads' dates (migration 0014), and an
+/// encounter amended from 2026-10-01 to 2026-10-02 keeps a payload dated
+/// 2026-10-01: it is in the second day's run, not in the first's.
+#[tokio::test(flavor = "multi_thread")]
+async fn reprocess_lists_an_encounter_by_the_date_of_its_lines_in_force() {
+    let env = TestEnv::new("rules-moved", 1).await;
+    let mut svc = env.service();
+    svc.wait_ready(T).await;
+    let mut moved = with_group("m2", "ENC-M", "2026-10-02");
+    moved["event_type"] = "amended".into();
+    moved["encounter"]["version"] = 2.into();
+    env.send_events(&[
+        with_group("m1", "ENC-M", "2026-10-01"),
+        moved,
+        with_group("n1", "ENC-N", "2026-10-01"),
+    ])
+    .await;
+    env.wait_count("SELECT count(*) FROM encounter_events", 3, T)
+        .await;
+    assert_eq!(svc.terminate(Duration::from_secs(30)), Some(0));
+    assert_eq!(
+        env.count("SELECT count(*) FROM encounter_payloads WHERE date_of_service = '2026-10-01'")
+            .await,
+        2
+    );
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM claim_lines WHERE encounter_id = 'ENC-M' AND status <> 'void'
+               AND date_of_service = '2026-10-02'"
+        )
+        .await,
+        2
+    );
+    let listed = |since: &str, until: &str| {
+        let (ok, out, err) = claimline(
+            &env,
+            &["reprocess", "--since", since, "--until", until, "--dry-run"],
+        );
+        assert!(ok, "{err}");
+        out.split(' ').next().unwrap().parse::<u32>().unwrap()
+    };
+    assert_eq!(listed("2026-10-01", "2026-10-01"), 1, "ENC-N alone");
+    assert_eq!(listed("2026-10-02", "2026-10-02"), 1, "ENC-M alone");
+    assert_eq!(listed("2026-10-01", "2026-10-02"), 2);
+    assert_eq!(listed("2026-09-01", "2026-09-30"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reprocess_applies_new_rules_is_resumable_and_changes_nothing_twice() {
     let env = TestEnv::new("rules-reprocess", 1).await;
