@@ -133,7 +133,10 @@ async fn an_instance_whose_id_another_process_took_stops_and_exits_non_zero() {
     let key = format!("claimline-instance\u{1f}{}\u{1f}member-lost", env.group);
     let mut other = sqlx::PgConnection::connect(&env.db_url).await.unwrap();
     let ended: i64 = sqlx::query_scalar(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+        // With a timeout, pg_terminate_backend waits until that session is
+        // gone (and its lock free): without one it only signals it, and a
+        // busy machine may not have ended it before the lock is asked for.
+        "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_locks
          WHERE locktype = 'advisory' AND granted AND objsubid = 1
            AND objid = (hashtextextended($1, 0) & 4294967295)::oid",
     )
@@ -147,7 +150,7 @@ async fn an_instance_whose_id_another_process_took_stops_and_exits_non_zero() {
         .fetch_one(&mut other)
         .await
         .unwrap();
-    assert!(taken);
+    assert!(taken, "the instance lock, once its session is gone");
     // The watcher looks every 5 s; the shutdown bound is 2 s.
     let code = a.wait_exit(Duration::from_secs(40));
     let log = a.log();
