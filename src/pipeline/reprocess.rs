@@ -121,7 +121,7 @@ pub async fn reprocess(args: &ReprocessOptions) -> anyhow::Result<Summary> {
         rules: &rules_fingerprint,
     };
     let mut summary = Summary::default();
-    let mut after = String::new();
+    let mut after: runs::Cursor = (args.since, String::new());
     if !args.dry_run {
         let (id, cursor, resumed) = runs::open_run(&db, range).await?;
         summary.run_id = Some(id);
@@ -147,7 +147,7 @@ pub async fn reprocess(args: &ReprocessOptions) -> anyhow::Result<Summary> {
         }
         let page = runs::next_page(&db, range, &after, args.page_size).await?;
         let Some(last) = page.last() else { break };
-        after = last.0.clone();
+        after = (last.4, last.0.clone());
         // Each try starts from the summary as it was: a page that rolled
         // back counts nothing.
         let base = summary.clone();
@@ -280,7 +280,7 @@ async fn reprocess_page(
         runs::record_progress(
             &mut tx,
             id,
-            &last.0,
+            (last.4, &last.0),
             encounters.len(),
             summary.changed - changed_before,
         )

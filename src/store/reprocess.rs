@@ -17,12 +17,19 @@ pub(crate) struct RunRange<'a> {
     pub rules: &'a str,
 }
 
+/// Where a run is in its list: the (date of service, encounter) of the
+/// last encounter done. A run starts at (`since`, ""), before every
+/// encounter of its first day.
+pub(crate) type Cursor = (NaiveDate, String);
+
 /// The open run for the same range, code and rule tables (resumed), or a
 /// new one: after another import, a run starts over, so no encounter keeps
-/// the rules of before. Returns (id, last encounter done, resumed).
-pub(crate) async fn open_run(db: &Db, r: RunRange<'_>) -> anyhow::Result<(i64, String, bool)> {
-    let open = on_conn!(db, |c| sqlx::query(
-        "SELECT id, coalesce(last_encounter, '') FROM reprocess_runs
+/// the rules of before. Returns (id, where it is, resumed).
+pub(crate) async fn open_run(db: &Db, r: RunRange<'_>) -> anyhow::Result<(i64, Cursor, bool)> {
+    let open =
+        on_conn!(db, |c| {
+            sqlx::query(
+        "SELECT id, coalesce(last_date, since), coalesce(last_encounter, '') FROM reprocess_runs
          WHERE finished_at IS NULL AND since = $1 AND until = $2 AND code IS NOT DISTINCT FROM $3
            AND rules_fingerprint = $4
          ORDER BY id DESC LIMIT 1",
@@ -33,9 +40,10 @@ pub(crate) async fn open_run(db: &Db, r: RunRange<'_>) -> anyhow::Result<(i64, S
     .bind(r.rules)
     .fetch_optional(&mut *c)
     .await
-    .context("Failed to read reprocess_runs"));
+    .context("Failed to read reprocess_runs")
+        });
     if let Some(row) = open {
-        return Ok((row.get(0), row.get(1), true));
+        return Ok((row.get(0), (row.get(1), row.get(2)), true));
     }
     let id: i64 = on_conn!(db, |c| {
         sqlx::query_scalar(
@@ -49,7 +57,7 @@ pub(crate) async fn open_run(db: &Db, r: RunRange<'_>) -> anyhow::Result<(i64, S
     .await
     .context("Failed to start a reprocess run")
     });
-    Ok((id, String::new(), false))
+    Ok((id, (r.since, String::new()), false))
 }
 
 pub(crate) async fn finish_run(db: &Db, id: i64) -> anyhow::Result<()> {
@@ -64,46 +72,50 @@ pub(crate) async fn finish_run(db: &Db, id: i64) -> anyhow::Result<()> {
 }
 
 /// (encounter, patient, NPI, payer, date of service) of the next encounters
-/// with lines in force in the range, after `after`, in id order (bytes).
+/// with lines in force in the range, after `after`, in (date of service,
+/// encounter id in bytes) order.
 pub(crate) type PageRow = (String, String, String, String, NaiveDate);
 
 pub(crate) async fn next_page(
     db: &Db,
     r: RunRange<'_>,
-    after: &str,
+    after: &Cursor,
     size: u32,
 ) -> anyhow::Result<Vec<PageRow>> {
     let rows = on_conn!(db, |c| {
         sqlx::query(
-        // encounter_payloads_date serves the date range (migration 0014);
-        // each encounter's lines in force are a range of claim_lines'
-        // primary key. The page is the range's next encounters in byte
-        // order (encounter_payloads.encounter_id is COLLATE "C").
-        "SELECT DISTINCT ON (p.encounter_id) p.encounter_id, c.patient_id, c.provider_npi, c.payer_id,
-                c.date_of_service
+            // A page reads on in encounter_payloads_date's order (date, encounter
+            // id in bytes) from the cursor and stops at `size` encounters, so a
+            // run's pages read the range once between them (migration 0014).
+            // Every line in force came from a stored payload of its date, and an
+            // encounter's lines in force share one date: each encounter is
+            // listed once, on that date. Its lines are a range of claim_lines'
+            // primary key.
+            "SELECT DISTINCT ON (p.date_of_service, p.encounter_id) p.encounter_id, c.patient_id,
+                c.provider_npi, c.payer_id, c.date_of_service
          FROM encounter_payloads p
          CROSS JOIN LATERAL (
              SELECT * FROM claim_lines c
              WHERE c.claim_line_id > (p.encounter_id || ':') COLLATE \"C\"
                AND c.claim_line_id < (p.encounter_id || ';') COLLATE \"C\"
                AND c.encounter_id = p.encounter_id AND c.status <> 'void'
-               AND c.date_of_service BETWEEN $1 AND $2 OFFSET 0) AS c
-         WHERE p.date_of_service BETWEEN $1 AND $2 AND p.encounter_id > $3
+               AND c.date_of_service = p.date_of_service OFFSET 0) AS c
+         WHERE p.date_of_service <= $2 AND (p.date_of_service, p.encounter_id) > ($1, $3)
            AND ($4::text IS NULL OR EXISTS (
                 SELECT 1 FROM claim_lines x
                 WHERE x.claim_line_id > (c.encounter_id || ':') COLLATE \"C\"
                   AND x.claim_line_id < (c.encounter_id || ';') COLLATE \"C\"
                   AND x.encounter_id = c.encounter_id AND x.status <> 'void' AND x.code = $4))
-         ORDER BY p.encounter_id LIMIT $5",
-    )
-    .bind(r.since)
-    .bind(r.until)
-    .bind(after)
-    .bind(r.code)
-    .bind(i64::from(size))
-    .fetch_all(&mut *c)
-    .await
-    .context("Failed to list encounters to reprocess")
+         ORDER BY p.date_of_service, p.encounter_id LIMIT $5",
+        )
+        .bind(after.0)
+        .bind(r.until)
+        .bind(&after.1)
+        .bind(r.code)
+        .bind(i64::from(size))
+        .fetch_all(&mut *c)
+        .await
+        .context("Failed to list encounters to reprocess")
     });
     Ok(rows
         .into_iter()
@@ -115,20 +127,21 @@ pub(crate) async fn next_page(
 pub(crate) async fn record_progress(
     batch: &mut Batch,
     id: i64,
-    last_encounter: &str,
+    last: (NaiveDate, &str),
     encounters: usize,
     changed: u64,
 ) -> anyhow::Result<()> {
     batch
         .run(async |tx| {
             sqlx::query(
-                "UPDATE reprocess_runs SET last_encounter = $2, encounters = encounters + $3,
-                changed = changed + $4 WHERE id = $1",
+                "UPDATE reprocess_runs SET last_date = $5, last_encounter = $2,
+                encounters = encounters + $3, changed = changed + $4 WHERE id = $1",
             )
             .bind(id)
-            .bind(last_encounter)
+            .bind(last.1)
             .bind(i32::try_from(encounters).unwrap_or(i32::MAX))
             .bind(i32::try_from(changed).unwrap_or(i32::MAX))
+            .bind(last.0)
             .execute(tx)
             .await
             .context("Failed to record the run's progress")?;

@@ -452,18 +452,29 @@ async fn reprocess_lists_an_encounter_by_the_date_of_its_lines_in_force() {
         .await,
         2
     );
-    let listed = |since: &str, until: &str| {
+    let listed = |since: &str, until: &str, page: &str| {
         let (ok, out, err) = claimline(
             &env,
-            &["reprocess", "--since", since, "--until", until, "--dry-run"],
+            &[
+                "reprocess",
+                "--since",
+                since,
+                "--until",
+                until,
+                "--page-size",
+                page,
+                "--dry-run",
+            ],
         );
         assert!(ok, "{err}");
         out.split(' ').next().unwrap().parse::<u32>().unwrap()
     };
-    assert_eq!(listed("2026-10-01", "2026-10-01"), 1, "ENC-N alone");
-    assert_eq!(listed("2026-10-02", "2026-10-02"), 1, "ENC-M alone");
-    assert_eq!(listed("2026-10-01", "2026-10-02"), 2);
-    assert_eq!(listed("2026-09-01", "2026-09-30"), 0);
+    assert_eq!(listed("2026-10-01", "2026-10-01", "200"), 1, "ENC-N alone");
+    assert_eq!(listed("2026-10-02", "2026-10-02", "200"), 1, "ENC-M alone");
+    assert_eq!(listed("2026-09-01", "2026-09-30", "200"), 0);
+    // A page at a time, from where the last stopped: each once.
+    assert_eq!(listed("2026-10-01", "2026-10-02", "200"), 2);
+    assert_eq!(listed("2026-10-01", "2026-10-02", "1"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
