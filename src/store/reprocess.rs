@@ -26,9 +26,8 @@ pub(crate) type Cursor = (NaiveDate, String);
 /// new one: after another import, a run starts over, so no encounter keeps
 /// the rules of before. Returns (id, where it is, resumed).
 pub(crate) async fn open_run(db: &Db, r: RunRange<'_>) -> anyhow::Result<(i64, Cursor, bool)> {
-    let open =
-        on_conn!(db, |c| {
-            sqlx::query(
+    let open = on_conn!(db, |c| {
+        sqlx::query(
         "SELECT id, coalesce(last_date, since), coalesce(last_encounter, '') FROM reprocess_runs
          WHERE finished_at IS NULL AND since = $1 AND until = $2 AND code IS NOT DISTINCT FROM $3
            AND rules_fingerprint = $4
@@ -41,7 +40,7 @@ pub(crate) async fn open_run(db: &Db, r: RunRange<'_>) -> anyhow::Result<(i64, C
     .fetch_optional(&mut *c)
     .await
     .context("Failed to read reprocess_runs")
-        });
+    });
     if let Some(row) = open {
         return Ok((row.get(0), (row.get(1), row.get(2)), true));
     }
