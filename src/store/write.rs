@@ -88,7 +88,8 @@ pub(super) async fn write_rows(
            ON CONFLICT DO NOTHING
          ), dead AS (
            INSERT INTO dead_letters (source_topic, source_partition, source_offset, reason, message)
-           SELECT * FROM unnest($40::text[], $41::int4[], $42::int8[], $43::text[], $44::text[])
+           SELECT unnest($40::text[]), unnest($41::int4[]), unnest($42::int8[]), unnest($43::text[]),
+                  unnest($44::text[])
            ON CONFLICT DO NOTHING
          ), outbox AS (
            INSERT INTO claim_line_outbox (claim_line_ids, statuses, topics, encounter_ids, owner, lease_until, owner_locked)
