@@ -14,7 +14,8 @@
 //! service / database ceiling >= 0.7; with `BENCH_DB_LATENCY_MS=200
 //! BENCH_EVENTS=10000`, >= 1,000 events/s steady.
 //! It then writes the same rows the service wrote with one COPY per table
-//! per batch (the database ceiling; see `database_ceiling`).
+//! per batch (the database ceiling; see `database_ceiling`), and times
+//! `claimline reprocess --dry-run` over all the encounters it wrote.
 //!
 //! `BENCH_DB_LATENCY_MS=200` puts a proxy between the service and Postgres
 //! that delays every packet by half that each way (a distant database:
@@ -700,6 +701,46 @@ async fn main() {
         steady / ceiling
     );
     println!("  CPU during the ceiling's writes: {cpu_ceiling}");
+    // `claimline reprocess --dry-run` over every encounter the service
+    // wrote: its list is read a page at a time from where the last page
+    // stopped (migration 0014), so the time grows with the encounters, not
+    // with their square.
+    let (since, until): (String, String) = sqlx::query_as(
+        "SELECT min(date_of_service)::text, max(date_of_service)::text FROM encounter_payloads",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args([
+            "reprocess",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--dry-run",
+        ])
+        .env("DATABASE_URL", &db_url)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+        .env("CLAIMLINE_OUTPUT_TOPIC", &output)
+        .env("CLAIMLINE_REVIEW_TOPIC", &review)
+        .output()
+        .expect("claimline reprocess runs");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "reprocess --dry-run ({since} to {until}, pages of 200): {} in {:.1} s",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default(),
+        took.as_secs_f64()
+    );
     // Its database goes, so runs do not pile data onto the shared server.
     pool.close().await;
     if std::env::var("BENCH_KEEP_DB").is_ok() {
