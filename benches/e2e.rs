@@ -719,6 +719,8 @@ async fn main() {
             &since,
             "--until",
             &until,
+            "--page-size",
+            "200",
             "--dry-run",
         ])
         .env("DATABASE_URL", &db_url)

@@ -452,29 +452,33 @@ async fn reprocess_lists_an_encounter_by_the_date_of_its_lines_in_force() {
         .await,
         2
     );
-    let listed = |since: &str, until: &str, page: &str| {
-        let (ok, out, err) = claimline(
-            &env,
-            &[
-                "reprocess",
-                "--since",
-                since,
-                "--until",
-                until,
-                "--page-size",
-                page,
-                "--dry-run",
-            ],
-        );
+    let listed_with = |since: &str, until: &str, page: &str, code: &[&str]| {
+        let mut args = vec![
+            "reprocess",
+            "--since",
+            since,
+            "--until",
+            until,
+            "--page-size",
+            page,
+            "--dry-run",
+        ];
+        args.extend(code);
+        let (ok, out, err) = claimline(&env, &args);
         assert!(ok, "{err}");
         out.split(' ').next().unwrap().parse::<u32>().unwrap()
     };
+    let listed = |since: &str, until: &str, page: &str| listed_with(since, until, page, &[]);
     assert_eq!(listed("2026-10-01", "2026-10-01", "200"), 1, "ENC-N alone");
     assert_eq!(listed("2026-10-02", "2026-10-02", "200"), 1, "ENC-M alone");
     assert_eq!(listed("2026-09-01", "2026-09-30", "200"), 0);
     // A page at a time, from where the last stopped: each once.
     assert_eq!(listed("2026-10-01", "2026-10-02", "200"), 2);
     assert_eq!(listed("2026-10-01", "2026-10-02", "1"), 2);
+    // `--code`: only encounters with a line of that code in force.
+    let code = |c| listed_with("2026-10-01", "2026-10-02", "1", &["--code", c]);
+    assert_eq!(code("97150"), 2);
+    assert_eq!(code("97110"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
