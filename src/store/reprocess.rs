@@ -89,7 +89,7 @@ pub(crate) async fn next_page(
             // Every line in force came from a stored payload of its date, and an
             // encounter's lines in force share one date: each encounter is
             // listed once, on that date. Its lines are a range of claim_lines'
-            // primary key.
+            // primary key; with --code, one of them must bill that code.
             "SELECT DISTINCT ON (p.date_of_service, p.encounter_id) p.encounter_id, c.patient_id,
                 c.provider_npi, c.payer_id, c.date_of_service
          FROM encounter_payloads p
@@ -98,13 +98,9 @@ pub(crate) async fn next_page(
              WHERE c.claim_line_id > (p.encounter_id || ':') COLLATE \"C\"
                AND c.claim_line_id < (p.encounter_id || ';') COLLATE \"C\"
                AND c.encounter_id = p.encounter_id AND c.status <> 'void'
-               AND c.date_of_service = p.date_of_service OFFSET 0) AS c
+               AND c.date_of_service = p.date_of_service
+               AND ($4::text IS NULL OR c.code = $4) OFFSET 0) AS c
          WHERE p.date_of_service <= $2 AND (p.date_of_service, p.encounter_id) > ($1, $3)
-           AND ($4::text IS NULL OR EXISTS (
-                SELECT 1 FROM claim_lines x
-                WHERE x.claim_line_id > (c.encounter_id || ':') COLLATE \"C\"
-                  AND x.claim_line_id < (c.encounter_id || ';') COLLATE \"C\"
-                  AND x.encounter_id = c.encounter_id AND x.status <> 'void' AND x.code = $4))
          ORDER BY p.date_of_service, p.encounter_id LIMIT $5",
         )
         .bind(after.0)
