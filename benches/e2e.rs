@@ -433,16 +433,25 @@ fn via_port(url: &str, port: u16) -> String {
 
 /// The database's own limit for what the service wrote: the same batches
 /// (`batch_events` events each, in processing order), each written as one
-/// COPY per table (events, payloads, claim lines) in one transaction, into
-/// empty copies of those tables (same columns, indexes and checks). No
-/// rules, locks, look-ups or outbox. Events per second of write time, and
+/// COPY per table (events, payloads, claim lines, the patients' days'
+/// encounters) in one transaction, into empty copies of those tables (same
+/// columns, indexes and checks). No rules, locks, look-ups or outbox. Events per second of write time, and
 /// the CPU those writes took (`cpu_line`).
 async fn database_ceiling(pool: &sqlx::PgPool, batch_events: usize, broker: &str) -> (f64, String) {
     use futures_util::TryStreamExt;
-    const TABLES: [(&str, &str); 3] = [
-        ("encounter_events", "event_id"),
-        ("encounter_payloads", "event_id"),
-        ("claim_lines", "event_id"),
+    // Each table's rows of a batch (`{list}`: its event ids). An encounter's
+    // day entries go with the batch of its first event.
+    const TABLES: [(&str, &str); 4] = [
+        ("encounter_events", "event_id IN ({list})"),
+        ("encounter_payloads", "event_id IN ({list})"),
+        ("claim_lines", "event_id IN ({list})"),
+        (
+            "patient_day_encounters",
+            "encounter_id IN (SELECT e.encounter_id FROM encounter_events e
+                 WHERE e.event_id IN ({list}) AND NOT EXISTS (
+                     SELECT 1 FROM encounter_events f WHERE f.encounter_id = e.encounter_id
+                       AND (f.processed_at, f.event_id) < (e.processed_at, e.event_id)))",
+        ),
     ];
     for (t, _) in TABLES {
         sqlx::query(&format!(
@@ -468,12 +477,11 @@ async fn database_ceiling(pool: &sqlx::PgPool, batch_events: usize, broker: &str
             .collect::<Vec<_>>()
             .join(",");
         let mut tables = Vec::new();
-        for (t, key) in TABLES {
+        for (t, rows) in TABLES {
+            let rows = rows.replace("{list}", &list);
             let mut conn = pool.acquire().await.unwrap();
             let data: Vec<u8> = conn
-                .copy_out_raw(&format!(
-                    "COPY (SELECT * FROM {t} WHERE {key} IN ({list})) TO STDOUT"
-                ))
+                .copy_out_raw(&format!("COPY (SELECT * FROM {t} WHERE {rows}) TO STDOUT"))
                 .await
                 .unwrap()
                 .try_fold(Vec::new(), |mut acc, b| async move {

@@ -1,9 +1,9 @@
 //! What the batch transaction loads for the ledger, under its locks, in
 //! one round trip (the function `claimline_lock_and_load` of migration
-//! 0012, as 0013 replaced it): the year-to-date amounts, the encounters' versions, the events
-//! seen, the days' lines in force, the outbox rows to publish first and the
-//! rule tables' fingerprint. Event payloads, needed only for days with
-//! more than one encounter, take one more.
+//! 0012, as 0015 replaced it): the year-to-date amounts, the encounters'
+//! versions, the events seen, the days' lines in force, the outbox rows to
+//! publish first and the rule tables' fingerprint. Event payloads, needed
+//! only for days with more than one encounter, take one more.
 
 use std::collections::HashMap;
 use std::sync::Arc;

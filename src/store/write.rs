@@ -1,7 +1,7 @@
 //! The batch's rows in one statement (a data-modifying CTE per table), so
 //! a batch's writes cost one round trip whatever its size; then COMMIT.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
 use sqlx::postgres::PgConnection;
@@ -9,6 +9,7 @@ use sqlx::Executor;
 
 use super::outbox::Owner;
 use super::BatchWrite;
+use crate::domain::claim::Status;
 use crate::domain::{ClaimLine, Flag};
 
 /// Every table's rows of the batch, one statement. The batch's outbox
@@ -91,6 +92,12 @@ pub(super) async fn write_rows(
            SELECT unnest($40::text[]), unnest($41::int4[]), unnest($42::int8[]), unnest($43::text[]),
                   unnest($44::text[])
            ON CONFLICT DO NOTHING
+         ), days AS (
+           INSERT INTO patient_day_encounters (patient_id, date_of_service, encounter_id)
+           SELECT n.p, n.d, n.e
+           FROM (SELECT unnest($51::text[]) AS p, unnest($52::date[]) AS d, unnest($53::text[]) AS e) AS n
+           WHERE NOT EXISTS (SELECT 1 FROM patient_day_encounters x
+                             WHERE x.patient_id = n.p AND x.date_of_service = n.d AND x.encounter_id = n.e)
          ), outbox AS (
            INSERT INTO claim_line_outbox (claim_line_ids, statuses, topics, encounter_ids, owner, lease_until, owner_locked)
            SELECT $45, $46, $47, $48, $49, now() + make_interval(secs => $50), true
@@ -150,6 +157,9 @@ pub(super) async fn write_rows(
     .bind(&encounters)
     .bind(&*owner.id)
     .bind(owner.lease.as_secs_f64())
+    .bind(&lines.days.patient)
+    .bind(&lines.days.date)
+    .bind(&lines.days.encounter)
     .fetch_optional(&mut *tx)
     .await
     .context("Failed to write the batch")?;
@@ -194,6 +204,20 @@ struct Lines<'a> {
     rules: Vec<&'a str>,
     kx: Vec<Option<&'a str>>,
     voided_by: Vec<Option<&'a str>>,
+    days: Days<'a>,
+}
+
+/// The (patient, date of service, encounter) entries of the lines inserted
+/// in force, each once: migration 0015's `patient_day_encounters`, which
+/// must hold one for every line in force. The statement adds those not
+/// there yet; two transactions never add the same entry, since it names
+/// the encounter and a batch holds its encounters' locks from the load to
+/// COMMIT (so the statement sees every entry committed before).
+#[derive(Default)]
+struct Days<'a> {
+    patient: Vec<&'a str>,
+    date: Vec<chrono::NaiveDate>,
+    encounter: Vec<&'a str>,
 }
 
 impl<'a> Lines<'a> {
@@ -201,8 +225,17 @@ impl<'a> Lines<'a> {
     /// removed from `voids`).
     fn of(lines: &'a [ClaimLine], voids: &mut HashMap<&'a str, &'a str>) -> Lines<'a> {
         let mut c = Lines::default();
+        let mut days = HashSet::new();
         for l in lines {
             let by = voids.remove(l.claim_line_id.as_str());
+            if by.is_none()
+                && l.status != Status::Void
+                && days.insert((&*l.patient_id, l.date_of_service, &*l.encounter_id))
+            {
+                c.days.patient.push(&l.patient_id);
+                c.days.date.push(l.date_of_service);
+                c.days.encounter.push(&l.encounter_id);
+            }
             c.id.push(&l.claim_line_id);
             c.encounter.push(&l.encounter_id);
             c.version.push(l.encounter_version as i32);

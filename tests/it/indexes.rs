@@ -3,6 +3,10 @@
 //! of an index of their own. The range is served by the primary key and
 //! yields exactly the encounter's lines, not those of an encounter whose id
 //! is the same text followed by a colon.
+//!
+//! Migration 0015: a patient's days are read from `patient_day_encounters`
+//! instead of an index of every line; the migration lists the encounter of
+//! every line in force on its day.
 
 use crate::support::TestEnv;
 
@@ -112,4 +116,70 @@ async fn an_encounters_lines_are_read_by_a_primary_key_range() {
         .await
         .unwrap();
     assert_eq!(max, Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migration_0015_lists_the_encounter_and_day_of_every_line_in_force() {
+    let env = TestEnv::new("patientdays", 1).await;
+    // The schema as it was before 0015, with lines written then.
+    let mut before = sqlx::migrate!("./migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 15)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&env.pool).await.unwrap();
+    let line = |id: &str, encounter: &str, date: &str, patient: &str, status: &str| {
+        format!(
+            "INSERT INTO claim_lines (claim_line_id, encounter_id, encounter_version, event_id,
+                 date_of_service, patient_id, provider_npi, payer_id, line_no, code, units, minutes,
+                 modifiers, unit_method, status, flags, diagnoses, rules_version)
+             VALUES ('{id}', '{encounter}', 1, 'ev-{id}', date '{date}', '{patient}', '1234567893',
+                 'MEDICARE', 1, '97530', 1, 15, '{{GP}}', 'cms_total_time', '{status}', '[]',
+                 '{{M54.50}}', 'test')"
+        )
+    };
+    for sql in [
+        // E1: two lines in force; E2: void only; E3: moved from 11-01 to
+        // 11-02 (the first day's line void).
+        line("E1:1:1", "E1", "2026-11-02", "PAT-1", "validated"),
+        line("E1:1:2", "E1", "2026-11-02", "PAT-1", "needs_review"),
+        line("E2:1:1", "E2", "2026-11-02", "PAT-1", "void"),
+        line("E3:1:1", "E3", "2026-11-01", "PAT-3", "void"),
+        line("E3:1:2", "E3", "2026-11-02", "PAT-3", "validated"),
+    ] {
+        exec(&env, &sql).await;
+    }
+    env.migrate();
+    assert_eq!(
+        env.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'claim_lines_patient_day'")
+            .await,
+        0
+    );
+    let entries: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT patient_id, date_of_service::text, encounter_id FROM patient_day_encounters ORDER BY 1, 2, 3",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let entry = |p: &str, d: &str, e: &str| (p.to_owned(), d.to_owned(), e.to_owned());
+    assert_eq!(
+        entries,
+        [
+            entry("PAT-1", "2026-11-02", "E1"),
+            entry("PAT-3", "2026-11-02", "E3")
+        ]
+    );
+    // A batch's load of PAT-1's day finds E1's lines through them.
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT j ->> 'claim_line_id' FROM claimline_lock_and_load(
+             '{}', '{}', '{}', '{}', ARRAY['PAT-1'], ARRAY['MEDICARE'], ARRAY[date '2026-11-02'], 1)
+         WHERE kind = 'l' ORDER BY 1",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(ids, ["E1:1:1", "E1:1:2"]);
 }

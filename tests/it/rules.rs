@@ -418,6 +418,113 @@ async fn a_second_visit_the_same_day_reallocates_and_an_amendment_of_the_first_a
     assert_eq!(seq.len(), 8, "{seq:?}");
 }
 
+/// The batch load finds a patient's day and year through
+/// `patient_day_encounters` (migration 0015), whose entries stay when an
+/// encounter moves: ENC-A, amended from 2026-06-01 to 2026-06-02, has an
+/// entry on both days, but its lines in force are on the second day only,
+/// and count once toward the year.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patients_day_and_year_take_each_encounter_once_by_its_lines_in_force() {
+    let env = TestEnv::new("rules-days", 1).await;
+    let mut svc = env.service();
+    svc.wait_ready(T).await;
+    let of_patient = |mut ev: Value| {
+        ev["encounter"]["patient"]["id"] = "PAT-D".into();
+        ev
+    };
+    let mut moved = of_patient(with_group("a2", "ENC-A", "2026-06-02"));
+    moved["event_type"] = "amended".into();
+    moved["encounter"]["version"] = 2.into();
+    let b = visit("b1", "ENC-B", "2026-06-01", &[("97530", "10:00", "10:25")]);
+    // One at a time, so that ENC-A's first lines are written in force.
+    for (n, ev) in [
+        of_patient(with_group("a1", "ENC-A", "2026-06-01")),
+        moved,
+        of_patient(b),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        env.send_events(&[ev]).await;
+        env.wait_count("SELECT count(*) FROM encounter_events", n as i64 + 1, T)
+            .await;
+    }
+    assert_eq!(svc.terminate(Duration::from_secs(30)), Some(0));
+    let entries: Vec<(String, String)> = sqlx::query_as(
+        "SELECT date_of_service::text, encounter_id FROM patient_day_encounters
+         WHERE patient_id = 'PAT-D' ORDER BY 1, 2",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let entry = |d: &str, e: &str| (d.to_owned(), e.to_owned());
+    assert_eq!(
+        entries,
+        [
+            entry("2026-06-01", "ENC-A"),
+            entry("2026-06-01", "ENC-B"),
+            entry("2026-06-02", "ENC-A")
+        ]
+    );
+
+    // The load of ENC-B with its day and year, as a batch asks for them.
+    let load = |date: &'static str| {
+        sqlx::query_as::<_, (String, Option<String>, Option<i64>)>(
+            "SELECT kind::text, coalesce(j ->> 'claim_line_id', t2), i2
+             FROM claimline_lock_and_load(ARRAY['ENC-B'], '{}', ARRAY['PAT-D'], ARRAY[2026],
+                 ARRAY['PAT-D'], ARRAY['MEDICARE-B'], ARRAY[$1::date], 1)
+             WHERE kind IN ('l', 'y') ORDER BY 1, 2",
+        )
+        .bind(date)
+        .fetch_all(&env.pool)
+    };
+    let ytd = env
+        .count(
+            "SELECT sum(expected_payment_cents)::int8 FROM claim_lines
+             WHERE patient_id = 'PAT-D' AND status <> 'void' AND kx_group IS NOT NULL",
+        )
+        .await;
+    assert!(ytd > 0, "{ytd}");
+    let lines_of_day = |rows: &[(String, Option<String>, Option<i64>)]| {
+        let mut ids: Vec<String> = rows
+            .iter()
+            .filter(|r| r.0 == "l")
+            .map(|r| r.1.clone().unwrap())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let year = |rows: &[(String, Option<String>, Option<i64>)]| -> i64 {
+        rows.iter()
+            .filter(|r| r.0 == "y")
+            .map(|r| r.2.unwrap())
+            .sum()
+    };
+    let ids = |encounter: &str| {
+        let sql = format!(
+            "SELECT string_agg(claim_line_id, ' ' ORDER BY claim_line_id) FROM claim_lines
+             WHERE encounter_id = '{encounter}' AND status <> 'void'"
+        );
+        let pool = env.pool.clone();
+        async move {
+            let s: String = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
+            s.split(' ').map(str::to_owned).collect::<Vec<_>>()
+        }
+    };
+    let (a, b) = (ids("ENC-A").await, ids("ENC-B").await);
+    assert!(!a.is_empty() && !b.is_empty());
+    // 2026-06-01: ENC-B's own lines, not ENC-A's, whose entry there is stale.
+    let first = load("2026-06-01").await.unwrap();
+    assert_eq!(lines_of_day(&first), b);
+    assert_eq!(year(&first), ytd, "ENC-A counts once toward 2026");
+    // 2026-06-02: ENC-A's lines in force besides ENC-B's.
+    let second = load("2026-06-02").await.unwrap();
+    let mut both = [a.clone(), b.clone()].concat();
+    both.sort();
+    assert_eq!(lines_of_day(&second), both);
+    assert_eq!(year(&second), ytd);
+}
+
 /// `reprocess` lists an encounter by the date of its lines in force. Its
 /// list starts from the stored payloads' dates (migration 0014), and an
 /// encounter amended from 2026-10-01 to 2026-10-02 keeps a payload dated
