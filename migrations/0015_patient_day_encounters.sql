@@ -24,6 +24,35 @@ CREATE TABLE patient_day_encounters (
     PRIMARY KEY (patient_id, date_of_service, encounter_id)
 );
 
+-- Rolling updates: a replica of an earlier release, still running, would
+-- write lines in force without their entries, which the load below would
+-- not find (wrong units, a missed KX). Every claimline session names the
+-- newest migration its release knows (the startup option
+-- claimline.schema_version, src/store/mod.rs); an insert of claim lines by
+-- a session that knows none from 0015 on fails with SQLSTATE 55000, which
+-- the earlier releases retry as transient: such a replica stands still
+-- (nothing written, nothing dead-lettered) until the rollout replaces it.
+-- One call a statement, not a row.
+CREATE FUNCTION claimline_writer_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v text := current_setting('claimline.schema_version', true);
+BEGIN
+    IF v IS NULL OR v !~ '^[0-9]{1,9}$' OR v::int < 15 THEN
+        RAISE EXCEPTION 'claim lines written by a claimline release before migration 0015 (they would lack their patient_day_encounters entries): upgrade this replica'
+            USING ERRCODE = '55000';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Created before the lines are listed: it waits for the writers in flight
+-- to commit and holds off new ones until this migration commits, so the
+-- list below sees every line written before, and every line written after
+-- comes from a writer that adds its entries.
+CREATE TRIGGER claim_lines_writer_guard BEFORE INSERT ON claim_lines
+    FOR EACH STATEMENT EXECUTE FUNCTION claimline_writer_guard();
+
 INSERT INTO patient_day_encounters (patient_id, date_of_service, encounter_id)
 SELECT DISTINCT patient_id, date_of_service, encounter_id FROM claim_lines WHERE status <> 'void';
 

@@ -30,8 +30,15 @@ const VERSION_LINES: &str = "SELECT max(line_no) FROM claim_lines
        AND claim_line_id < ($1 || ':' || $2 || ';') COLLATE \"C\"
        AND encounter_id = $1 AND encounter_version = $2";
 
+/// Runs `sql` as a session of this release writes (migration 0015's guard
+/// refuses claim lines from a session that does not say so).
 async fn exec(env: &TestEnv, sql: &str) {
-    sqlx::query(sql).execute(&env.pool).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "BEGIN; SET LOCAL claimline.schema_version = '15'; {sql}; COMMIT"
+    ))
+    .execute(&env.pool)
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,6 +165,32 @@ async fn migration_0015_lists_the_encounter_and_day_of_every_line_in_force() {
             .await,
         0
     );
+    // A session of a release before 0015 (which would write lines without
+    // their entries) is refused with 55000: not one of the content errors
+    // that dead-letter (classes 22, 23, 54), so that release retries, and
+    // writes nothing until it is replaced. So is one that names an older
+    // schema, or nonsense.
+    let mut session = env.pool.acquire().await.unwrap();
+    for setting in [
+        "",
+        "SET LOCAL claimline.schema_version = '14';",
+        "SET LOCAL claimline.schema_version = 'x';",
+    ] {
+        let refused = sqlx::raw_sql(&format!(
+            "BEGIN; {setting} {}; COMMIT",
+            line("E4:1:1", "E4", "2026-11-02", "PAT-4", "validated")
+        ))
+        .execute(&mut *session)
+        .await
+        .unwrap_err();
+        let code = refused.as_database_error().and_then(|e| e.code()).unwrap();
+        assert_eq!(code, "55000", "{setting}: {refused}");
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut *session)
+            .await
+            .unwrap();
+    }
+    drop(session);
     let entries: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT patient_id, date_of_service::text, encounter_id FROM patient_day_encounters ORDER BY 1, 2, 3",
     )
