@@ -435,8 +435,9 @@ fn via_port(url: &str, port: u16) -> String {
 /// (`batch_events` events each, in processing order), each written as one
 /// COPY per table (events, payloads, claim lines, the patients' days'
 /// encounters) in one transaction, into empty copies of those tables (same
-/// columns, indexes and checks). No rules, locks, look-ups or outbox. Events per second of write time, and
-/// the CPU those writes took (`cpu_line`).
+/// columns, indexes and checks). No rules, locks, look-ups or outbox.
+/// Events per second of write time, and the CPU those writes took
+/// (`cpu_line`).
 async fn database_ceiling(pool: &sqlx::PgPool, batch_events: usize, broker: &str) -> (f64, String) {
     use futures_util::TryStreamExt;
     // Each table's rows of a batch (`{list}`: its event ids). An encounter's

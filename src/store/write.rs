@@ -216,9 +216,10 @@ struct Lines<'a> {
 /// The (patient, date of service, encounter) entries of the lines inserted
 /// in force, each once: migration 0015's `patient_day_encounters`, which
 /// must hold one for every line in force. The statement adds those not
-/// there yet; two transactions never add the same entry, since it names
-/// the encounter and a batch holds its encounters' locks from the load to
-/// COMMIT (so the statement sees every entry committed before).
+/// there yet; two transactions never add the same entry: it names a
+/// patient's day, and a batch holds the locks of its patient-years (those
+/// of every day it writes lines on, see `load::lock_and_load`) from the load
+/// to COMMIT, so the statement sees every entry committed before.
 #[derive(Default)]
 struct Days<'a> {
     patient: Vec<&'a str>,
