@@ -23,7 +23,15 @@ pub(crate) struct Batch {
     deadline: Duration,
     decode: Decode,
     loaded: Loaded,
+    /// The size of the batch's write statement, roughly (see
+    /// [`Batch::commit_written`]).
+    written: usize,
 }
+
+/// A batch connection keeps a write buffer up to this size for its next
+/// batch; one grown past it (a batch of large events) is shrunk after the
+/// commit, so a burst of megabyte events leaves no buffers of tens of MiB.
+const KEEP_BUFFER_MAX: usize = 4 * 1024 * 1024;
 
 impl Batch {
     /// `step` within the deadline, or [`DeadlineMissed`].
@@ -59,6 +67,7 @@ impl Db {
             deadline: self.deadline(),
             decode,
             loaded,
+            written: 0,
         };
         Ok((batch, ledger))
     }
@@ -196,17 +205,23 @@ impl Batch {
         batch: &mut BatchWrite,
         owner: &Owner,
     ) -> anyhow::Result<()> {
-        Batch::timed(self.deadline, write::write_rows(&mut self.tx, batch, owner)).await
+        self.written =
+            Batch::timed(self.deadline, write::write_rows(&mut self.tx, batch, owner)).await?;
+        Ok(())
     }
 
     /// Commits what [`Batch::write`] wrote. The connection keeps its
-    /// write buffer at the size of the largest batch it wrote (about 2 KiB
-    /// an event; a batch connection is one of CLAIMLINE_BATCHES_IN_FLIGHT):
-    /// shrunk after every batch, each write grew it again by doubling, and
-    /// that copying and the fresh pages it faulted in were about a third of
-    /// the service's page faults (bench, `perf record -e page-faults`).
+    /// write buffer for the next batch (about 2 KiB an event; a batch
+    /// connection is one of CLAIMLINE_BATCHES_IN_FLIGHT) unless it grew past
+    /// [`KEEP_BUFFER_MAX`]: shrunk after every batch, each write grew it
+    /// again by doubling, and that copying and the fresh pages it faulted
+    /// in were about a third of the service's page faults (bench, `perf
+    /// record -e page-faults`).
     pub(crate) async fn commit_written(mut self) -> anyhow::Result<()> {
         Batch::timed(self.deadline, write::commit(&mut self.tx)).await?;
+        if self.written > KEEP_BUFFER_MAX {
+            sqlx::Connection::shrink_buffers(&mut *self.tx);
+        }
         self.tx.release();
         Ok(())
     }

@@ -13,7 +13,8 @@ use crate::domain::claim::Status;
 use crate::domain::{ClaimLine, Flag};
 
 /// Every table's rows of the batch, one statement. The batch's outbox
-/// entries get the id of their outbox row.
+/// entries get the id of their outbox row. Returns the statement's size,
+/// roughly (its parameters' bytes).
 ///
 /// The statement's parts see one snapshot: a void of a line this same
 /// batch inserts (two versions of an encounter in one batch) would not find
@@ -35,7 +36,7 @@ pub(super) async fn write_rows(
     tx: &mut PgConnection,
     batch: &mut BatchWrite,
     owner: &Owner,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<usize> {
     let mut voids: HashMap<&str, &str> = batch
         .voids
         .iter()
@@ -58,16 +59,13 @@ pub(super) async fn write_rows(
     encounters.dedup();
     // The Bind message's size, roughly: reserved at once rather than grown
     // by doubling (each growth copies what is there).
+    let size = p.iter().map(|r| r.payload.len() + 64).sum::<usize>()
+        + 320 * batch.new_lines.len()
+        + 160 * e.len()
+        + 64 * outbox.len()
+        + 4096;
     let mut args = sqlx::postgres::PgArguments::default();
-    sqlx::Arguments::reserve(
-        &mut args,
-        50,
-        p.iter().map(|r| r.payload.len() + 64).sum::<usize>()
-            + 320 * batch.new_lines.len()
-            + 160 * e.len()
-            + 64 * outbox.len()
-            + 4096,
-    );
+    sqlx::Arguments::reserve(&mut args, 50, size);
     let id: Option<i64> = sqlx::query_scalar_with(
         "WITH lines AS (
            INSERT INTO claim_lines (claim_line_id, encounter_id, encounter_version, event_id, date_of_service,
@@ -174,7 +172,7 @@ pub(super) async fn write_rows(
             entry.id = id;
         }
     }
-    Ok(())
+    Ok(size)
 }
 
 pub(super) async fn commit(tx: &mut PgConnection) -> anyhow::Result<()> {
