@@ -10,8 +10,9 @@ CARGO ?= cargo
 test:
 	@set -euo pipefail; \
 	scripts/ensure-tools.sh; \
-	export CLAIMLINE_TEST_DATABASE_URL="$$(scripts/ensure-postgres.sh)"; \
-	export CLAIMLINE_TEST_KAFKA="$$(scripts/start-broker.sh)"; \
+	db="$$(scripts/ensure-postgres.sh)"; \
+	kafka="$$(scripts/start-broker.sh)"; \
+	export CLAIMLINE_TEST_DATABASE_URL="$$db" CLAIMLINE_TEST_KAFKA="$$kafka"; \
 	$(CARGO) fmt --all -- --check; \
 	$(CARGO) clippy --all-targets -- -D warnings; \
 	scripts/check-deploy.sh; \
@@ -27,9 +28,11 @@ bench: bench-e2e
 # (port 19193, in-memory) so earlier runs' data does not skew the figures.
 bench-e2e:
 	@set -euo pipefail; \
-	export CLAIMLINE_TEST_DATABASE_URL="$$(scripts/ensure-postgres.sh)"; \
+	db="$$(scripts/ensure-postgres.sh)"; \
+	export CLAIMLINE_TEST_DATABASE_URL="$$db"; \
 	BROKER_PORT=19193 scripts/stop.sh; \
-	export CLAIMLINE_TEST_KAFKA="$$(BROKER_PORT=19193 scripts/start-broker.sh)"; \
+	kafka="$$(BROKER_PORT=19193 BROKER_FRESH=1 scripts/start-broker.sh)"; \
+	export CLAIMLINE_TEST_KAFKA="$$kafka"; \
 	trap 'BROKER_PORT=19193 scripts/stop.sh' EXIT; \
 	$(CARGO) bench --bench e2e
 
