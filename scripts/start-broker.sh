@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a Tansu broker with in-memory storage on 127.0.0.1:$PORT (default
-# 19092) unless one already answers there (see BROKER_FRESH below), and waits until it accepts
-# connections. Prints the bootstrap address. The broker is the prebuilt
+# 19092) unless one already answers there (see BROKER_FRESH below), and
+# waits until it accepts connections. Prints the bootstrap address. The broker is the prebuilt
 # release build scripts/ensure-tansu.sh installs (the demo, the tests and the
 # benchmark use the same one, on ports of their own).
 set -euo pipefail

@@ -226,10 +226,11 @@ fn set_defaults(c: &mut rdkafka::config::ClientConfig, group_id: &str) {
         // Prefetch up to 4 MiB (librdkafka's default is 64 MiB), and
         // fetch again 20 ms after the queue was full rather than 1 s
         // (librdkafka's fetch.queue.backoff.ms): with the 1 s backoff a
-        // 4 MiB queue ran dry between fetches (4,034 events/s steady in the
-        // bench) and 16 MiB was needed; with 20 ms, 4 MiB gives 16,287 and
-        // 16,636 steady and a peak RSS of 92-94 MiB, against 14,411-15,780
-        // and 106-118 MiB with 16 MiB (same machine, same hour).
+        // 4 MiB queue runs dry between fetches (bench: 4,206 events/s
+        // steady, the machine 64% busy), so 16 MiB was needed. With 20 ms
+        // and the batch connections' kept write buffers (store/batch.rs),
+        // run in turn with 16 MiB and 1 s: 15,855-16,824 steady against
+        // 15,097-15,711, peak RSS 93-97 MiB against 107-110.
         ("queued.max.messages.kbytes", "4096"),
         ("fetch.queue.backoff.ms", "20"),
         // Tansu 0.6.0 holds a fetch with nothing new for the whole
