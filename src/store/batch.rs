@@ -185,8 +185,17 @@ impl Batch {
                 .context("Failed to roll back")
         })
         .await?;
-        self.tx.release();
+        self.release();
         Ok(())
+    }
+
+    /// Returns the connection to the pool, its write buffer shrunk if this
+    /// batch's write grew it past [`KEEP_BUFFER_MAX`].
+    fn release(mut self) {
+        if self.written > KEEP_BUFFER_MAX {
+            sqlx::Connection::shrink_buffers(&mut *self.tx);
+        }
+        self.tx.release();
     }
 
     /// A statement of the store's own in the open transaction, within the
@@ -219,10 +228,7 @@ impl Batch {
     /// record -e page-faults`).
     pub(crate) async fn commit_written(mut self) -> anyhow::Result<()> {
         Batch::timed(self.deadline, write::commit(&mut self.tx)).await?;
-        if self.written > KEEP_BUFFER_MAX {
-            sqlx::Connection::shrink_buffers(&mut *self.tx);
-        }
-        self.tx.release();
+        self.release();
         Ok(())
     }
 
