@@ -329,8 +329,6 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// "service 3.4 s (35% of a core), Postgres ..." for the ticks between two
-/// samples over `wall`.
 /// Checkpoints the server has begun so far (timed and requested), where it
 /// says. A run's Postgres CPU varies by a fifth and more run to run on the
 /// shared server; a checkpoint writing out the buffers meanwhile is one
@@ -348,6 +346,8 @@ async fn checkpoints(pool: &sqlx::PgPool) -> Option<i64> {
     None
 }
 
+/// "service 3.4 s (35% of a core), Postgres ..." for the ticks between two
+/// samples over `wall`.
 fn cpu_line(from: Cpu, to: Cpu, wall: Duration) -> String {
     let tck = clock_ticks();
     let wall = wall.as_secs_f64().max(1e-3);
@@ -637,7 +637,7 @@ async fn main() {
     let service = started.elapsed();
     let cpu_backlog = cpu_line(cpu_started, cpu_now(child.id(), &broker_addr), service);
     let checkpoints_during = match (checkpoints_before, checkpoints(&pool).await) {
-        (Some(a), Some(b)) => format!("{}", b - a),
+        (Some(a), Some(b)) => (b - a).to_string(),
         _ => "unknown".into(),
     };
     // Latency under load: with the backlog done, events at a steady rate.
