@@ -176,16 +176,29 @@ impl Browser {
         }
     }
 
+    /// The element, looked for again while it is not there yet (a form's
+    /// submit may still be loading the next page when a click returns).
     async fn find(&self, css: &str) -> String {
-        let v = self
-            .cmd(
-                "POST",
-                "element",
-                json!({"using": "css selector", "value": css}),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"));
-        v[ELEMENT].as_str().unwrap().to_owned()
+        let start = Instant::now();
+        loop {
+            let found = self
+                .cmd(
+                    "POST",
+                    "element",
+                    json!({"using": "css selector", "value": css}),
+                )
+                .await;
+            match found {
+                Ok(v) => return v[ELEMENT].as_str().unwrap().to_owned(),
+                Err(e)
+                    if e.contains("no such element")
+                        && start.elapsed() < Duration::from_secs(20) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("{css}: {e}"),
+            }
+        }
     }
 
     async fn count(&self, css: &str) -> usize {
