@@ -83,6 +83,10 @@ async fn call(port: u16, method: &str, path: &str, body: Option<Value>) -> Resul
     Ok(v["value"].clone())
 }
 
+/// How long a page may take to load after a click or a navigation: the
+/// bound of [`Browser::wait_url`] and [`Browser::find`] (a liveness bound).
+const PAGE_LOAD: Duration = Duration::from_secs(20);
+
 impl Browser {
     async fn start(downloads: &Path) -> Browser {
         let chromium = tool("chromium");
@@ -168,10 +172,7 @@ impl Browser {
             if url.contains(part) {
                 return;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "{url} has no {part}"
-            );
+            assert!(start.elapsed() < PAGE_LOAD, "{url} has no {part}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -190,10 +191,7 @@ impl Browser {
                 .await;
             match found {
                 Ok(v) => return v[ELEMENT].as_str().unwrap().to_owned(),
-                Err(e)
-                    if e.contains("no such element")
-                        && start.elapsed() < Duration::from_secs(20) =>
-                {
+                Err(e) if e.contains("no such element") && start.elapsed() < PAGE_LOAD => {
                     tokio::time::sleep(Duration::from_millis(100)).await
                 }
                 Err(e) => panic!("{css}: {e}"),
