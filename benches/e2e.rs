@@ -6,7 +6,8 @@
 //! BENCH_EVENTS events (default 100,000, 4 services each) into a fresh
 //! topic, runs the release service until every event's claim lines are on
 //! `claim-lines`, and prints events/s, p50/p99 latency from the event's
-//! broker timestamp to its claim line's, the service's peak memory, and the
+//! broker timestamp to its claim line's, the service's peak memory (with
+//! where it sat at the highest sample: `MemoryAtPeak`), and the
 //! ratio to an rdkafka consumer that copies the same messages to another
 //! topic without parsing them, and the CPU the service, Postgres and the
 //! broker used while the backlog drained. Floors (issue 24, by the steady
@@ -233,6 +234,112 @@ fn span_secs(ts: impl Iterator<Item = i64>) -> f64 {
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// Where the service's resident memory sat at its highest, from
+/// /proc/<pid>/smaps, so that a run that peaks high says what grew: the
+/// mimalloc arena (Rust's heap: its reservations are the anonymous regions
+/// of 256 MiB or more), glibc's thread arenas (librdkafka's and TLS's
+/// heap: anonymous regions that start on a 64 MiB boundary), glibc's main
+/// heap, the binary and libraries, and the rest (thread stacks, small
+/// maps); with the thread count.
+#[derive(Clone, Default)]
+struct MemoryAtPeak {
+    rss_kib: u64,
+    mimalloc_kib: u64,
+    glibc_arenas_kib: u64,
+    glibc_arenas: usize,
+    heap_kib: u64,
+    files_kib: u64,
+    other_kib: u64,
+    threads: usize,
+}
+
+impl MemoryAtPeak {
+    fn read(pid: u32) -> Option<MemoryAtPeak> {
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+        let mut m = MemoryAtPeak {
+            threads: std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.count(),
+            ..Default::default()
+        };
+        // Each region: a header line, then fields; Rss is one of them.
+        let mut region: Option<(u64, u64, String)> = None;
+        for line in smaps.lines() {
+            let mut f = line.split_whitespace();
+            let first = f.next().unwrap_or_default();
+            if let Some((a, b)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+                let (a, b) = (
+                    u64::from_str_radix(a, 16).ok()?,
+                    u64::from_str_radix(b, 16).ok()?,
+                );
+                region = Some((a, b - a, f.nth(4).unwrap_or_default().to_owned()));
+            } else if first == "Rss:" {
+                let kib: u64 = f.next()?.parse().ok()?;
+                let (start, size, name) = region.as_ref()?;
+                m.rss_kib += kib;
+                match name.as_str() {
+                    "" if *size >= 256 << 20 => m.mimalloc_kib += kib,
+                    "" if start % (64 << 20) == 0 && kib > 0 => {
+                        m.glibc_arenas_kib += kib;
+                        m.glibc_arenas += 1;
+                    }
+                    "[heap]" => m.heap_kib += kib,
+                    n if n.starts_with('/') => m.files_kib += kib,
+                    _ => m.other_kib += kib,
+                }
+            }
+        }
+        Some(m)
+    }
+}
+
+impl std::fmt::Display for MemoryAtPeak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        write!(
+            f,
+            "{:.1} MiB resident: mimalloc {:.1}, glibc thread arenas {:.1} ({}), glibc main heap {:.1}, binary and libraries {:.1}, other (stacks, small maps) {:.1}; {} threads",
+            mib(self.rss_kib),
+            mib(self.mimalloc_kib),
+            mib(self.glibc_arenas_kib),
+            self.glibc_arenas,
+            mib(self.heap_kib),
+            mib(self.files_kib),
+            mib(self.other_kib),
+            self.threads
+        )
+    }
+}
+
+/// Follows the service's resident memory every 20 ms until `stop`, and
+/// returns its split ([`MemoryAtPeak`]) at the highest sample. Sampling
+/// can miss a peak between two samples, which VmHWM does not.
+fn watch_memory(
+    pid: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Option<MemoryAtPeak>> {
+    std::thread::spawn(move || {
+        let mut peak: Option<MemoryAtPeak> = None;
+        let mut highest = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                });
+            // Only a new high (by 256 KiB) reads the whole smaps.
+            if let Some(rss) = rss.filter(|r| *r > highest + 256) {
+                highest = rss;
+                if let Some(m) = MemoryAtPeak::read(pid) {
+                    peak = Some(m);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    })
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -624,6 +731,8 @@ async fn main() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("claimline starts");
+    let stop_watch = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let memory_watch = watch_memory(child.id(), stop_watch.clone());
     let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
     let checkpoints_before = checkpoints(&pool).await;
     let mut rss = 0.0f64;
@@ -671,6 +780,8 @@ async fn main() {
                 / v("claimline_db_batch_duration_seconds_count")
         );
     }
+    stop_watch.store(true, std::sync::atomic::Ordering::Relaxed);
+    let memory_at_peak = memory_watch.join().ok().flatten();
     let _ = child.kill();
     let _ = child.wait();
     let eps = n as f64 / service.as_secs_f64();
@@ -720,6 +831,9 @@ async fn main() {
         );
     }
     println!("  peak memory (VmHWM): {rss:.1} MiB; floor < 125 MiB");
+    if let Some(m) = memory_at_peak {
+        println!("  at the highest sample: {m}");
+    }
     println!("  CPU during the backlog (service start to its last row): {cpu_backlog}");
     println!("  Postgres checkpoints begun during the backlog: {checkpoints_during}");
     println!(
