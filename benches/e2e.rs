@@ -241,8 +241,9 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 /// mimalloc arena (Rust's heap: its reservations are the anonymous regions
 /// of 256 MiB or more), glibc's thread arenas (librdkafka's and TLS's
 /// heap: anonymous regions that start on a 64 MiB boundary), glibc's main
-/// heap, the binary and libraries, and the rest (thread stacks, small
-/// maps); with the thread count.
+/// heap, the binary and libraries, and the rest (thread stacks, and the
+/// blocks glibc maps on their own: 128 KiB and more, see src/main.rs);
+/// with the thread count.
 #[derive(Clone, Default)]
 struct MemoryAtPeak {
     rss_kib: u64,
@@ -298,7 +299,7 @@ impl std::fmt::Display for MemoryAtPeak {
         let mib = |kib: u64| kib as f64 / 1024.0;
         write!(
             f,
-            "{:.1} MiB resident: mimalloc {:.1}, glibc thread arenas {:.1} ({}), glibc main heap {:.1}, binary and libraries {:.1}, other (stacks, small maps) {:.1}; {} threads",
+            "{:.1} MiB resident: mimalloc {:.1}, glibc thread arenas {:.1} ({}), glibc main heap {:.1}, binary and libraries {:.1}, other anonymous (thread stacks, blocks glibc mapped on their own) {:.1}; {} threads",
             mib(self.rss_kib),
             mib(self.mimalloc_kib),
             mib(self.glibc_arenas_kib),
