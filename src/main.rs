@@ -46,10 +46,12 @@ fn allocator_defaults() {
 /// core), and the first large block freed (a fetch response, up to 5 MiB
 /// from Tansu) raises the mapping threshold to its size and lets every
 /// arena keep twice that unreturned: `make bench-e2e` measured 11.8-25.1
-/// MiB resident in 11-12 thread arenas at the service's peak, and 2.3-2.4
-/// MiB in one with these settings (peak RSS 85.5-88.0 MiB against
-/// 93.4-98.8, same throughput within the machine's noise). Skipped when
-/// `GLIBC_TUNABLES` sets any `glibc.malloc` tunable: the operator's wins.
+/// MiB resident in 11-12 thread arenas at the service's peak, and 0.4-2.4
+/// MiB in one with these settings (peak RSS 80.9-86.5 MiB against
+/// 93.4-98.8, same throughput within the machine's noise). At most 2
+/// arenas alone left 14.4-22.8 MiB in one: the fixed thresholds matter.
+/// Skipped when `GLIBC_TUNABLES` sets any `glibc.malloc` tunable: the
+/// operator's wins.
 #[cfg(target_env = "gnu")]
 #[allow(unsafe_code)]
 fn glibc_malloc_defaults() {
