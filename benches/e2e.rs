@@ -244,7 +244,7 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 /// heap, the binary and libraries, and the rest (thread stacks, and the
 /// blocks glibc maps on their own: 128 KiB and more, see src/main.rs);
 /// with the thread count.
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct MemoryAtPeak {
     rss_kib: u64,
     mimalloc_kib: u64,
@@ -323,15 +323,8 @@ fn watch_memory(
         let mut peak: Option<MemoryAtPeak> = None;
         let mut highest = 0u64;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find(|l| l.starts_with("VmRSS:"))
-                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                });
             // Only a new high (by 256 KiB) reads the whole smaps.
-            if let Some(rss) = rss.filter(|r| *r > highest + 256) {
+            if let Some(rss) = status_kib(pid, "VmRSS").filter(|r| *r > highest + 256) {
                 highest = rss;
                 if let Some(m) = MemoryAtPeak::read(pid) {
                     peak = Some(m);
@@ -343,16 +336,18 @@ fn watch_memory(
     })
 }
 
+/// A `field` of /proc/<pid>/status (VmHWM, VmRSS), in KiB.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+    status_kib(pid, "VmHWM").map_or(f64::NAN, |kib| kib as f64 / 1024.0)
 }
 
 /// CPU time used so far (clock ticks, utime + stime from /proc/<pid>/stat)
