@@ -216,6 +216,41 @@ impl TestEnv {
 
     /// Reads a topic from the start until `n` messages or the timeout.
     pub async fn read(&self, topic: &str, n: usize, timeout: Duration) -> Vec<Received> {
+        self.read_until(topic, timeout, Duration::ZERO, |read| read.len() >= n)
+            .await
+    }
+
+    /// The distinct claim line ids on the output topic, read from the start
+    /// until `n` of them were seen or the timeout: a test of "every line
+    /// reached the topic" that stops as soon as it holds, however many
+    /// duplicates a redelivery added, and waits no longer than it must.
+    pub async fn published_line_ids(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> std::collections::HashSet<String> {
+        let mut ids = std::collections::HashSet::new();
+        self.read_until(&self.output, timeout, Duration::ZERO, |read| {
+            if let Some(m) = read.last() {
+                ids.insert(m.json()["claim_line_id"].as_str().unwrap().to_owned());
+            }
+            ids.len() >= n
+        })
+        .await;
+        ids
+    }
+
+    /// Reads a topic from the start until `enough` says so (it sees the
+    /// messages read so far, after each one), then on while messages keep
+    /// coming within `grace` of each other (what came after, such as a
+    /// duplicate), or until the timeout.
+    pub async fn read_until(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        grace: Duration,
+        mut enough: impl FnMut(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap())
             .set("group.id", unique("reader"))
@@ -227,8 +262,16 @@ impl TestEnv {
         consumer.subscribe(&[topic]).unwrap();
         let mut out = Vec::new();
         let deadline = tokio::time::Instant::now() + timeout;
-        while out.len() < n {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+        let mut quiet_until: Option<tokio::time::Instant> = None;
+        loop {
+            if quiet_until.is_none() && enough(&out) {
+                if grace.is_zero() {
+                    break;
+                }
+                quiet_until = Some(tokio::time::Instant::now() + grace);
+            }
+            let until = quiet_until.map_or(deadline, |q| q.min(deadline));
+            match tokio::time::timeout_at(until, consumer.recv()).await {
                 Ok(Ok(m)) => out.push(Received {
                     key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     value: m.payload().unwrap_or_default().to_vec(),
@@ -249,6 +292,9 @@ impl TestEnv {
                 }),
                 Ok(Err(_)) => {}
                 Err(_) => break,
+            }
+            if let Some(q) = quiet_until.as_mut() {
+                *q = tokio::time::Instant::now() + grace;
             }
         }
         out
